@@ -1,0 +1,1 @@
+"""Pitstop: swap the model while the car keeps running."""
