@@ -1,0 +1,304 @@
+"""The control-plane binaries: which versions, where they are cached, how they are built.
+
+This module owns the recipe that turns Go modules from the module proxy into the
+executables the local control plane runs (kube-apiserver, kube-controller-manager,
+kube-scheduler, kubectl, etcd, kwok, helm). Nothing is downloaded except through the
+`go` command, and nothing is written into the repository: every build happens in a
+generated wrapper module inside the cache directory.
+
+Why a wrapper module: `go install k8s.io/kubernetes/cmd/...@v1.36.3` is refused because
+the kubernetes go.mod `replace`s its staging modules (k8s.io/api, client-go, ...) with
+local directories and requires them at `v0.0.0`. A wrapper that requires the module and
+`replace`s each of those staging modules with its published `v0.Y.Z` tag builds the
+same code.
+
+It must not start processes other than `go`; running the binaries is `cluster`'s job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+KUBERNETES_VERSION = "v1.36.3"
+ETCD_VERSION = "v3.6.16"
+KWOK_VERSION = "v0.8.0"
+HELM_VERSION = "v3.22.0"
+
+# Written next to the binaries; records which version each binary was built from, so
+# bumping one of the versions above rebuilds only that group.
+MANIFEST_NAME = "versions.json"
+
+Log = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class GoBuild:
+    """One `go build` in one generated wrapper module, producing one or more binaries."""
+
+    name: str
+    module: str
+    version: str
+    packages: tuple[str, ...]
+    binaries: tuple[str, ...]
+    ldflags: tuple[str, ...] = ()
+    # Replace every staging module (required at v0.0.0 upstream) with this tag.
+    staging_tag: str | None = None
+
+    @property
+    def stamp(self) -> str:
+        return f"{self.module}@{self.version}"
+
+
+def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
+    # Same variables as kubernetes' hack/lib/version.sh sets, in both places that
+    # report a version: component-base (servers, `/version`) and client-go (kubectl).
+    major, minor = version.lstrip("v").split(".")[:2]
+    build_date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    flags: list[str] = []
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate={build_date}",
+        ]
+    return tuple(flags)
+
+
+def builds() -> tuple[GoBuild, ...]:
+    """Every build the control plane needs, in the order they run."""
+    staging_tag = "v0." + KUBERNETES_VERSION.lstrip("v").split(".", 1)[1]
+    return (
+        GoBuild(
+            name="kubernetes",
+            module="k8s.io/kubernetes",
+            version=KUBERNETES_VERSION,
+            packages=tuple(
+                f"k8s.io/kubernetes/cmd/{cmd}"
+                for cmd in (
+                    "kube-apiserver",
+                    "kube-controller-manager",
+                    "kube-scheduler",
+                    "kubectl",
+                )
+            ),
+            binaries=("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
+            ldflags=_kubernetes_ldflags(KUBERNETES_VERSION),
+            staging_tag=staging_tag,
+        ),
+        # etcd's server module has `package main` at its root (main.go calls
+        # etcdmain.Main), so it builds directly; its own `replace ../api` lines do not
+        # apply to a dependency, and the versions it requires are all published.
+        GoBuild(
+            name="etcd",
+            module="go.etcd.io/etcd/server/v3",
+            version=ETCD_VERSION,
+            packages=("go.etcd.io/etcd/server/v3",),
+            binaries=("etcd",),
+        ),
+        GoBuild(
+            name="kwok",
+            module="sigs.k8s.io/kwok",
+            version=KWOK_VERSION,
+            packages=("sigs.k8s.io/kwok/cmd/kwok",),
+            binaries=("kwok",),
+        ),
+        GoBuild(
+            name="helm",
+            module="helm.sh/helm/v3",
+            version=HELM_VERSION,
+            packages=("helm.sh/helm/v3/cmd/helm",),
+            binaries=("helm",),
+            ldflags=(f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",),
+        ),
+    )
+
+
+def cache_root() -> Path:
+    """`$PITSTOP_CACHE`, else `~/.cache/pitstop`."""
+    configured = os.environ.get("PITSTOP_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "pitstop"
+
+
+def cache_dir() -> Path:
+    """Directory for this set of versions: binaries in `bin/`, wrapper modules in `build/`."""
+    return cache_root() / f"k8s-{KUBERNETES_VERSION}"
+
+
+def bin_dir() -> Path:
+    return cache_dir() / "bin"
+
+
+# --- go.mod handling (pure) -------------------------------------------------------------
+
+_REQUIRE_BLOCK = re.compile(r"^require\s*\((.*?)^\)", re.MULTILINE | re.DOTALL)
+_REQUIRE_LINE = re.compile(r"^require\s+(\S+)\s+(\S+)", re.MULTILINE)
+_GO_DIRECTIVE = re.compile(r"^go\s+(\S+)\s*$", re.MULTILINE)
+
+
+def parse_requires(gomod: str) -> dict[str, str]:
+    """Module path -> version for every `require` of a go.mod (block and single-line)."""
+    requires: dict[str, str] = {}
+    for block in _REQUIRE_BLOCK.findall(gomod):
+        for line in block.splitlines():
+            fields = line.split("//", 1)[0].split()
+            if len(fields) >= 2:
+                requires[fields[0]] = fields[1]
+    for path, version in _REQUIRE_LINE.findall(gomod):
+        if path != "(":
+            requires[path] = version
+    return requires
+
+
+def parse_go_version(gomod: str) -> str | None:
+    match = _GO_DIRECTIVE.search(gomod)
+    return match.group(1) if match else None
+
+
+def staging_modules(gomod: str) -> list[str]:
+    """Modules required at the placeholder version `v0.0.0`, i.e. kubernetes' staging repos.
+
+    Pseudo-versions such as `v0.0.0-20250730193827-2d320260d730` are real releases and
+    are left alone.
+    """
+    return sorted(path for path, version in parse_requires(gomod).items() if version == "v0.0.0")
+
+
+def wrapper_gomod(
+    *,
+    module: str,
+    go_version: str,
+    requires: Mapping[str, str],
+    replaces: Mapping[str, str],
+) -> str:
+    """The text of a wrapper go.mod requiring `requires` with `replaces` pinned to tags."""
+    lines = [f"module {module}", "", f"go {go_version}", ""]
+    if requires:
+        lines.append("require (")
+        lines += [f"\t{path} {version}" for path, version in sorted(requires.items())]
+        lines += [")", ""]
+    if replaces:
+        lines.append("replace (")
+        lines += [f"\t{path} => {path} {tag}" for path, tag in sorted(replaces.items())]
+        lines += [")", ""]
+    return "\n".join(lines)
+
+
+def wrapper_gomod_for(build: GoBuild, upstream_gomod: str) -> str:
+    """The wrapper go.mod for one build, given the text of the upstream module's go.mod."""
+    replaces: dict[str, str] = {}
+    if build.staging_tag is not None:
+        replaces = dict.fromkeys(staging_modules(upstream_gomod), build.staging_tag)
+    return wrapper_gomod(
+        module=f"pitstop.dev/devcluster/build/{build.name}",
+        go_version=parse_go_version(upstream_gomod) or "1.26.0",
+        requires={build.module: build.version},
+        replaces=replaces,
+    )
+
+
+# --- building (I/O) ------------------------------------------------------------------------
+
+
+def go_env() -> dict[str, str]:
+    """Environment for every `go` call: Go's own caches stay at their defaults."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "CGO_ENABLED": "0",
+            # -mod=mod lets `go build` fill in go.sum for the generated wrapper.
+            "GOFLAGS": "-mod=mod -buildvcs=false",
+            # Never fetch a different toolchain: the machine's Go is the one we use.
+            "GOTOOLCHAIN": "local",
+        }
+    )
+    return env
+
+
+def read_manifest(directory: Path) -> dict[str, str]:
+    try:
+        data = json.loads((directory / MANIFEST_NAME).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def missing_builds(directory: Path, wanted: Iterable[GoBuild]) -> list[GoBuild]:
+    """Builds whose binaries are absent, or were built from another version."""
+    manifest = read_manifest(directory)
+    return [
+        build
+        for build in wanted
+        if any(
+            not (directory / binary).is_file() or manifest.get(binary) != build.stamp
+            for binary in build.binaries
+        )
+    ]
+
+
+def _download_gomod(build: GoBuild, env: Mapping[str, str]) -> str:
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"{build.module}@{build.version}"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=dict(env),
+    )
+    info = json.loads(out.stdout)
+    if "Error" in info:
+        raise RuntimeError(f"go mod download {build.stamp}: {info['Error']}")
+    return Path(info["GoMod"]).read_text()
+
+
+def run_build(build: GoBuild, directory: Path, log: Log) -> float:
+    """Build one group into `directory`; return the seconds it took."""
+    env = go_env()
+    work = cache_dir() / "build" / build.name
+    work.mkdir(parents=True, exist_ok=True)
+    gomod = wrapper_gomod_for(build, _download_gomod(build, env))
+    (work / "go.mod").write_text(gomod)
+
+    # `-o DIR/` with several packages writes one binary per package; with one package
+    # the output name is given explicitly (etcd's package path ends in `/v3`).
+    output = f"{directory}/" if len(build.packages) > 1 else str(directory / build.binaries[0])
+    command: list[str] = ["go", "build", "-trimpath", "-o", output]
+    command += ["-ldflags", " ".join(("-s", "-w", *build.ldflags))]
+    command += build.packages
+    log(f"building {build.stamp} -> {', '.join(build.binaries)}")
+    started = time.monotonic()
+    with (work / "build.log").open("a") as build_log:
+        build_log.write(f"$ {' '.join(command)}\n")
+        build_log.flush()
+        result = subprocess.run(command, cwd=work, env=env, stdout=build_log, stderr=build_log)
+        elapsed = time.monotonic() - started
+        build_log.write(f"exit {result.returncode} after {elapsed:.0f}s\n")
+    if result.returncode != 0:
+        tail = (work / "build.log").read_text().splitlines()[-30:]
+        raise RuntimeError(f"go build of {build.stamp} failed:\n" + "\n".join(tail))
+    log(f"built {build.stamp} in {elapsed:.0f}s")
+    return elapsed
+
+
+def ensure_binaries(
+    *, force: bool = False, log: Log = lambda _: None, only: Sequence[str] = ()
+) -> Path:
+    """Return the bin dir, building whatever binaries are absent (all, with `force`)."""
+    directory = bin_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    wanted = [b for b in builds() if not only or b.name in only]
+    todo = wanted if force else missing_builds(directory, wanted)
+    for build in todo:
+        run_build(build, directory, log)
+        manifest = read_manifest(directory)
+        manifest.update(dict.fromkeys(build.binaries, build.stamp))
+        (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return directory

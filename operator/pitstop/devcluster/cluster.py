@@ -1,0 +1,460 @@
+"""The local control plane as one object: `Cluster(state_dir).up()`, `.down()`, `.env()`.
+
+This module owns the order in which the components start and the conditions that make
+the cluster usable: etcd healthy, the apiserver ready, the fake nodes Ready, and the
+`default` ServiceAccount created (pods are refused until it exists). Everything about a
+running cluster is recorded in `state.json` under the state dir, so a later `down` (from
+another process) finds and stops exactly what `up` started; a second `up` on a healthy
+cluster returns the recorded info instead of starting anything.
+
+Listeners are all on 127.0.0.1 and on ports chosen free at start, so several clusters
+(a developer's and the test suite's) run side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import ipaddress
+import json
+import os
+import shlex
+import shutil
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pitstop.devcluster import binaries, certs, kubeconfig, processes, stages
+
+SERVICE_CIDR = "10.0.0.0/24"
+DEFAULT_POD_CIDR = "127.200.0.0/16"
+NODE_COUNT = 2
+STATE_FILE = "state.json"
+# What `up` creates under the state dir, and the only things `down --purge` removes.
+_OWNED = ("pki", "etcd-data", "logs", "kwok", "kwok.yaml", STATE_FILE, "kubeconfig")
+
+Log = Callable[[str], None]
+
+
+class ClusterError(RuntimeError):
+    """The control plane did not come up; the message names the component and its log."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterInfo:
+    """Everything a client needs, as recorded in `state.json`."""
+
+    state_dir: Path
+    bin_dir: Path
+    kubeconfig: Path
+    server: str
+    ports: dict[str, int]
+    processes: tuple[processes.Running, ...]
+    pod_cidr: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "state_dir": str(self.state_dir),
+                "bin_dir": str(self.bin_dir),
+                "kubeconfig": str(self.kubeconfig),
+                "server": self.server,
+                "ports": self.ports,
+                "processes": [dataclasses.asdict(p) for p in self.processes],
+                "pod_cidr": self.pod_cidr,
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ClusterInfo:
+        data: dict[str, Any] = json.loads(text)
+        return cls(
+            state_dir=Path(data["state_dir"]),
+            bin_dir=Path(data["bin_dir"]),
+            kubeconfig=Path(data["kubeconfig"]),
+            server=str(data["server"]),
+            ports={str(k): int(v) for k, v in data["ports"].items()},
+            processes=tuple(processes.Running(**p) for p in data["processes"]),
+            pod_cidr=str(data["pod_cidr"]),
+        )
+
+
+def node_pod_cidrs(pod_cidr: str, count: int) -> list[str]:
+    """One /24 per node out of `pod_cidr`; KWOK hands out pod IPs from a node's podCIDR."""
+    return [str(net) for net in list(ipaddress.ip_network(pod_cidr).subnets(new_prefix=24))[:count]]
+
+
+def _service_ip() -> str:
+    # The `kubernetes` Service always takes the first address of the service range.
+    return str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))
+
+
+def _poll(
+    what: str, check: Callable[[], bool], *, deadline: float, fail: Callable[[], None]
+) -> None:
+    """Call `check` until it is true; `fail` raises early when a component died."""
+    while True:
+        fail()
+        with contextlib.suppress(httpx.HTTPError, OSError, ValueError):
+            if check():
+                return
+        if time.monotonic() > deadline:
+            raise ClusterError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class Cluster:
+    """A control plane whose state lives in `state_dir`."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        pod_cidr: str = DEFAULT_POD_CIDR,
+        nodes: int = NODE_COUNT,
+        log: Log = lambda _: None,
+    ) -> None:
+        self.state_dir = state_dir.resolve()
+        self.pod_cidr = pod_cidr
+        self.nodes = nodes
+        self.log = log
+
+    # --- reading state -------------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    def info(self) -> ClusterInfo | None:
+        """The recorded cluster, whether or not it still runs."""
+        try:
+            return ClusterInfo.from_json(self.state_file.read_text())
+        except FileNotFoundError:
+            return None
+
+    def status(self) -> dict[str, bool]:
+        """Component name -> whether its process runs; empty when nothing was started."""
+        info = self.info()
+        return {p.name: processes.alive(p) for p in info.processes} if info else {}
+
+    def healthy(self, info: ClusterInfo) -> bool:
+        if not all(processes.alive(p) for p in info.processes):
+            return False
+        try:
+            with self._client(info) as client:
+                return client.get("/readyz").status_code == 200
+        except (httpx.HTTPError, OSError):
+            return False
+
+    def env(self) -> str:
+        """Shell lines for `eval $(pitstop dev env)`: KUBECONFIG and PATH with our binaries."""
+        info = self.info()
+        kubeconfig_path = info.kubeconfig if info else self.state_dir / "kubeconfig"
+        bin_dir = info.bin_dir if info else binaries.bin_dir()
+        return (
+            f"export KUBECONFIG={shlex.quote(str(kubeconfig_path))};\n"
+            f'export PATH={shlex.quote(str(bin_dir))}:"$PATH";\n'
+        )
+
+    # --- up ------------------------------------------------------------------------------
+
+    def up(self, *, timeout: float = 180.0) -> ClusterInfo:
+        """Start the control plane, or return the running one unchanged."""
+        existing = self.info()
+        if existing is not None:
+            if self.healthy(existing):
+                self.log(f"cluster already running at {existing.server}")
+                return existing
+            self.log("stale cluster state found; stopping what is left of it")
+            self.down()
+        bin_dir = binaries.ensure_binaries(log=self.log)
+        self._clean()
+        started: list[processes.Running] = []
+        try:
+            return self._start(bin_dir, started, deadline=time.monotonic() + timeout)
+        except BaseException:
+            for proc in reversed(started):
+                processes.stop(proc)
+            raise
+
+    def _clean(self) -> None:
+        for name in _OWNED:
+            path = self.state_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
+    def _start(
+        self, bin_dir: Path, started: list[processes.Running], *, deadline: float
+    ) -> ClusterInfo:
+        t0 = time.monotonic()
+        state = self.state_dir
+        logs = state / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        pki = certs.generate(state / "pki", service_ip=_service_ip())
+        ports = {
+            name: processes.free_port()
+            for name in (
+                "etcd",
+                "etcd-peer",
+                "apiserver",
+                "controller-manager",
+                "scheduler",
+                "kwok",
+            )
+        }
+        server = f"https://127.0.0.1:{ports['apiserver']}"
+        admin_kubeconfig = kubeconfig.write(
+            state / "kubeconfig",
+            server=server,
+            ca=pki.ca.cert,
+            cert=pki.admin.cert,
+            key=pki.admin.key,
+            user="pitstop-admin",
+        )
+
+        def launch(name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+            started.append(processes.start(name, bin_dir / name, args, log_dir=logs, env=env))
+
+        def fail_if_dead() -> None:
+            for proc in started:
+                if not processes.alive(proc):
+                    tail = Path(proc.log).read_text(errors="replace").splitlines()[-20:]
+                    raise ClusterError(
+                        f"{proc.name} exited during start; last lines of {proc.log}:\n"
+                        + "\n".join(tail)
+                    )
+
+        etcd_url = f"http://127.0.0.1:{ports['etcd']}"
+        peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
+        launch(
+            "etcd",
+            [
+                "--name=pitstop",
+                f"--data-dir={state / 'etcd-data'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=pitstop={peer_url}",
+                # A throwaway cluster: durability is not worth the fsync latency.
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+        _poll(
+            "etcd",
+            lambda: httpx.get(f"{etcd_url}/health", timeout=2).json().get("health") == "true",
+            deadline=deadline,
+            fail=fail_if_dead,
+        )
+        self.log(f"etcd healthy after {time.monotonic() - t0:.1f}s")
+
+        launch(
+            "kube-apiserver",
+            [
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={ports['apiserver']}",
+                # Otherwise it tries to write self-signed certs to /var/run/kubernetes.
+                f"--cert-dir={state / 'pki'}",
+                f"--tls-cert-file={pki.apiserver.cert}",
+                f"--tls-private-key-file={pki.apiserver.key}",
+                f"--client-ca-file={pki.ca.cert}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki.service_account_pub}",
+                f"--service-account-signing-key-file={pki.service_account_key}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                "--profiling=false",
+            ],
+        )
+        with self._client_for(server, pki) as client:
+            _poll(
+                "kube-apiserver /readyz",
+                lambda: client.get("/readyz").status_code == 200,
+                deadline=deadline,
+                fail=fail_if_dead,
+            )
+        self.log(f"kube-apiserver ready after {time.monotonic() - t0:.1f}s")
+
+        def component_kubeconfig(name: str, pair: certs.KeyPair, user: str) -> Path:
+            return kubeconfig.write(
+                state / "pki" / f"{name}.kubeconfig",
+                server=server,
+                ca=pki.ca.cert,
+                cert=pair.cert,
+                key=pair.key,
+                user=user,
+            )
+
+        cm_kubeconfig = component_kubeconfig(
+            "controller-manager", pki.controller_manager, "system:kube-controller-manager"
+        )
+        launch(
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={cm_kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['controller-manager']}",
+                # One instance only; skipping the election saves its first lease wait.
+                "--leader-elect=false",
+                f"--service-account-private-key-file={pki.service_account_key}",
+                f"--root-ca-file={pki.ca.cert}",
+                "--use-service-account-credentials=true",
+                f"--cluster-signing-cert-file={pki.ca.cert}",
+                f"--cluster-signing-key-file={pki.ca.key}",
+                # Cloud controllers left kube-controller-manager (they live in the
+                # cloud-controller-manager), so `*` needs no cloud.
+                "--controllers=*",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--cluster-name=pitstop-dev",
+                "--profiling=false",
+            ],
+        )
+        sched_kubeconfig = component_kubeconfig("scheduler", pki.scheduler, "system:kube-scheduler")
+        launch(
+            "kube-scheduler",
+            [
+                f"--kubeconfig={sched_kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['scheduler']}",
+                "--leader-elect=false",
+                "--profiling=false",
+            ],
+        )
+        kwok_config = stages.write(
+            state / "kwok.yaml", fallback_cidr=node_pod_cidrs(self.pod_cidr, 256)[-1]
+        )
+        launch(
+            "kwok",
+            [
+                f"--kubeconfig={admin_kubeconfig}",
+                f"--config={kwok_config}",
+                f"--server-address=127.0.0.1:{ports['kwok']}",
+            ],
+            # kwok also merges ~/.kwok/kwok.yaml when present; point it elsewhere.
+            env={**os.environ, "KWOK_WORKDIR": str(state / "kwok")},
+        )
+
+        with self._client_for(server, pki) as client:
+            for index, cidr in enumerate(node_pod_cidrs(self.pod_cidr, self.nodes)):
+                response = client.post("/api/v1/nodes", json=_node(f"kwok-node-{index}", cidr))
+                if response.status_code not in (201, 409):
+                    raise ClusterError(f"creating node: {response.status_code} {response.text}")
+            _poll(
+                "fake nodes Ready",
+                lambda: _nodes_ready(client, self.nodes),
+                deadline=deadline,
+                fail=fail_if_dead,
+            )
+            self.log(f"{self.nodes} nodes Ready after {time.monotonic() - t0:.1f}s")
+            _poll(
+                "default ServiceAccount",
+                lambda: (
+                    client.get("/api/v1/namespaces/default/serviceaccounts/default").status_code
+                    == 200
+                ),
+                deadline=deadline,
+                fail=fail_if_dead,
+            )
+        for name in ("controller-manager", "scheduler"):
+            _poll(
+                f"kube-{name} /healthz",
+                functools.partial(_healthz, ports[name]),
+                deadline=deadline,
+                fail=fail_if_dead,
+            )
+
+        info = ClusterInfo(
+            state_dir=state,
+            bin_dir=bin_dir,
+            kubeconfig=admin_kubeconfig,
+            server=server,
+            ports=ports,
+            processes=tuple(started),
+            pod_cidr=self.pod_cidr,
+        )
+        self.state_file.write_text(info.to_json())
+        self.log(f"cluster up at {server} in {time.monotonic() - t0:.1f}s")
+        return info
+
+    # --- down ----------------------------------------------------------------------------
+
+    def down(self) -> None:
+        """Stop every recorded process and wait until their ports are closed."""
+        info = self.info()
+        if info is None:
+            return
+        # Clients first, etcd last, so nothing logs errors about a vanished backend.
+        for proc in reversed(info.processes):
+            processes.stop(proc)
+        still_open = processes.wait_ports_closed(list(info.ports.values()))
+        self.state_file.unlink(missing_ok=True)
+        if still_open:
+            raise ClusterError(f"ports still open after down: {still_open}")
+
+    # --- API access ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _client(self, info: ClusterInfo) -> Iterator[httpx.Client]:
+        with self._client_for(info.server, certs.Pki.at(info.state_dir / "pki")) as client:
+            yield client
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _client_for(server: str, pki: certs.Pki) -> Iterator[httpx.Client]:
+        context = ssl.create_default_context(cafile=str(pki.ca.cert))
+        context.load_cert_chain(str(pki.admin.cert), str(pki.admin.key))
+        with httpx.Client(base_url=server, verify=context, timeout=5) as client:
+            yield client
+
+
+def _healthz(port: int) -> bool:
+    # Served with the component's own self-signed certificate; only liveness is asked.
+    response = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2)
+    return response.status_code == 200
+
+
+def _node(name: str, pod_cidr: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {stages.NODE_ANNOTATION: stages.NODE_ANNOTATION_VALUE},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
+        },
+        "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
+        "status": {
+            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "250"},
+            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "250"},
+        },
+    }
+
+
+def _nodes_ready(client: httpx.Client, count: int) -> bool:
+    items = client.get("/api/v1/nodes").json().get("items", [])
+    ready = [
+        n
+        for n in items
+        if any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in n.get("status", {}).get("conditions", [])
+        )
+    ]
+    return len(ready) >= count

@@ -1,0 +1,50 @@
+"""KWOK's configuration: one KwokConfiguration and the stages that play kubelets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pitstop.devcluster import stages
+
+
+def _docs() -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all(stages.render(fallback_cidr="127.200.255.0/24")))
+
+
+def test_config_manages_only_annotated_nodes() -> None:
+    config = next(d for d in _docs() if d["kind"] == "KwokConfiguration")
+
+    assert config["options"]["manageNodesWithAnnotationSelector"] == "kwok.x-k8s.io/node=fake"
+    assert config["options"]["cidr"] == "127.200.255.0/24"
+
+
+def test_stages_cover_node_and_pod_lives() -> None:
+    names = {d["metadata"]["name"] for d in _docs() if d["kind"] == "Stage"}
+
+    assert names == {
+        "node-initialize",
+        "node-heartbeat",
+        "pod-ready",
+        "pod-succeed",
+        "pod-fail",
+        "pod-delete",
+    }
+
+
+def test_pods_end_only_when_annotated() -> None:
+    ends = {
+        d["metadata"]["name"]: d
+        for d in _docs()
+        if d["kind"] == "Stage" and d["metadata"]["name"] in ("pod-succeed", "pod-fail")
+    }
+
+    for outcome, stage in (("succeed", ends["pod-succeed"]), ("fail", ends["pod-fail"])):
+        expressions = stage["spec"]["selector"]["matchExpressions"]
+        assert {
+            "key": f'.metadata.annotations["{stages.OUTCOME_ANNOTATION}"]',
+            "operator": "In",
+            "values": [outcome],
+        } in expressions
+    assert "phase: Succeeded" in ends["pod-succeed"]["spec"]["next"]["statusTemplate"]
+    assert "phase: Failed" in ends["pod-fail"]["spec"]["next"]["statusTemplate"]
