@@ -1,0 +1,368 @@
+"""The desired state of a ModelDeployment: what the user commits to Git.
+
+Field descriptions become `kubectl explain` text; `with_validations` rules become CEL
+`x-kubernetes-validations`, so the API server refuses cross-field mistakes with a
+message naming the field before the operator ever sees them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+from pydantic.config import JsonDict
+
+from pitstop.api.base import DnsLabel, Duration, SpecModel, spec_config, with_validations
+
+# A container image reference: [registry[:port]/]path[:tag][@sha256:digest], no spaces.
+IMAGE_PATTERN = (
+    r"^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?(:[0-9]+)?"
+    r"(/[a-z0-9]+([._-]+[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(@sha256:[a-f0-9]{64})?$"
+)
+Image = Annotated[str, Field(pattern=IMAGE_PATTERN, max_length=512)]
+
+# Versions end up in label values, so they follow the label-value grammar.
+VERSION_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+
+Quantity = Annotated[
+    int | str,
+    Field(
+        json_schema_extra={
+            "x-kubernetes-int-or-string": True,
+            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+        }
+    ),
+]
+
+
+class PvcSource(SpecModel):
+    """A model package on a PersistentVolumeClaim in the same namespace."""
+
+    claim_name: DnsLabel = Field(description="Name of the PersistentVolumeClaim.")
+    path: str = Field(
+        default="",
+        max_length=1024,
+        pattern=r"^[^\s]*$",
+        description="Path of the package inside the volume.",
+    )
+
+
+class ModelSource(SpecModel):
+    """Where the trained model package lives. Exactly one of uri or pvc."""
+
+    model_config = spec_config(
+        (
+            "[has(self.uri), has(self.pvc)].filter(x, x).size() == 1",
+            "exactly one of spec.model.source.uri or spec.model.source.pvc must be set",
+        ),
+    )
+
+    uri: str | None = Field(
+        default=None,
+        pattern=r"^(s3|https?)://[^\s]+$",
+        max_length=2048,
+        description="s3://bucket/path or https:// URL of the model package.",
+    )
+    pvc: PvcSource | None = Field(default=None, description="Package on a volume claim.")
+    credentials_secret: DnsLabel | None = Field(
+        default=None, description="Secret with credentials to read the source (S3 keys, token)."
+    )
+
+
+class ModelRef(SpecModel):
+    """The trained model this deployment serves."""
+
+    name: DnsLabel = Field(description="Model name, e.g. fraud.")
+    version: str = Field(
+        pattern=VERSION_PATTERN,
+        max_length=63,
+        description='Model version, e.g. "7". Shown in status and on every child object.',
+    )
+    source: ModelSource | None = Field(
+        default=None,
+        description="Where the package is fetched from for the image build. "
+        "Not needed when spec.image is set.",
+    )
+
+
+class BuildSpec(SpecModel):
+    """How Pitstop builds the serving image when spec.image is empty."""
+
+    registry: str = Field(
+        pattern=r"^[^\s]+$",
+        max_length=512,
+        description="Registry and repository prefix to push to, e.g. registry.example.com/ml.",
+    )
+    push_secret: DnsLabel | None = Field(
+        default=None, description="docker-registry Secret used to push (and pull) the image."
+    )
+    builder: Literal["buildkit", "kaniko"] = Field(
+        default="buildkit", description="Rootless builder that runs the build Job."
+    )
+
+
+class ResourceRequirements(SpecModel):
+    """Compute resources of each model server container."""
+
+    requests: dict[str, Quantity] | None = Field(default=None, description="Minimum resources.")
+    limits: dict[str, Quantity] | None = Field(default=None, description="Maximum resources.")
+
+
+class AuthSpec(SpecModel):
+    """API-key authentication of the model's REST API."""
+
+    api_keys_secret: DnsLabel = Field(
+        description="Secret whose every data entry is one accepted API key. "
+        "Keys are re-read on change, so rotation needs no restart."
+    )
+
+
+class RateLimitSpec(SpecModel):
+    """Per-API-key token bucket."""
+
+    requests_per_second: float = Field(gt=0, le=1_000_000, description="Sustained rate per key.")
+    burst: int = Field(ge=1, le=1_000_000, description="Bucket size: requests allowed at once.")
+
+
+class ServingSpec(SpecModel):
+    """How each revision's model servers run."""
+
+    replicas: int = Field(default=1, ge=0, le=1000, description="Model server pods per revision.")
+    resources: ResourceRequirements | None = Field(default=None, description="Per-pod resources.")
+    auth: AuthSpec | None = Field(default=None, description="Off when absent.")
+    rate_limit: RateLimitSpec | None = Field(default=None, description="Off when absent.")
+    max_batch_size: int = Field(
+        default=100, ge=1, le=10_000, description="Largest number of rows in one request."
+    )
+
+
+class CanaryStep(SpecModel):
+    """One canary step: send `weight` percent to the candidate, then pause."""
+
+    weight: int = Field(ge=0, le=100, description="Percent of traffic for the candidate.")
+    pause: Duration | None = Field(
+        default=None,
+        description="How long to hold this step (analysis runs meanwhile). "
+        "Absent: wait for a manual promote.",
+    )
+
+
+class CanarySpec(SpecModel):
+    """Weighted steps towards the candidate; after the last step it becomes stable."""
+
+    steps: list[CanaryStep] = Field(
+        min_length=1,
+        max_length=20,
+        description="Steps in order; weights strictly ascending.",
+        json_schema_extra=with_validations(
+            (
+                "self.all(s, self.filter(t, t.weight == s.weight).size() == 1)"
+                " && self.map(s, s.weight).isSorted()",
+                "spec.strategy.canary.steps weights must be strictly ascending",
+            ),
+        ),
+    )
+
+
+class BlueGreenSpec(SpecModel):
+    """Full-size candidate behind a preview Service, then an all-at-once switch."""
+
+    auto_promote: bool = Field(
+        default=True, description="Switch when checks pass; false waits for `pitstop promote`."
+    )
+    scale_down_delay: Duration = Field(
+        default="30s", description="How long the old stable stays up after the switch."
+    )
+
+
+class ShadowSpec(SpecModel):
+    """Mirror traffic to the candidate, compare its answers, never let it answer users."""
+
+    percent: int = Field(default=100, ge=1, le=100, description="Share of requests mirrored.")
+    duration: Duration = Field(default="10m", description="How long to mirror.")
+    min_agreement: float = Field(
+        default=0.97, ge=0, le=1, description="Share of predictions that must match production."
+    )
+    promote: Literal["Auto", "Manual"] = Field(
+        default="Auto", description="After the shadow phase: promote by itself or wait."
+    )
+    promote_with: Literal["BlueGreen", "Canary"] = Field(
+        default="BlueGreen", description="How a promoted shadow candidate takes traffic."
+    )
+
+
+StrategyType = Literal["BlueGreen", "Canary", "Shadow"]
+
+
+class StrategySpec(SpecModel):
+    """How a new revision replaces the stable one."""
+
+    model_config = spec_config(
+        (
+            "!has(self.canary) || self.type == 'Canary' || self.type == 'Shadow'",
+            "spec.strategy.canary is only allowed when spec.strategy.type is Canary "
+            "(or Shadow promoting with Canary)",
+        ),
+        (
+            "!has(self.blueGreen) || self.type == 'BlueGreen' || self.type == 'Shadow'",
+            "spec.strategy.blueGreen is only allowed when spec.strategy.type is BlueGreen "
+            "(or Shadow promoting with BlueGreen)",
+        ),
+        (
+            "!has(self.shadow) || self.type == 'Shadow'",
+            "spec.strategy.shadow is only allowed when spec.strategy.type is Shadow",
+        ),
+    )
+
+    type: StrategyType = Field(default="Canary", description="BlueGreen, Canary or Shadow.")
+    canary: CanarySpec | None = Field(default=None, description="Settings of a Canary rollout.")
+    blue_green: BlueGreenSpec | None = Field(
+        default=None, description="Settings of a BlueGreen rollout."
+    )
+    shadow: ShadowSpec | None = Field(default=None, description="Settings of a Shadow rollout.")
+
+
+class PrometheusQuery(SpecModel):
+    """A PromQL query; {{name}}, {{namespace}}, {{revision}}, {{interval}} are filled in."""
+
+    query: str = Field(min_length=1, max_length=4096, description="PromQL returning one value.")
+    address: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="Prometheus URL; defaults to the operator's configured one.",
+    )
+
+
+class WebhookCheck(SpecModel):
+    """A POST with the rollout's context; the answer says pass or fail."""
+
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048, description="Endpoint URL.")
+
+
+class MetricSpec(SpecModel):
+    """One health metric and its limits."""
+
+    model_config = spec_config(
+        (
+            "[has(self.builtin), has(self.prometheus), has(self.webhook)].filter(x, x).size() == 1",
+            "exactly one of builtin, prometheus or webhook must be set",
+        ),
+        (
+            "has(self.webhook) || has(self.max) || has(self.min)",
+            "a metric needs a limit: max or min",
+        ),
+        (
+            "!has(self.max) || !has(self.min) || self.min <= self.max",
+            "min must not be greater than max",
+        ),
+    )
+
+    name: DnsLabel = Field(description="Unique name of the metric in this analysis.")
+    builtin: Literal["errorRate", "latencyP99", "drift", "agreement"] | None = Field(
+        default=None, description="A metric Pitstop measures from the model servers itself."
+    )
+    prometheus: PrometheusQuery | None = Field(default=None, description="A PromQL query.")
+    webhook: WebhookCheck | None = Field(default=None, description="An external check.")
+    max: float | None = Field(default=None, description="Fails when the value is above.")
+    min: float | None = Field(default=None, description="Fails when the value is below.")
+
+
+class AnalysisSpec(SpecModel):
+    """How the candidate's health is judged during and after a rollout."""
+
+    interval: Duration = Field(default="15s", description="Time between two measurements.")
+    failure_limit: int = Field(
+        default=1, ge=0, le=100, description="Failed measurements tolerated before rollback."
+    )
+    min_requests: int = Field(
+        default=50, ge=0, description="Fewer requests in an interval give no verdict."
+    )
+    metrics: list[MetricSpec] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Metrics and limits.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
+    )
+
+
+class RouteRef(SpecModel):
+    """A route object in the same namespace, managed by Pitstop's traffic provider."""
+
+    name: DnsLabel = Field(description="Name of the route object.")
+
+
+class TrafficSpec(SpecModel):
+    """How traffic is split and mirrored between revisions."""
+
+    model_config = spec_config(
+        (
+            "!has(self.httpRoute) || self.provider == 'gateway-api'",
+            "spec.traffic.httpRoute is only allowed with provider gateway-api",
+        ),
+        (
+            "!has(self.virtualService) || self.provider == 'istio'",
+            "spec.traffic.virtualService is only allowed with provider istio",
+        ),
+    )
+
+    provider: Literal["service", "gateway-api", "istio"] = Field(
+        default="service", description="service (no mesh), gateway-api or istio."
+    )
+    http_route: RouteRef | None = Field(default=None, description="The HTTPRoute to manage.")
+    virtual_service: RouteRef | None = Field(
+        default=None, description="The Istio VirtualService to manage."
+    )
+
+
+# Lets the API server default nested fields when the user omits the whole section.
+_EMPTY_DEFAULT: JsonDict = {"default": {}}
+
+
+class ModelDeploymentSpec(SpecModel):
+    """A model to serve and how to roll out each new version of it."""
+
+    model_config = spec_config(
+        (
+            "has(self.image) || has(self.model.source)",
+            "spec.model.source is required unless spec.image is set",
+        ),
+        (
+            "has(self.image) || has(self.build)",
+            "spec.build is required unless spec.image is set",
+        ),
+    )
+
+    model: ModelRef = Field(description="The trained model to serve.")
+    image: Image | None = Field(
+        default=None, description="A prebuilt serving image; when set, no build runs."
+    )
+    build: BuildSpec | None = Field(default=None, description="How to build the serving image.")
+    serving: ServingSpec = Field(
+        default_factory=ServingSpec, json_schema_extra=_EMPTY_DEFAULT, description="Model servers."
+    )
+    strategy: StrategySpec = Field(
+        default_factory=StrategySpec,
+        json_schema_extra=_EMPTY_DEFAULT,
+        description="Rollout strategy.",
+    )
+    analysis: AnalysisSpec = Field(
+        default_factory=AnalysisSpec,
+        json_schema_extra=_EMPTY_DEFAULT,
+        description="Health analysis.",
+    )
+    traffic: TrafficSpec = Field(
+        default_factory=TrafficSpec,
+        json_schema_extra=_EMPTY_DEFAULT,
+        description="Traffic routing.",
+    )
+    revision_history_limit: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        description="Retired revisions kept (scaled to zero) before their objects are deleted.",
+    )

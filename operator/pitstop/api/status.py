@@ -1,0 +1,116 @@
+"""The observed state of a ModelDeployment: the only thing the operator writes.
+
+All rollout state lives here, so an operator restarted at any moment resumes exactly
+where it stopped. Models are frozen values; the core builds a new status, it never
+mutates one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from pitstop.api.base import StatusModel
+
+Phase = Literal[
+    "Pending",
+    "Building",
+    "Deploying",
+    "Progressing",
+    "Paused",
+    "Healthy",
+    "Degraded",
+    "RolledBack",
+    "Failed",
+]
+ConditionStatus = Literal["True", "False", "Unknown"]
+Outcome = Literal["Promoted", "RolledBack", "Aborted", "Superseded", "Retired"]
+
+
+class Condition(StatusModel):
+    """A Kubernetes-style condition (metav1.Condition)."""
+
+    type: str = Field(description="Ready, Progressing, Degraded, Paused or ImageBuilt.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase reason a program can match on.")
+    message: str = Field(default="", description="What happened, for a person.")
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation this condition was computed for."
+    )
+    last_transition_time: datetime | None = Field(
+        default=None, description="When status last changed."
+    )
+
+
+class RevisionStatus(StatusModel):
+    """One revision: the model version and image its pods run."""
+
+    revision: str = Field(description="Hash of everything that defines the pods.")
+    version: str = Field(description="Model version.")
+    image: str = Field(description="Serving image.")
+    since: datetime | None = Field(default=None, description="When it took this role.")
+    step: int | None = Field(default=None, description="Current rollout step (candidate).")
+
+
+class TrafficStatus(StatusModel):
+    """Where user traffic goes now."""
+
+    stable: int = Field(default=0, description="Percent answered by the stable revision.")
+    candidate: int = Field(default=0, description="Percent answered by the candidate.")
+    mirrored: int = Field(default=0, description="Percent copied to the candidate (shadow).")
+    summary: str = Field(default="", description="The split at a glance, for printer columns.")
+
+
+class MetricResult(StatusModel):
+    """The last measurement of one analysis metric."""
+
+    name: str
+    value: float | None = None
+    limit: str = ""
+    verdict: Literal["Pass", "Fail", "Inconclusive"] = "Inconclusive"
+
+
+class AnalysisStatus(StatusModel):
+    """The analysis of the current candidate."""
+
+    last_check: datetime | None = None
+    failures: int = 0
+    metrics: list[MetricResult] = Field(default_factory=list)
+
+
+class HistoryEntry(StatusModel):
+    """An audit record: which model served when, and how its rollout ended."""
+
+    revision: str
+    version: str
+    image: str
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: Outcome | None = None
+    reason: str = ""
+
+
+class ModelDeploymentStatus(StatusModel):
+    """What Pitstop observed and decided."""
+
+    phase: Phase | None = Field(default=None, description="Where the rollout stands.")
+    message: str = Field(default="", description="The current situation, for a person.")
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation the status reflects."
+    )
+    stable: RevisionStatus | None = Field(default=None, description="The revision serving users.")
+    candidate: RevisionStatus | None = Field(
+        default=None, description="The revision being rolled out."
+    )
+    traffic: TrafficStatus = Field(default_factory=TrafficStatus, description="Traffic split.")
+    analysis: AnalysisStatus | None = Field(default=None, description="Candidate analysis.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Progressing, Degraded, Paused, ImageBuilt.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    history: list[HistoryEntry] = Field(
+        default_factory=list, description="Past revisions, newest last."
+    )

@@ -1,0 +1,180 @@
+"""Render the per-revision Deployment and the Services of a ModelDeployment.
+
+The revision is a hash of the rendered pod template, so it changes exactly when the
+pods would change (image, model version, resources, auth, limits) and not when only
+the replica count does. A stable revision's Deployment is rendered once, at creation;
+afterwards the operator only scales it, which is why rollback never touches its pods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pitstop.api.resource import API_VERSION, KIND, ModelDeployment
+from pitstop.api.spec import ModelDeploymentSpec
+from pitstop.rendering import labels
+
+Object = dict[str, Any]
+
+# Serving-template contract (model_images/): where secrets and config are mounted.
+API_KEYS_DIR = "/etc/pitstop/auth"
+
+
+def _container(spec: ModelDeploymentSpec, image: str) -> Object:
+    env: list[Object] = [
+        {"name": "PITSTOP_MODEL_NAME", "value": spec.model.name},
+        {"name": "PITSTOP_MODEL_VERSION", "value": spec.model.version},
+        {"name": "PITSTOP_MAX_BATCH_SIZE", "value": str(spec.serving.max_batch_size)},
+    ]
+    mounts: list[Object] = []
+    if spec.serving.auth is not None:
+        env.append({"name": "PITSTOP_API_KEYS_DIR", "value": API_KEYS_DIR})
+        mounts.append({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True})
+    if spec.serving.rate_limit is not None:
+        env.append(
+            {
+                "name": "PITSTOP_RATE_LIMIT_RPS",
+                "value": str(spec.serving.rate_limit.requests_per_second),
+            }
+        )
+        env.append(
+            {"name": "PITSTOP_RATE_LIMIT_BURST", "value": str(spec.serving.rate_limit.burst)}
+        )
+    container: Object = {
+        "name": "model",
+        "image": image,
+        "ports": [{"name": "http", "containerPort": labels.SERVING_PORT, "protocol": "TCP"}],
+        "env": env,
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+        "livenessProbe": {
+            "httpGet": {"path": "/livez", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if mounts:
+        container["volumeMounts"] = mounts
+    resources = spec.serving.resources
+    if resources is not None:
+        container["resources"] = resources.model_dump(by_alias=True, exclude_none=True)
+    return container
+
+
+def pod_template(md: ModelDeployment, image: str) -> Object:
+    """The pod template of the revision `md.spec` describes, without its revision label."""
+    spec = md.spec
+    pod_spec: Object = {
+        "containers": [_container(spec, image)],
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+    }
+    if spec.serving.auth is not None:
+        pod_spec["volumes"] = [
+            {"name": "api-keys", "secret": {"secretName": spec.serving.auth.api_keys_secret}}
+        ]
+    if spec.build is not None and spec.build.push_secret is not None:
+        pod_spec["imagePullSecrets"] = [{"name": spec.build.push_secret}]
+    return {
+        "metadata": {
+            "labels": {
+                **labels.base(md.metadata.name),
+                labels.MODEL: spec.model.name,
+                labels.MODEL_VERSION: spec.model.version,
+            },
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(labels.SERVING_PORT),
+                "prometheus.io/path": "/metrics",
+            },
+        },
+        "spec": pod_spec,
+    }
+
+
+def revision_of(template: Object) -> str:
+    """A stable 10-hex-digit hash of a pod template (canonical JSON, sorted keys)."""
+    canonical = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def owner_reference(md: ModelDeployment) -> Object:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": md.metadata.name,
+        "uid": md.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(md: ModelDeployment, name: str, object_labels: dict[str, str]) -> Object:
+    return {
+        "name": name,
+        "namespace": md.metadata.namespace,
+        "labels": object_labels,
+        "ownerReferences": [owner_reference(md)],
+    }
+
+
+def deployment(md: ModelDeployment, image: str, revision: str, replicas: int) -> Object:
+    """The Deployment that runs one revision's model servers."""
+    name = md.metadata.name
+    template = pod_template(md, image)
+    template["metadata"]["labels"][labels.REVISION] = revision
+    revision_labels = labels.for_revision(name, revision, md.spec.model.name, md.spec.model.version)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(md, labels.revision_name(name, revision), revision_labels),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels.pod_selector(name, revision)},
+            "template": template,
+        },
+    }
+
+
+def _service(
+    md: ModelDeployment, name: str, object_labels: dict[str, str], revision: str
+) -> Object:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(md, name, object_labels),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": labels.pod_selector(md.metadata.name, revision),
+            "ports": [
+                {
+                    "name": "http",
+                    "port": labels.SERVICE_PORT,
+                    "targetPort": "http",
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def revision_service(md: ModelDeployment, revision: str) -> Object:
+    """A Service in front of one revision only (preview, smoke tests, mirroring target)."""
+    name = md.metadata.name
+    object_labels = {**labels.base(name), labels.REVISION: revision, labels.ROLE: "revision"}
+    return _service(md, labels.revision_name(name, revision), object_labels, revision)
+
+
+def entry_service(md: ModelDeployment, revision: str) -> Object:
+    """The Service applications call; it selects the revision that serves users."""
+    name = md.metadata.name
+    object_labels = {**labels.base(name), labels.ROLE: "entry"}
+    return _service(md, labels.entry_name(name), object_labels, revision)

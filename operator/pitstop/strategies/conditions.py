@@ -1,0 +1,68 @@
+"""Condition types, reasons, and the helper that sets one condition in a list.
+
+`lastTransitionTime` moves only when a condition's status really changes, as
+Kubernetes conventions require; reason and message may change without a transition.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pitstop.api.status import Condition, ConditionStatus
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+PAUSED = "Paused"
+IMAGE_BUILT = "ImageBuilt"
+
+
+class Reason:
+    """Reasons are constants so programs (and tests) can match on them."""
+
+    INVALID_SPEC = "InvalidSpec"
+    STABLE_AVAILABLE = "StableAvailable"
+    STABLE_UNAVAILABLE = "StableUnavailable"
+    NO_STABLE = "NoStableRevision"
+    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    AS_EXPECTED = "AsExpected"
+    IMAGE_PROVIDED = "ImageProvided"
+    BUILDING = "Building"
+    BUILD_UNAVAILABLE = "BuildUnavailable"
+    PROMOTED = "Promoted"
+    SUPERSEDED = "Superseded"
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    generation: int,
+    now: datetime,
+) -> list[Condition]:
+    """Return `conditions` with `type_` set; other conditions keep their order."""
+    previous = find(conditions, type_)
+    since = previous.last_transition_time if previous and previous.status == status else now
+    updated = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        last_transition_time=since,
+    )
+    if previous is None:
+        return [*conditions, updated]
+    return [updated if c.type == type_ else c for c in conditions]
+
+
+def find(conditions: list[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def is_true(conditions: list[Condition], type_: str) -> bool:
+    condition = find(conditions, type_)
+    return condition is not None and condition.status == "True"
