@@ -1,0 +1,77 @@
+"""Rendering of revision Deployments and Services from a ModelDeployment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pitstop.api.resource import ModelDeployment
+from pitstop.rendering import children, labels
+
+
+def md(**spec_changes: Any) -> ModelDeployment:
+    spec: dict[str, Any] = {
+        "model": {"name": "fraud", "version": "7"},
+        "image": "registry.example.com/ml/fraud:7",
+        "serving": {"replicas": 2},
+    }
+    spec.update(spec_changes)
+    return ModelDeployment.model_validate(
+        {"metadata": {"name": "fraud", "namespace": "ml", "uid": "u-1"}, "spec": spec}
+    )
+
+
+def revision(model: ModelDeployment) -> str:
+    return children.revision_of(children.pod_template(model, model.spec.image or ""))
+
+
+def test_revision_ignores_replicas_but_not_what_defines_the_pods() -> None:
+    base = revision(md())
+    assert revision(md(serving={"replicas": 5})) == base
+    assert revision(md(image="registry.example.com/ml/fraud:8")) != base
+    assert revision(md(model={"name": "fraud", "version": "8"})) != base
+    assert revision(md(serving={"replicas": 2, "resources": {"limits": {"cpu": "1"}}})) != base
+    assert len(base) == 10 and int(base, 16) >= 0
+
+
+def test_deployment_is_owned_labelled_and_hardened() -> None:
+    obj = children.deployment(md(), "img:1", "abc1234567", 3)
+    meta = obj["metadata"]
+    assert meta["name"] == "fraud-abc1234567"
+    assert meta["ownerReferences"][0] == {
+        "apiVersion": "pitstop.dev/v1alpha1", "kind": "ModelDeployment", "name": "fraud",
+        "uid": "u-1", "controller": True, "blockOwnerDeletion": True,
+    }  # fmt: skip
+    assert meta["labels"][labels.REVISION] == "abc1234567"
+    assert meta["labels"][labels.MODEL_VERSION] == "7"
+    assert obj["spec"]["replicas"] == 3
+    selector = obj["spec"]["selector"]["matchLabels"]
+    pod_labels = obj["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= pod_labels.items()
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "img:1"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_auth_and_rate_limit_reach_the_model_server() -> None:
+    obj = children.deployment(
+        md(serving={"auth": {"apiKeysSecret": "keys"},
+                    "rateLimit": {"requestsPerSecond": 50, "burst": 100}}),
+        "img:1", "r", 1,
+    )  # fmt: skip
+    pod = obj["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["PITSTOP_API_KEYS_DIR"] == children.API_KEYS_DIR
+    assert env["PITSTOP_RATE_LIMIT_RPS"] == "50.0"
+    assert env["PITSTOP_RATE_LIMIT_BURST"] == "100"
+    assert pod["volumes"] == [{"name": "api-keys", "secret": {"secretName": "keys"}}]
+
+
+def test_entry_service_selects_exactly_one_revision() -> None:
+    entry = children.entry_service(md(), "r1")
+    assert entry["metadata"]["name"] == "fraud"
+    assert entry["spec"]["selector"] == {labels.DEPLOYMENT: "fraud", labels.REVISION: "r1"}
+    per_revision = children.revision_service(md(), "r1")
+    assert per_revision["metadata"]["name"] == "fraud-r1"
+    assert per_revision["spec"]["selector"] == entry["spec"]["selector"]
