@@ -1,0 +1,65 @@
+"""Configuration from `PITSTOP_*` environment variables, read once at start.
+
+The operator renders these into the Deployment; files that change at run time (API
+keys, mirror configuration) are named here and re-read by their own modules.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_API_KEYS_DIR = "/etc/pitstop/api-keys"
+DEFAULT_MIRROR_CONFIG = "/etc/pitstop/mirror/mirror.json"
+
+
+class ConfigError(ValueError):
+    """An environment variable with a value the template cannot use."""
+
+
+@dataclass(frozen=True)
+class Config:
+    model: str
+    api_keys_dir: Path
+    rate_limit_rps: float
+    rate_limit_burst: float
+    max_batch: int
+    max_body_bytes: int
+    mirror_config: Path
+    drift_window: int
+    access_log: bool
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as error:
+        raise ConfigError(f"{name}={raw!r} is not a number") from error
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def from_environ(env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    model = env.get("PITSTOP_MODEL", "").strip()
+    if not model:
+        raise ConfigError("PITSTOP_MODEL must name the package to serve (name:version)")
+    rps = _number(env, "PITSTOP_RATE_LIMIT_RPS", 0.0, 0.0)
+    return Config(
+        model=model,
+        api_keys_dir=Path(env.get("PITSTOP_API_KEYS_DIR", "") or DEFAULT_API_KEYS_DIR),
+        rate_limit_rps=rps,
+        rate_limit_burst=_number(env, "PITSTOP_RATE_LIMIT_BURST", max(rps, 1.0), 1.0),
+        max_batch=int(_number(env, "PITSTOP_MAX_BATCH", 1000, 1)),
+        max_body_bytes=int(_number(env, "PITSTOP_MAX_BODY_BYTES", 8 << 20, 1024)),
+        mirror_config=Path(env.get("PITSTOP_MIRROR_CONFIG", "") or DEFAULT_MIRROR_CONFIG),
+        drift_window=int(_number(env, "PITSTOP_DRIFT_WINDOW", 1000, 1)),
+        access_log=env.get("PITSTOP_ACCESS_LOG", "true").strip().lower()
+        not in {"0", "false", "no", "off"},
+    )

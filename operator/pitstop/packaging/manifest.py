@@ -1,0 +1,35 @@
+"""The manifest: everything a package says about itself, stored beside the model.
+
+It is the single document the serving template, the image build and the operator
+read; `digest` identifies the package's content (see `digest.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from pitstop.packaging import lineage, profile, signature
+
+FILENAME = "pitstop-manifest.json"
+MODEL_FILENAME = "model.joblib"
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal[1] = 1
+    name: str
+    version: str
+    digest: str
+    model_file: str = MODEL_FILENAME
+    model_sha256: str
+    signature: signature.Signature
+    profile: profile.DataProfile
+    data: lineage.DataVersion
+    training: lineage.TrainingInfo
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}:{self.version}"
