@@ -181,6 +181,7 @@ class Middleware:
         request_id: bytes | None = None
         presented: bytes | None = None
         credential: tuple[bytes, bytes] | None = None
+        is_copy = False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 if 0 < len(value) <= 128:
@@ -192,6 +193,8 @@ class Middleware:
             elif name == b"x-api-key":
                 presented = value.strip()
                 credential = (name, value)
+            elif name == b"x-pitstop-mirror":
+                is_copy = True
         if request_id is None:
             request_id = os.urandom(8).hex().encode()
         status, rows, key_id, failure = 200, 0, "", None
@@ -273,7 +276,9 @@ class Middleware:
                     "error": failure,
                 }
             )
-        if result is not None:
+        # A copy is never copied again: two revisions mirroring to each other (or one
+        # to itself) must not loop.
+        if result is not None and not is_copy:
             rt.mirror.refresh(time.monotonic())
             if rt.mirror.sampled():
                 forwarded = b"X-Pitstop-Mirror: 1\r\nX-Request-ID: " + request_id + b"\r\n"

@@ -1,0 +1,96 @@
+"""Shared, expensive setup for the serving tests: one model store, five servers.
+
+Models are trained, packaged and built into bentos once per session (in a child
+process, see serving_models.py); the servers start together and are reused by all
+tests, each test using the server whose configuration it needs:
+
+- `guarded`: fraud:1 with API keys, 1 rps / burst 5 throttling, batches of 3 at most
+- `open`: fraud:1 without auth, drift window 500, a mirror file the tests rewrite
+- `same`: fraud:1 again (a shadow that agrees), `other`: fraud:2 (disagrees)
+- `broken`: a model whose outputs are all NaN
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from serving_harness import Server
+
+HERE = Path(__file__).parent
+KEYS = {"alice": "alice-secret-key-1", "bob": "bob-secret-key-2"}
+
+
+@dataclass
+class Cluster:
+    home: Path
+    bentos: dict[str, str]
+    keys_dir: Path
+    mirror_file: Path
+    guarded: Server
+    open: Server
+    same: Server
+    other: Server
+    broken: Server
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("serving")
+    home = root / "bentoml"
+    env = {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    built = subprocess.run(
+        [sys.executable, str(HERE / "serving_models.py")],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    bentos: dict[str, str] = json.loads(built.stdout.strip().splitlines()[-1])
+    keys_dir = root / "keys"
+    keys_dir.mkdir()
+    for name, key in KEYS.items():
+        (keys_dir / name).write_text(key + "\n")
+    mirror_file = root / "mirror" / "mirror.json"
+    mirror_file.parent.mkdir()
+    no_keys = str(root / "no-keys")
+
+    def start(name: str, bento: str, **settings: str) -> Server:
+        return Server(
+            bentos[bento],
+            # The bento's envs apply inside its image; a local `bentoml serve` needs them.
+            {**env, "PITSTOP_MODEL": bento, "PITSTOP_API_KEYS_DIR": no_keys, **settings},
+            root / f"{name}.log",
+        )
+
+    servers = {
+        "guarded": start(
+            "guarded",
+            "fraud:1",
+            PITSTOP_API_KEYS_DIR=str(keys_dir),
+            PITSTOP_RATE_LIMIT_RPS="1",
+            PITSTOP_RATE_LIMIT_BURST="5",
+            PITSTOP_MAX_BATCH="3",
+        ),
+        "open": start(
+            "open", "fraud:1", PITSTOP_DRIFT_WINDOW="500", PITSTOP_MIRROR_CONFIG=str(mirror_file)
+        ),
+        "same": start("same", "fraud:1"),
+        "other": start("other", "fraud:2"),
+        "broken": start("broken", "broken:1"),
+    }
+    try:
+        for server in servers.values():
+            server.wait_ready()
+        yield Cluster(home, bentos, keys_dir, mirror_file, **servers)
+    finally:
+        for server in servers.values():
+            server.stop()
