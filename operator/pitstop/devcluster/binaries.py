@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import fcntl
 import json
 import os
 import re
@@ -72,6 +73,10 @@ def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
             f"-X {pkg}.buildDate={build_date}",
         ]
     return tuple(flags)
+
+
+# What `cluster` runs; helm is built for the chart tests but not needed to start.
+CLUSTER_BUILDS = ("kubernetes", "etcd", "kwok")
 
 
 def builds() -> tuple[GoBuild, ...]:
@@ -295,10 +300,16 @@ def ensure_binaries(
     directory = bin_dir()
     directory.mkdir(parents=True, exist_ok=True)
     wanted = [b for b in builds() if not only or b.name in only]
-    todo = wanted if force else missing_builds(directory, wanted)
-    for build in todo:
-        run_build(build, directory, log)
-        manifest = read_manifest(directory)
-        manifest.update(dict.fromkeys(build.binaries, build.stamp))
-        (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    if not force and not missing_builds(directory, wanted):
+        return directory
+    # Two `pitstop dev up`s (or a test session and a developer) may race to build;
+    # the lock makes the second wait and then find the binaries present.
+    with (cache_dir() / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        todo = wanted if force else missing_builds(directory, wanted)
+        for build in todo:
+            run_build(build, directory, log)
+            manifest = read_manifest(directory)
+            manifest.update(dict.fromkeys(build.binaries, build.stamp))
+            (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return directory

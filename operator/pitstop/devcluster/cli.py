@@ -54,10 +54,17 @@ def build(force: bool) -> None:
 @dev.command()
 @state_dir_option
 @click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for ready.")
-def up(state_dir: Path, timeout: float) -> None:
+@click.option(
+    "--pod-cidr",
+    default=cluster.DEFAULT_POD_CIDR,
+    show_default=True,
+    help="Pod IPs come from here, one /24 per node. Loopback by default so a harness can "
+    "serve on them; a non-loopback range gives Services EndpointSlices instead.",
+)
+def up(state_dir: Path, timeout: float, pod_cidr: str) -> None:
     """Start the cluster, or report the one already running."""
     try:
-        info = cluster.Cluster(state_dir, log=_progress).up(timeout=timeout)
+        info = cluster.Cluster(state_dir, pod_cidr=pod_cidr, log=_progress).up(timeout=timeout)
     except cluster.ClusterError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"server:     {info.server}")

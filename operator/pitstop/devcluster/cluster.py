@@ -173,7 +173,7 @@ class Cluster:
                 return existing
             self.log("stale cluster state found; stopping what is left of it")
             self.down()
-        bin_dir = binaries.ensure_binaries(log=self.log)
+        bin_dir = binaries.ensure_binaries(log=self.log, only=binaries.CLUSTER_BUILDS)
         self._clean()
         started: list[processes.Running] = []
         try:
@@ -263,6 +263,9 @@ class Cluster:
                 f"--etcd-servers={etcd_url}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
+                # The `kubernetes` Service's Endpoints may not hold a loopback address
+                # (validation refuses 127.0.0.0/8), so the reconciler would fail every 10 s.
+                "--endpoint-reconciler-type=none",
                 f"--secure-port={ports['apiserver']}",
                 # Otherwise it tries to write self-signed certs to /var/run/kubernetes.
                 f"--cert-dir={state / 'pki'}",

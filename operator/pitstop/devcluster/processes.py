@@ -19,6 +19,12 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+# Popen objects of the children this Python process started. Kept so they are not
+# garbage-collected while running (Popen.__del__ warns, and pytest turns warnings into
+# errors) and so `stop` can reap them; a later `pitstop dev down` in another process
+# finds the same children by pid instead.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
 
 @dataclasses.dataclass(frozen=True)
 class Running:
@@ -70,6 +76,7 @@ def start(
             # signal reaches, and that we can stop as a group.
             start_new_session=True,
         )
+    _CHILDREN[proc.pid] = proc
     return Running(name=name, pid=proc.pid, executable=str(executable), log=str(log_path))
 
 
@@ -89,9 +96,11 @@ def alive(running: Running) -> bool:
 
 
 def _reap(pid: int) -> None:
-    # Our own children (pytest fixture case) must be reaped or they linger as zombies.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    # Our own children (the pytest fixture's case) must be reaped or they linger as
+    # zombies; other processes' children are reaped by their parent or by init.
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
 
 
 def stop(running: Running, *, timeout: float = 10.0) -> None:

@@ -33,6 +33,13 @@ options:
   nodeIP: "127.0.0.1"
   # Only used for a node without spec.podCIDR; our nodes all carry one.
   cidr: "{fallback_cidr}"
+  # kwok v0.8.0 leaves these at zero (and refuses to start) when a config file is given,
+  # although its defaulting functions would set them; so they are spelled out.
+  podPlayStageParallelism: 4
+  nodePlayStageParallelism: 2
+  nodeLeaseParallelism: 2
+  nodeLeaseDurationSeconds: 40
+  podsOnNodeSyncParallelism: 1
 """
 
 _NODE_INITIALIZE = """\

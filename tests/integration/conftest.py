@@ -1,0 +1,47 @@
+"""Fixtures for tests that run against the real local control plane.
+
+`cluster` (session-scoped) starts a control plane with the same code as `pitstop dev up`
+but in its own state dir under pytest's tmp path and with its own pod IP range, so it
+never collides with a developer's cluster; it is torn down at the end of the session.
+`namespace` gives each test a fresh namespace (ready for pods) and deletes it afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from pitstop.devcluster import cluster as devcluster
+from pitstop.devcluster import testing
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testing.DevCluster]:
+    handle = devcluster.Cluster(
+        tmp_path_factory.mktemp("devcluster"), pod_cidr=testing.TEST_POD_CIDR
+    )
+    info = handle.up()
+    try:
+        yield testing.DevCluster(info)
+    finally:
+        handle.down()
+
+
+@pytest.fixture
+def namespace(cluster: testing.DevCluster) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.kubectl("create", "namespace", name)
+    # Pods are refused until the controller-manager has created the namespace's
+    # `default` ServiceAccount.
+    cluster.wait(
+        f"ServiceAccount default in {name}",
+        lambda: (
+            cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode
+            == 0
+        ),
+    )
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")

@@ -1,0 +1,192 @@
+"""The local control plane behaves like a cluster: the contract the operator's tests rely on.
+
+Each test states one property: the version we built, Deployments becoming available
+through the real controller-manager, scheduler and KWOK, Jobs whose pods end as a test
+directs, garbage collection by owner references, and `up`/`down` that are idempotent
+and clean.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s_client
+from pitstop.devcluster import binaries, processes, stages
+from pitstop.devcluster import cluster as devcluster
+from pitstop.devcluster.testing import TEST_POD_CIDR, DevCluster
+
+pytestmark = pytest.mark.integration
+
+
+def _deployment(name: str, replicas: int) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "main", "image": "example.invalid/app:1"}]},
+                },
+            },
+        }
+    )
+
+
+def _job(name: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name},
+            "spec": {
+                "backoffLimit": 0,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "main", "image": "example.invalid/job:1"}],
+                    }
+                },
+            },
+        }
+    )
+
+
+def _get(cluster: DevCluster, namespace: str, *what: str) -> Any:
+    result = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def _job_pod(cluster: DevCluster, namespace: str, job: str) -> dict[str, Any] | None:
+    pods = _get(cluster, namespace, "pods", "-l", f"job-name={job}")
+    running = [p for p in (pods or {}).get("items", []) if p["status"].get("phase") == "Running"]
+    return running[0] if running else None
+
+
+def _job_condition(cluster: DevCluster, namespace: str, job: str, kind: str) -> bool:
+    obj = _get(cluster, namespace, "job", job) or {}
+    return any(
+        c["type"] == kind and c["status"] == "True"
+        for c in obj.get("status", {}).get("conditions", [])
+    )
+
+
+def test_version_is_the_one_built(cluster: DevCluster) -> None:
+    with cluster.api_client() as api:
+        version = k8s_client.VersionApi(api).get_code()
+    assert version.git_version == binaries.KUBERNETES_VERSION
+    assert version.git_tree_state == "clean"
+    client_version = json.loads(cluster.kubectl("version", "--client", "-o", "json").stdout)
+    assert client_version["clientVersion"]["gitVersion"] == binaries.KUBERNETES_VERSION
+
+
+def test_fake_nodes_are_ready_with_loopback_pod_cidrs(cluster: DevCluster) -> None:
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    assert len(nodes) == devcluster.NODE_COUNT
+    for node in nodes:
+        ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
+        assert ready == "True"
+        cidr = ipaddress.ip_network(node["spec"]["podCIDR"])
+        assert cidr.subnet_of(ipaddress.ip_network(TEST_POD_CIDR))
+
+
+def test_deployment_becomes_available(cluster: DevCluster, namespace: str) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_deployment("web", 3))
+
+    cluster.wait(
+        "Deployment web available",
+        lambda: (
+            (_get(cluster, namespace, "deployment", "web") or {})
+            .get("status", {})
+            .get("availableReplicas")
+            == 3
+        ),
+    )
+    pods = _get(cluster, namespace, "pods", "-l", "app=web")["items"]
+    assert len(pods) == 3
+    for pod in pods:
+        assert pod["status"]["phase"] == "Running"
+        assert pod["spec"]["nodeName"].startswith("kwok-node-")
+        # Pod IPs are loopback addresses, so a test harness can serve on them.
+        assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(TEST_POD_CIDR)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "phase", "condition"),
+    [(stages.SUCCEED, "Succeeded", "Complete"), (stages.FAIL, "Failed", "Failed")],
+)
+def test_job_pod_ends_as_the_test_directs(
+    cluster: DevCluster, namespace: str, outcome: str, phase: str, condition: str
+) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_job("build"))
+    pod = cluster.wait("Job pod Running", lambda: _job_pod(cluster, namespace, "build"))
+    name = pod["metadata"]["name"]
+    # Without an outcome the pod stays Running, and the Job with it.
+    assert not _job_condition(cluster, namespace, "build", condition)
+
+    cluster.kubectl(
+        "annotate", "-n", namespace, "pod", name, f"{stages.OUTCOME_ANNOTATION}={outcome}"
+    )
+
+    cluster.wait(
+        f"Job condition {condition}",
+        lambda: _job_condition(cluster, namespace, "build", condition),
+    )
+    ended = _get(cluster, namespace, "pod", name)
+    assert ended["status"]["phase"] == phase
+    exit_code = ended["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"]
+    assert exit_code == (0 if outcome == stages.SUCCEED else 1)
+
+
+def test_deleting_a_deployment_collects_its_replicasets_and_pods(
+    cluster: DevCluster, namespace: str
+) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_deployment("gc", 2))
+    cluster.wait(
+        "Deployment gc available",
+        lambda: (
+            (_get(cluster, namespace, "deployment", "gc") or {})
+            .get("status", {})
+            .get("availableReplicas")
+            == 2
+        ),
+    )
+
+    cluster.kubectl("delete", "-n", namespace, "deployment", "gc", "--wait=false")
+
+    cluster.wait(
+        "ReplicaSets and pods of gc collected",
+        lambda: not _get(cluster, namespace, "replicasets,pods", "-l", "app=gc")["items"],
+    )
+
+
+def test_up_on_a_running_cluster_returns_the_same_cluster(cluster: DevCluster) -> None:
+    again = devcluster.Cluster(cluster.state_dir, pod_cidr=TEST_POD_CIDR).up()
+
+    assert again == cluster.info
+    assert all(processes.alive(p) for p in again.processes)
+
+
+def test_down_leaves_no_process_and_no_port(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # A second, one-node cluster of its own: the session's cluster stays up.
+    small = devcluster.Cluster(tmp_path_factory.mktemp("small"), pod_cidr="127.202.0.0/16", nodes=1)
+    info = small.up()
+    assert all(
+        processes.port_open(port) for name, port in info.ports.items() if name != "etcd-peer"
+    )
+
+    small.down()
+
+    assert not any(processes.alive(p) for p in info.processes)
+    for proc in info.processes:
+        assert not os.path.exists(f"/proc/{proc.pid}") or not processes.alive(proc)
+    assert not any(processes.port_open(port) for port in info.ports.values())
+    assert small.info() is None
+    small.down()  # idempotent
