@@ -17,14 +17,14 @@ PREFIX = "sha256:"
 
 
 def compute(
-    model_sha256: str,
+    content_sha256: str,
     signature_: signature.Signature,
     profile_: profile.DataProfile,
     data: lineage.DataVersion,
     training: lineage.TrainingInfo,
 ) -> str:
     content = {
-        "model_sha256": model_sha256,
+        "content_sha256": content_sha256,
         "signature": signature_.model_dump(mode="json"),
         "profile": profile_.model_dump(mode="json"),
         "data": data.model_dump(mode="json"),

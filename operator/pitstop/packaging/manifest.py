@@ -24,7 +24,10 @@ class Manifest(BaseModel):
     version: str
     digest: str
     model_file: str = MODEL_FILENAME
+    # The stored file's hash (integrity) and the estimator's content hash (identity,
+    # the one the digest covers; see package.content_sha256).
     model_sha256: str
+    content_sha256: str
     signature: signature.Signature
     profile: profile.DataProfile
     data: lineage.DataVersion

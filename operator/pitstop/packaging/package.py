@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,28 @@ from pitstop.packaging import (
 )
 
 
-def _model_bytes(estimator: Any) -> bytes:
+def _dump(estimator: Any) -> bytes:
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
     return buffer.getvalue()
+
+
+def content_sha256(estimator: Any) -> str:
+    """A hash of the estimator's content that does not depend on the process.
+
+    Pickle bytes do: its memo shares equal objects that happen to be identical (an
+    interned string, a reused array), and which ones are depends on the process's
+    history. With the memo off ("fast" mode) every object is written out by value.
+    """
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.fast = True
+    try:
+        pickler.dump(estimator)
+    except ValueError:
+        # Self-referencing objects need the memo; fall back to the plain bytes.
+        return hashlib.sha256(_dump(estimator)).hexdigest()
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
 def prepare(
@@ -63,13 +82,15 @@ def prepare(
     signature_ = signature.infer(features, estimator)
     profile_ = profile.build(features, signature_, bins)
     training = lineage.training_info(estimator, metrics, target)
-    model_bytes = _model_bytes(estimator)
+    model_bytes = _dump(estimator)
     model_sha256 = hashlib.sha256(model_bytes).hexdigest()
+    content = content_sha256(estimator)
     result = manifest.Manifest(
         name=name,
         version=version,
-        digest=digest.compute(model_sha256, signature_, profile_, data_version, training),
+        digest=digest.compute(content, signature_, profile_, data_version, training),
         model_sha256=model_sha256,
+        content_sha256=content,
         signature=signature_,
         profile=profile_,
         data=data_version,

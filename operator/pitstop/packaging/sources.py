@@ -126,8 +126,10 @@ def feature_frame(frame: pd.DataFrame, estimator: Any, target: str | None) -> pd
                 f"{name} was trained on {count} features but the training data has "
                 f"{len(columns)} columns: {columns}"
             )
+    # An estimator fitted on an array warns when given named columns: give it an array.
+    sample = frame.head(SMOKE_ROWS)
     try:
-        estimator.predict(frame.head(SMOKE_ROWS))
+        estimator.predict(sample if expected is not None else sample.to_numpy())
     except Exception as error:
         raise errors.PackagingError(
             f"{name} cannot predict the training data's rows: {error}"

@@ -94,7 +94,11 @@ def verify(folder: Path) -> manifest.Manifest:
             f"manifest's {package.model_sha256}"
         )
     expected = digest.compute(
-        package.model_sha256, package.signature, package.profile, package.data, package.training
+        package.content_sha256,
+        package.signature,
+        package.profile,
+        package.data,
+        package.training,
     )
     if expected != package.digest:
         raise errors.PackagingError(

@@ -1,0 +1,142 @@
+"""`python -m tests.benchmarks.serving`: one run, all servers, both models.
+
+Each server runs alone (started, warmed up, measured at 1 and 32 connections,
+stopped); the figures that matter are the ratios within this run, since absolute
+numbers drift between runs and machines. Results are printed and written as JSON to
+the cache folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+CACHE = Path(os.environ.get("PITSTOP_BENCH_CACHE", Path.home() / ".cache" / "pitstop-bench"))
+FEATURES = 20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8.0, help="measurement per point")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--models", default="logistic,forest")
+    args = parser.parse_args()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pitstop-bench-") as scratch:
+        run(Path(scratch), args.seconds, args.warmup, args.models.split(","))
+
+
+def run(folder: Path, seconds: float, warmup: float, model_names: list[str]) -> None:
+    home = folder / "bentoml"
+    # BentoML fixes its home at import; the packages go to this run's scratch store.
+    os.environ["BENTOML_HOME"] = str(home)
+    import joblib
+    import numpy as np
+    import pandas as pd
+    from pitstop.packaging import package
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.benchmarks.serving import load, peers
+
+    wrk = load.ensure_wrk()
+    mlserver_bin = peers.ensure_mlserver(CACHE)
+    names = [f"f{i}" for i in range(FEATURES)]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, FEATURES))
+    y = (x[:, 0] + 0.5 * x[:, 1] - x[:, 2] > 0).astype(int)
+    # Fitted on arrays (no feature names), so no server pays for sklearn's name warning.
+    estimators = {
+        "logistic": LogisticRegression().fit(x, y),
+        "forest": RandomForestClassifier(n_estimators=100, random_state=0).fit(x, y),
+    }
+    keys = folder / "keys"
+    keys.mkdir()
+    (keys / "bench").write_text("bench-key")
+    no_mirror = folder / "no-mirror.json"
+    mirror = folder / "mirror.json"
+    row = dict(zip(names, rng.normal(size=FEATURES).round(4).tolist(), strict=True))
+    plain = load.script(folder, row, {})
+    keyed = load.script(folder, row, {"Authorization": "Bearer bench-key"})
+    v2 = load.script(
+        folder,
+        {"inputs": [{"name": "input-0", "shape": [1, FEATURES], "datatype": "FP64",
+                     "data": list(row.values())}]},
+        {},
+    )  # fmt: skip
+    table: list[dict[str, object]] = []
+
+    def measure(model: str, server: str, started: tuple[peers.Process, str], lua: Path) -> None:
+        process, url = started
+        try:
+            process.wait()
+            load.run(wrk, url, lua, 32, warmup)
+            for connections in (1, 32):
+                result = load.run(wrk, url, lua, connections, seconds)
+                table.append({"model": model, "server": server, "c": connections, **asdict(result)})
+                print(f"{model:9} {server:16} c={connections:<3} {result.rps:8.0f} req/s  "
+                      f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+                      f"errors {result.errors}", flush=True)  # fmt: skip
+        finally:
+            process.stop()
+
+    for model in model_names:
+        estimator = estimators[model]
+        model_file = folder / f"{model}.joblib"
+        joblib.dump(estimator, model_file)
+        tag = f"bench-{model}:1"
+        package.create(estimator, pd.DataFrame(x, columns=names), name=f"bench-{model}",
+                       version="1")  # fmt: skip
+        measure(model, "a bare-bentoml", peers.bare(folder, model_file, names, home), plain)
+        no_mirror.write_text("{}")
+        measure(model, "b template", peers.template(folder, tag, home, keys, no_mirror), keyed)
+        measure(model, "c mlserver", peers.mlserver(mlserver_bin, folder, model_file, model), v2)
+        measure(model, "d thin-floor", peers.thin(folder, model_file, names), plain)
+        if model == "logistic":
+            shadow, shadow_url = peers.template(folder, tag, home, keys, no_mirror, "shadow")
+            shadow.wait()
+            mirror.write_text(json.dumps({"url": shadow_url, "percent": 100}))
+            try:
+                measure(model, "b+mirror100%", peers.template(folder, tag, home, keys, mirror,
+                                                              "mirrored"), keyed)  # fmt: skip
+            finally:
+                shadow.stop()
+    report(table)
+
+
+def report(table: list[dict[str, object]]) -> None:
+    def get(model: str, server: str, c: int, key: str) -> float:
+        for entry in table:
+            if (entry["model"], entry["server"], entry["c"]) == (model, server, c):
+                return float(entry[key])  # type: ignore[arg-type]
+        return float("nan")
+
+    print("\nratios (throughput; p99 of b vs c at 32 connections):")
+    for model in sorted({str(e["model"]) for e in table}):
+        for c in (1, 32):
+            b = get(model, "b template", c, "rps")
+            print(
+                f"{model:9} c={c:<3} b/a {b / get(model, 'a bare-bentoml', c, 'rps'):5.2f}  "
+                f"b/c {b / get(model, 'c mlserver', c, 'rps'):5.2f}  "
+                f"b/d {b / get(model, 'd thin-floor', c, 'rps'):5.2f}"
+            )
+        print(
+            f"{model:9} p99@32: template {get(model, 'b template', 32, 'p99_ms'):.1f} ms, "
+            f"mlserver {get(model, 'c mlserver', 32, 'p99_ms'):.1f} ms"
+        )
+    for c in (1, 32):
+        base = get("logistic", "b template", c, "p50_ms")
+        mirrored = get("logistic", "b+mirror100%", c, "p50_ms")
+        print(f"mirroring 100% cost at c={c}: p50 {base:.2f} -> {mirrored:.2f} ms "
+              f"({(mirrored / base - 1) * 100:+.1f}%)")  # fmt: skip
+    out = CACHE / "serving-benchmark.json"
+    out.write_text(json.dumps(table, indent=2))
+    print(f"\nresults written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""The servers compared: bare BentoML, the Pitstop template, MLServer, a thin floor.
+
+Each is started with one worker on a free loopback port, and waited on (readiness
+polled against a deadline). MLServer gets a virtualenv of its own in the cache
+folder: its pins clash with BentoML's, and uvloop 0.22+ crashes its worker
+(SeldonIO/MLServer#2286).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from tests.serving.serving_harness import free_port
+
+REPO = Path(__file__).resolve().parents[3]
+TEMPLATE = REPO / "model_images" / "serving"
+VENV_BIN = Path(sys.executable).parent
+MLSERVER_PINS = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22"]
+
+BARE_SERVICE = """
+import os
+import joblib
+import numpy as np
+import bentoml
+
+
+@bentoml.service(workers=1)
+class Bare:
+    def __init__(self) -> None:
+        self.model = joblib.load(os.environ["BENCH_MODEL_FILE"])
+
+    @bentoml.api
+    def predict(self, {params}) -> dict:
+        x = np.array([[{names}]], dtype=np.float64)
+        return {{"predictions": self.model.predict(x).tolist()}}
+"""
+
+THIN_APP = """
+import os
+import joblib
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+model = joblib.load(os.environ["BENCH_MODEL_FILE"])
+NAMES = {names!r}
+
+
+async def predict(request: Request) -> JSONResponse:
+    body = await request.json()
+    x = np.array([[body[name] for name in NAMES]], dtype=np.float64)
+    return JSONResponse({{"predictions": model.predict(x).tolist()}})
+
+
+async def health(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+app = Starlette(
+    routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health)]
+)
+"""
+
+
+class Process:
+    def __init__(
+        self, argv: list[str], env: Mapping[str, str], cwd: Path, log: Path, ready: str
+    ) -> None:
+        self.ready_url = ready
+        self._log = log.open("wb")
+        self.log = log
+        self.process = subprocess.Popen(
+            argv, env={**os.environ, **env}, cwd=cwd, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def wait(self, deadline: float = 120.0) -> Process:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.log} exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.ready_url, timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.ready_url} not ready after {deadline}s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+def bare(folder: Path, model_file: Path, names: list[str], home: Path) -> tuple[Process, str]:
+    (folder / "bare_service.py").write_text(
+        BARE_SERVICE.format(params=", ".join(f"{n}: float" for n in names), names=", ".join(names))
+    )
+    port = free_port()
+    env = {"BENCH_MODEL_FILE": str(model_file), "BENTOML_HOME": str(home)}
+    argv = [str(VENV_BIN / "bentoml"), "serve", "bare_service:Bare", "--port", str(port),
+            "--host", "127.0.0.1"]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    return Process(argv, env, folder, folder / "bare.log", f"{url}/readyz"), f"{url}/predict"
+
+
+def template(
+    folder: Path, tag: str, home: Path, keys: Path, mirror: Path, name: str = "template"
+) -> tuple[Process, str]:
+    port = free_port()
+    env = {
+        "BENTOML_HOME": str(home),
+        "PITSTOP_MODEL": tag,
+        "PITSTOP_API_KEYS_DIR": str(keys),
+        # Throttling on, with a limit the load never reaches: its cost is measured.
+        "PITSTOP_RATE_LIMIT_RPS": "1000000",
+        "PITSTOP_RATE_LIMIT_BURST": "1000000",
+        "PITSTOP_MIRROR_CONFIG": str(mirror),
+        "PYTHONPATH": str(TEMPLATE),
+    }
+    argv = [str(VENV_BIN / "bentoml"), "serve", "service:Pitstop", "--port", str(port),
+            "--host", "127.0.0.1"]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    return Process(argv, env, TEMPLATE, folder / f"{name}.log", f"{url}/readyz"), f"{url}/predict"
+
+
+def thin(folder: Path, model_file: Path, names: list[str]) -> tuple[Process, str]:
+    (folder / "thin_app.py").write_text(THIN_APP.format(names=names))
+    port = free_port()
+    argv = [str(VENV_BIN / "uvicorn"), "thin_app:app", "--port", str(port), "--host",
+            "127.0.0.1", "--workers", "1", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    env = {"BENCH_MODEL_FILE": str(model_file)}
+    return Process(argv, env, folder, folder / "thin.log", f"{url}/health"), f"{url}/predict"
+
+
+def ensure_mlserver(cache: Path) -> Path:
+    venv = cache / "mlserver-venv"
+    binary = venv / "bin" / "mlserver"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        import sklearn
+
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", *MLSERVER_PINS,
+             f"scikit-learn=={sklearn.__version__}"],
+            check=True,
+        )  # fmt: skip
+    return binary
+
+
+def mlserver(binary: Path, folder: Path, model_file: Path, name: str) -> tuple[Process, str]:
+    root = folder / f"mlserver-{name}"
+    model_dir = root / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    # Defaults except the ports (and no per-request access log line parity issues).
+    (root / "settings.json").write_text(
+        json.dumps({"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port})
+    )
+    (model_dir / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": name,
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": str(model_file)},
+            }
+        )
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    process = Process(
+        [str(binary), "start", str(root)], {}, root, folder / f"mlserver-{name}.log",
+        f"{url}/v2/models/{name}/ready",
+    )  # fmt: skip
+    return process, f"{url}/v2/models/{name}/infer"
