@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pitstop.devcluster import cluster as devcluster
 from pitstop.devcluster import testing
+
+from operator_process import OperatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +48,30 @@ def namespace(cluster: testing.DevCluster) -> Iterator[str]:
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+# --- The operator under test -------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: testing.DevCluster) -> str:
+    """The generated CRD, installed and established."""
+    cluster.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/modeldeployments.pitstop.dev",
+    )  # fmt: skip
+    return "modeldeployments.pitstop.dev"
+
+
+@pytest.fixture
+def operator(cluster: testing.DevCluster, crd: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """A running `pitstop run`; the test may kill and start it again."""
+    process = OperatorProcess(cluster.kubeconfig, tmp_path / "operator.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()

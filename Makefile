@@ -1,0 +1,57 @@
+# Everything a fresh machine needs is installed by these targets: the virtualenv and
+# Python packages, and the local control plane's binaries (built once from Go modules
+# into ~/.cache/pitstop, reused afterwards).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test lint unit integration bench crd manifests venv binaries clean
+
+## make demo: start a local control plane, run the operator, deploy a model, show status.
+demo: venv binaries
+	$(BIN)/pitstop demo
+
+## make test: the whole suite: lint, types, layer contracts, unit and integration tests.
+test: lint unit integration
+
+lint: venv
+	$(BIN)/ruff check operator tests model_images
+	$(BIN)/ruff format --check operator tests model_images
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+integration: venv binaries
+	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/benchmarks
+
+bench: venv binaries
+	$(BIN)/pytest tests/benchmarks -m benchmark -s
+
+## make crd: regenerate the CRD (and the chart's copy) from operator/pitstop/api.
+crd: venv
+	$(BIN)/pitstop crd crds charts/pitstop/crds
+
+## make manifests: render manifests/operator.yaml from the chart (one source of truth).
+manifests: venv binaries
+	( echo "# Rendered from charts/pitstop by \`make manifests\`; do not edit by hand."; \
+	  "$$($(BIN)/python -c 'from pitstop.devcluster import binaries; print(binaries.bin_dir())')/helm" \
+	  template pitstop charts/pitstop --namespace pitstop-system --skip-crds --kube-version v1.36.3 ) > manifests/operator.yaml
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+binaries: venv
+	$(BIN)/pitstop dev build
+
+clean:
+	-$(BIN)/pitstop dev down
+	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,80 @@
+"""The real operator (`pitstop run`) as a child process of the tests.
+
+Tests stop it with SIGKILL at awkward moments to prove that all rollout state lives
+in the API, and start it again with the same code a user runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class OperatorProcess:
+    def __init__(self, kubeconfig: Path, log_path: Path, namespaces: tuple[str, ...] = ()) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.namespaces = namespaces
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        port = free_port()
+        args = [
+            sys.executable,
+            "-m",
+            "pitstop",
+            "run",
+            f"--liveness=http://127.0.0.1:{port}/healthz",
+        ]
+        args += [f"--namespace={ns}" for ns in self.namespaces]
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        log = self.log_path.open("ab")
+        self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._process.poll() is not None:
+                raise AssertionError(f"operator exited early; see {self.log_path}:\n{self.log()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"operator not live after {timeout}s:\n{self.log()}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, exactly like a node dying under the operator."""
+        self._stop(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._stop(signal.SIGTERM)
+
+    def _stop(self, sig: signal.Signals) -> None:
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(sig)
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+        self._process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
