@@ -29,9 +29,8 @@ from typing import Any
 
 import httpx
 
-from pitstop.devcluster import binaries, certs, kubeconfig, processes, stages
+from pitstop.devcluster import binaries, certs, components, kubeconfig, processes, stages
 
-SERVICE_CIDR = "10.0.0.0/24"
 DEFAULT_POD_CIDR = "127.200.0.0/16"
 NODE_COUNT = 2
 STATE_FILE = "state.json"
@@ -92,7 +91,7 @@ def node_pod_cidrs(pod_cidr: str, count: int) -> list[str]:
 
 def _service_ip() -> str:
     # The `kubernetes` Service always takes the first address of the service range.
-    return str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))
+    return str(next(ipaddress.ip_network(components.SERVICE_CIDR).hosts()))
 
 
 def _poll(
@@ -199,18 +198,12 @@ class Cluster:
         logs = state / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         pki = certs.generate(state / "pki", service_ip=_service_ip())
-        ports = {
-            name: processes.free_port()
-            for name in (
-                "etcd",
-                "etcd-peer",
-                "apiserver",
-                "controller-manager",
-                "scheduler",
-                "kwok",
-            )
-        }
-        server = f"https://127.0.0.1:{ports['apiserver']}"
+        layout = components.Layout(
+            state_dir=state,
+            pki=pki,
+            ports={name: processes.free_port() for name in components.PORT_NAMES},
+        )
+        server = layout.server
         admin_kubeconfig = kubeconfig.write(
             state / "kubeconfig",
             server=server,
@@ -232,55 +225,26 @@ class Cluster:
                         + "\n".join(tail)
                     )
 
-        etcd_url = f"http://127.0.0.1:{ports['etcd']}"
-        peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
-        launch(
-            "etcd",
-            [
-                "--name=pitstop",
-                f"--data-dir={state / 'etcd-data'}",
-                f"--listen-client-urls={etcd_url}",
-                f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}",
-                f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=pitstop={peer_url}",
-                # A throwaway cluster: durability is not worth the fsync latency.
-                "--unsafe-no-fsync=true",
-                "--log-level=warn",
-            ],
-        )
+        def component_kubeconfig(name: str, pair: certs.KeyPair) -> Path:
+            return kubeconfig.write(
+                state / "pki" / f"{name}.kubeconfig",
+                server=server,
+                ca=pki.ca.cert,
+                cert=pair.cert,
+                key=pair.key,
+                user=f"system:{name}",
+            )
+
+        launch("etcd", components.etcd(layout))
         _poll(
             "etcd",
-            lambda: httpx.get(f"{etcd_url}/health", timeout=2).json().get("health") == "true",
+            lambda: httpx.get(f"{layout.etcd_url}/health", timeout=2).json()["health"] == "true",
             deadline=deadline,
             fail=fail_if_dead,
         )
         self.log(f"etcd healthy after {time.monotonic() - t0:.1f}s")
 
-        launch(
-            "kube-apiserver",
-            [
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                # The `kubernetes` Service's Endpoints may not hold a loopback address
-                # (validation refuses 127.0.0.0/8), so the reconciler would fail every 10 s.
-                "--endpoint-reconciler-type=none",
-                f"--secure-port={ports['apiserver']}",
-                # Otherwise it tries to write self-signed certs to /var/run/kubernetes.
-                f"--cert-dir={state / 'pki'}",
-                f"--tls-cert-file={pki.apiserver.cert}",
-                f"--tls-private-key-file={pki.apiserver.key}",
-                f"--client-ca-file={pki.ca.cert}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={pki.service_account_pub}",
-                f"--service-account-signing-key-file={pki.service_account_key}",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=Node,RBAC",
-                "--allow-privileged=true",
-                "--profiling=false",
-            ],
-        )
+        launch("kube-apiserver", components.kube_apiserver(layout))
         with self._client_for(server, pki) as client:
             _poll(
                 "kube-apiserver /readyz",
@@ -290,61 +254,24 @@ class Cluster:
             )
         self.log(f"kube-apiserver ready after {time.monotonic() - t0:.1f}s")
 
-        def component_kubeconfig(name: str, pair: certs.KeyPair, user: str) -> Path:
-            return kubeconfig.write(
-                state / "pki" / f"{name}.kubeconfig",
-                server=server,
-                ca=pki.ca.cert,
-                cert=pair.cert,
-                key=pair.key,
-                user=user,
-            )
-
-        cm_kubeconfig = component_kubeconfig(
-            "controller-manager", pki.controller_manager, "system:kube-controller-manager"
-        )
         launch(
             "kube-controller-manager",
-            [
-                f"--kubeconfig={cm_kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={ports['controller-manager']}",
-                # One instance only; skipping the election saves its first lease wait.
-                "--leader-elect=false",
-                f"--service-account-private-key-file={pki.service_account_key}",
-                f"--root-ca-file={pki.ca.cert}",
-                "--use-service-account-credentials=true",
-                f"--cluster-signing-cert-file={pki.ca.cert}",
-                f"--cluster-signing-key-file={pki.ca.key}",
-                # Cloud controllers left kube-controller-manager (they live in the
-                # cloud-controller-manager), so `*` needs no cloud.
-                "--controllers=*",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--cluster-name=pitstop-dev",
-                "--profiling=false",
-            ],
+            components.kube_controller_manager(
+                layout, component_kubeconfig("kube-controller-manager", pki.controller_manager)
+            ),
         )
-        sched_kubeconfig = component_kubeconfig("scheduler", pki.scheduler, "system:kube-scheduler")
         launch(
             "kube-scheduler",
-            [
-                f"--kubeconfig={sched_kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={ports['scheduler']}",
-                "--leader-elect=false",
-                "--profiling=false",
-            ],
+            components.kube_scheduler(
+                layout, component_kubeconfig("kube-scheduler", pki.scheduler)
+            ),
         )
         kwok_config = stages.write(
             state / "kwok.yaml", fallback_cidr=node_pod_cidrs(self.pod_cidr, 256)[-1]
         )
         launch(
             "kwok",
-            [
-                f"--kubeconfig={admin_kubeconfig}",
-                f"--config={kwok_config}",
-                f"--server-address=127.0.0.1:{ports['kwok']}",
-            ],
+            components.kwok(layout, admin_kubeconfig, kwok_config),
             # kwok also merges ~/.kwok/kwok.yaml when present; point it elsewhere.
             env={**os.environ, "KWOK_WORKDIR": str(state / "kwok")},
         )
@@ -373,7 +300,7 @@ class Cluster:
         for name in ("controller-manager", "scheduler"):
             _poll(
                 f"kube-{name} /healthz",
-                functools.partial(_healthz, ports[name]),
+                functools.partial(_healthz, layout.ports[name]),
                 deadline=deadline,
                 fail=fail_if_dead,
             )
@@ -383,7 +310,7 @@ class Cluster:
             bin_dir=bin_dir,
             kubeconfig=admin_kubeconfig,
             server=server,
-            ports=ports,
+            ports=layout.ports,
             processes=tuple(started),
             pod_cidr=self.pod_cidr,
         )
