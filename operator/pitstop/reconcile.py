@@ -94,23 +94,13 @@ def _act(
                 kube.apply(children.deployment(md, image, revision, replicas))
                 kube.apply(children.revision_service(md, revision))
             case ScaleRevision(revision=revision, replicas=replicas):
-                kube.apply(_scale(ns, labels.revision_name(name, revision), replicas))
+                kube.scale_deployment(ns, labels.revision_name(name, revision), replicas)
             case RouteEntry(revision=revision):
                 kube.apply(children.entry_service(md, revision))
             case DeleteRevision(revision=revision):
                 child = labels.revision_name(name, revision)
                 kube.delete("apps/v1", "Deployment", ns, child)
                 kube.delete("v1", "Service", ns, child)
-
-
-def _scale(namespace: str, name: str, replicas: int) -> dict[str, Any]:
-    """An apply that owns only spec.replicas, leaving the pod template untouched."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"replicas": replicas},
-    }
 
 
 def _write(

@@ -42,8 +42,8 @@ class OperatorProcess:
         ]
         args += [f"--namespace={ns}" for ns in self.namespaces]
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
-        log = self.log_path.open("ab")
-        self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while True:
             if self._process.poll() is not None:

@@ -9,6 +9,7 @@ operator never rewrites a user's spec (that would fight GitOps).
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from pitstop.api import resource
 from pitstop.rendering import labels
 
 Object = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 def connect(kubeconfig: str | None = None) -> KubeClient:
@@ -72,6 +74,20 @@ class KubeClient:
             if error.status != 404:
                 raise
 
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        """Change only the replica count, through the scale subresource.
+
+        Not an apply: an apply that names only spec.replicas would, by server-side
+        apply's rules, remove every other field Pitstop applied before.
+        """
+        try:
+            self._apps.patch_namespaced_deployment_scale(
+                name, namespace, {"spec": {"replicas": replicas}}
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
     def list_deployments(self, namespace: str, selector: str) -> list[Object]:
         items = self._apps.list_namespaced_deployment(namespace, label_selector=selector).items
         return [self.api.sanitize_for_serialization(item) for item in items]
@@ -99,6 +115,7 @@ class KubeClient:
             # A JSON patch (a list body) replaces status as a whole; a merge patch
             # would keep keys of nested objects that the new status no longer has.
             [{"op": "add", "path": "/status", "value": status}],
+            _content_type="application/json-patch+json",
         )
 
     def post_event(self, owner: Object, type_: str, reason: str, message: str) -> None:
@@ -127,4 +144,7 @@ class KubeClient:
             reporting_component="pitstop.dev/operator",
             reporting_instance="pitstop",
         )
-        self._core.create_namespaced_event(meta["namespace"], event)
+        try:
+            self._core.create_namespaced_event(meta["namespace"], event)
+        except ApiException as error:  # an Event is never worth failing a reconcile
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], error.reason)
