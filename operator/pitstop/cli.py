@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from pitstop import demo
 from pitstop.devcluster import cli as devcluster_cli
 from pitstop.packaging import cli as packaging_cli
 
@@ -64,5 +65,6 @@ def crd(paths: tuple[Path, ...]) -> None:
         click.echo(f"wrote {target}", err=True)
 
 
+main.add_command(demo.demo)
 main.add_command(devcluster_cli.dev)
 main.add_command(packaging_cli.package)

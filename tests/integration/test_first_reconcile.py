@@ -102,7 +102,8 @@ def test_prebuilt_image_becomes_healthy_with_owned_children(
     assert "Healthy" in {e["reason"] for e in events["items"]}
 
     printed = cluster.kubectl("get", "md", "fraud", "-n", namespace).stdout
-    assert "Healthy" in printed and "100% stable" in printed
+    assert "Healthy" in printed
+    assert "100% stable" in printed
 
 
 def test_replica_change_updates_in_place_and_generation_is_followed(

@@ -18,15 +18,14 @@ from pitstop.rendering import labels
 
 Object = dict[str, Any]
 
-# Serving-template contract (model_images/): where secrets and config are mounted.
-API_KEYS_DIR = "/etc/pitstop/auth"
+# The serving template's contract (model_images/README.md): the image itself names its
+# model (PITSTOP_MODEL is set by the bento); the operator passes limits and mounts.
+API_KEYS_DIR = "/etc/pitstop/api-keys"
 
 
 def _container(spec: ModelDeploymentSpec, image: str) -> Object:
     env: list[Object] = [
-        {"name": "PITSTOP_MODEL_NAME", "value": spec.model.name},
-        {"name": "PITSTOP_MODEL_VERSION", "value": spec.model.version},
-        {"name": "PITSTOP_MAX_BATCH_SIZE", "value": str(spec.serving.max_batch_size)},
+        {"name": "PITSTOP_MAX_BATCH", "value": str(spec.serving.max_batch_size)},
     ]
     mounts: list[Object] = []
     if spec.serving.auth is not None:
