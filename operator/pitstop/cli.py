@@ -36,6 +36,7 @@ def run(namespaces: tuple[str, ...], liveness: str) -> None:
 
     import pitstop.handlers  # noqa: F401  (registers the handlers)
 
+    kopf.configure(verbose=False)  # INFO-level logs on stderr, as kubectl logs shows them
     asyncio.run(
         kopf.operator(
             standalone=True,

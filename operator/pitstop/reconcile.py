@@ -111,6 +111,7 @@ def _write(
         body = decision.status.model_dump(mode="json", by_alias=True, exclude_none=True)
         kube.patch_status(meta["namespace"], meta["name"], body)
     for event in decision.events:
+        log.info("%s/%s %s: %s", meta["namespace"], meta["name"], event.reason, event.message)
         kube.post_event(obj, event.type, event.reason, event.message)
 
 

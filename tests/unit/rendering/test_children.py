@@ -30,7 +30,8 @@ def test_revision_ignores_replicas_but_not_what_defines_the_pods() -> None:
     assert revision(md(image="registry.example.com/ml/fraud:8")) != base
     assert revision(md(model={"name": "fraud", "version": "8"})) != base
     assert revision(md(serving={"replicas": 2, "resources": {"limits": {"cpu": "1"}}})) != base
-    assert len(base) == 10 and int(base, 16) >= 0
+    assert len(base) == 10
+    assert int(base, 16) >= 0
 
 
 def test_deployment_is_owned_labelled_and_hardened() -> None:

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from pitstop.api.resource import ModelDeployment
 from pitstop.strategies import conditions, replace
 from pitstop.strategies.decision import (
@@ -178,8 +177,10 @@ def test_condition_transition_time_moves_only_on_change() -> None:
     second = replace.decide(again, Observations("new", "x", {"new": STARTING}), NOW)
     ready = conditions.find(second.status.conditions, conditions.READY)
     progressing = conditions.find(second.status.conditions, conditions.PROGRESSING)
-    assert ready is not None and ready.last_transition_time == EARLIER
-    assert progressing is not None and "0/2 ready" in progressing.message
+    assert ready is not None
+    assert ready.last_transition_time == EARLIER
+    assert progressing is not None
+    assert "0/2 ready" in progressing.message
 
 
 def test_no_image_keeps_the_stable_serving_and_says_why() -> None:
@@ -187,7 +188,9 @@ def test_no_image_keeps_the_stable_serving_and_says_why() -> None:
                               Observations("new", None, {"old": UP}), NOW)  # fmt: skip
     assert list(decision.actions) == [ScaleRevision("old", 2), RouteEntry("old")]
     built = conditions.find(decision.status.conditions, conditions.IMAGE_BUILT)
-    assert built is not None and built.status == "False" and "spec.image" in built.message
+    assert built is not None
+    assert built.status == "False"
+    assert "spec.image" in built.message
     assert decision.status.phase == "Healthy"
 
 
