@@ -162,3 +162,11 @@ def test_samples_are_accepted_and_defaulted(
         "interval", "15s"
     )
     assert applied["spec"]["serving"]["maxBatchSize"] == 100
+
+
+@pytest.mark.integration
+def test_kubectl_explain_documents_the_fields(cluster: testing.DevCluster, crd: str) -> None:
+    explained = cluster.kubectl("explain", "modeldeployment.spec.strategy.canary.steps").stdout
+    text = " ".join(explained.split())  # kubectl wraps long descriptions
+    assert "Percent of traffic for the candidate" in text
+    assert "Absent: wait for a manual promote" in text
