@@ -166,7 +166,15 @@ def test_samples_are_accepted_and_defaulted(
 
 @pytest.mark.integration
 def test_kubectl_explain_documents_the_fields(cluster: testing.DevCluster, crd: str) -> None:
-    explained = cluster.kubectl("explain", "modeldeployment.spec.strategy.canary.steps").stdout
+    # The API server publishes a new CRD's OpenAPI a few seconds after it is established.
+    explained = cluster.wait(
+        "the CRD's OpenAPI",
+        lambda: (
+            cluster.kubectl(
+                "explain", "modeldeployment.spec.strategy.canary.steps", check=False
+            ).stdout
+        ),
+    )
     text = " ".join(explained.split())  # kubectl wraps long descriptions
     assert "Percent of traffic for the candidate" in text
     assert "Absent: wait for a manual promote" in text
