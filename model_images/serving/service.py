@@ -3,12 +3,15 @@
 Which package, and every other setting, comes from `PITSTOP_*` environment variables
 (see model_images/README.md for the contract with the operator). The service class
 only starts the runtime; requests are answered by `pitstop_serving.app.Middleware`,
-added in front of BentoML's router, and BentoML's own access log, metrics and
-tracing spans are switched off for those paths because the template provides its own
-and they would otherwise cost more than a cheap model's prediction.
+wrapped around the whole ASGI app BentoML builds (outside its error, tracing, timeout
+and context middlewares, which cost more per request than a cheap model's
+prediction; BentoML's own access log and metrics are switched off too). Every other
+path and the lifespan pass through to BentoML unchanged.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import bentoml
 from pitstop_serving import app
@@ -21,7 +24,6 @@ runtime = app.Runtime()
     workers=1,
     metrics={"enabled": False},
     logging={"access": {"enabled": False}},
-    tracing={"excluded_urls": app.PATHS_REGEX},
 )
 class Pitstop:
     """Loads the package named by PITSTOP_MODEL in the background on start."""
@@ -30,4 +32,18 @@ class Pitstop:
         runtime.start()
 
 
-Pitstop.add_asgi_middleware(app.Middleware, runtime=runtime)  # type: ignore[attr-defined]
+class _Front(type(Pitstop)):  # type: ignore[misc]
+    """BentoML's service, with the Pitstop middleware outermost in its ASGI app.
+
+    `add_asgi_middleware` would place it inside BentoML's stack, where every request
+    pays for a task and a timer (timeout middleware), an OpenTelemetry span and
+    Starlette's error wrapper before reaching it.
+    """
+
+    __slots__ = ()
+
+    def to_asgi(self, *args: Any, **kwargs: Any) -> Any:
+        return app.Middleware(super().to_asgi(*args, **kwargs), runtime=runtime)
+
+
+Pitstop.__class__ = _Front

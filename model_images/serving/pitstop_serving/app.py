@@ -1,6 +1,6 @@
 """The ASGI front of the template: routes, and the order of checks per request.
 
-`Middleware` sits in BentoML's middleware stack and answers the Pitstop paths itself
+`Middleware` wraps the ASGI app BentoML builds and answers the Pitstop paths itself
 (everything else goes on to BentoML), so a prediction pays for none of BentoML's
 per-request machinery. Order on `POST /predict`: authenticate (401/403) -> throttle
 (429) -> ready? (503) -> read and validate the body (400/413/422) -> predict ->
@@ -32,8 +32,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PATHS = ("/predict", "/livez", "/readyz", "/metrics", "/signature")
-# For BentoML's tracing middleware: these paths skip span creation entirely.
-PATHS_REGEX = "|".join(f"^{p}$" for p in PATHS)
 JSON = b"application/json"
 log = logging.getLogger("pitstop.runtime")
 
