@@ -97,15 +97,81 @@ def run(folder: Path, seconds: float, warmup: float, model_names: list[str]) -> 
         measure(model, "c mlserver", peers.mlserver(mlserver_bin, folder, model_file, model), v2)
         measure(model, "d thin-floor", peers.thin(folder, model_file, names), plain)
         if model == "logistic":
-            shadow, shadow_url = peers.template(folder, tag, home, keys, no_mirror, "shadow")
-            shadow.wait()
-            mirror.write_text(json.dumps({"url": shadow_url, "percent": 100}))
-            try:
-                measure(model, "b+mirror100%", peers.template(folder, tag, home, keys, mirror,
-                                                              "mirrored"), keyed)  # fmt: skip
-            finally:
-                shadow.stop()
+            mirroring(folder, tag, home, keys, mirror, wrk, keyed, seconds, warmup, table)
     report(table)
+
+
+def cpu_sets() -> tuple[str, str] | None:
+    """(primary's CPU, shadow's and wrk's CPU) when at least two CPUs are usable."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (str(cpus[0]), str(cpus[1])) if len(cpus) >= 2 else None
+
+
+def mirroring(
+    folder: Path, tag: str, home: Path, keys: Path, mirror: Path, wrk: str, lua: Path,
+    seconds: float, warmup: float, table: list[dict[str, object]],
+) -> None:  # fmt: skip
+    """The primary's cost of mirroring 100 % of its traffic, measured fairly.
+
+    One primary process is measured with mirroring off and then on (its mirror file
+    is rewritten; it re-reads it within a second), with the shadow running in both
+    runs. On two or more CPUs the primary gets a CPU of its own and the shadow and
+    wrk share another, so what is measured is the primary's own mirroring work, not
+    the shadow competing with it for a core. The primary's CPU time per request is
+    read from /proc as well: it does not depend on the other load on the machine.
+    """
+    import httpx
+
+    from tests.benchmarks.serving import load, peers
+
+    pins = cpu_sets()
+    primary_cpu, other_cpu = pins if pins else (None, None)
+    print(
+        f"\nmirroring setup: primary on CPU {primary_cpu}, shadow and wrk on CPU {other_cpu}"
+        if pins
+        else "\nmirroring setup: one CPU only, nothing pinned"
+    )
+    mirror.write_text("{}")
+    shadow, shadow_url = peers.template(folder, tag, home, keys, mirror.with_name("off.json"),
+                                        "shadow", other_cpu)  # fmt: skip
+    primary, url = peers.template(folder, tag, home, keys, mirror, "mirrored", primary_cpu)
+    base = url.removesuffix("/predict")
+
+    def shadow_outcomes() -> float:
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("pitstop_shadow_requests_total{")
+        )
+
+    try:
+        shadow.wait()
+        primary.wait()
+        for label, config in (
+            ("b pinned", {}),
+            ("b+mirror100%", {"url": shadow_url, "percent": 100}),
+        ):
+            mirror.write_text(json.dumps(config))
+            load.run(wrk, url, lua, 32, max(warmup, 2.0), other_cpu)  # also makes it re-read
+            copies = shadow_outcomes()
+            for connections in (1, 32):
+                cpu = primary.cpu_seconds()
+                result = load.run(wrk, url, lua, connections, seconds, other_cpu)
+                requests = result.rps * max(1, round(seconds))
+                cpu_ms = (primary.cpu_seconds() - cpu) / requests * 1000
+                table.append({"model": "logistic", "server": label, "c": connections,
+                              **asdict(result), "primary_cpu_ms_per_request": cpu_ms})  # fmt: skip
+                print(f"{'logistic':9} {label:16} c={connections:<3} {result.rps:8.0f} req/s  "
+                      f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+                      f"errors {result.errors}  primary CPU {cpu_ms:.3f} ms/req", flush=True)  # fmt: skip
+            mirrored = shadow_outcomes() - copies
+            print(f"{'':9} {'':16} shadow outcomes counted during the runs: {mirrored:.0f}")
+            if config and mirrored <= 0:
+                raise RuntimeError("the primary did not mirror: see mirrored.log")
+    finally:
+        primary.stop()
+        shadow.stop()
 
 
 def report(table: list[dict[str, object]]) -> None:
@@ -129,10 +195,13 @@ def report(table: list[dict[str, object]]) -> None:
             f"mlserver {get(model, 'c mlserver', 32, 'p99_ms'):.1f} ms"
         )
     for c in (1, 32):
-        base = get("logistic", "b template", c, "p50_ms")
+        base = get("logistic", "b pinned", c, "p50_ms")
         mirrored = get("logistic", "b+mirror100%", c, "p50_ms")
-        print(f"mirroring 100% cost at c={c}: p50 {base:.2f} -> {mirrored:.2f} ms "
-              f"({(mirrored / base - 1) * 100:+.1f}%)")  # fmt: skip
+        cpu = get("logistic", "b pinned", c, "primary_cpu_ms_per_request")
+        cpu_mirrored = get("logistic", "b+mirror100%", c, "primary_cpu_ms_per_request")
+        print(f"mirroring 100% cost at c={c} (pinned): p50 {base:.2f} -> {mirrored:.2f} ms "
+              f"({(mirrored / base - 1) * 100:+.1f}%); primary CPU {cpu:.3f} -> "
+              f"{cpu_mirrored:.3f} ms/req ({(cpu_mirrored / cpu - 1) * 100:+.1f}%)")  # fmt: skip
     out = CACHE / "serving-benchmark.json"
     out.write_text(json.dumps(table, indent=2))
     print(f"\nresults written to {out}")

@@ -71,9 +71,14 @@ def parse(report: str) -> Result:
     return Result(rps=rps, p50_ms=p50, p99_ms=p99, errors=errors)
 
 
-def run(wrk: str, url: str, lua: Path, connections: int, seconds: float) -> Result:
+def run(
+    wrk: str, url: str, lua: Path, connections: int, seconds: float, cpus: str | None = None
+) -> Result:
+    """One wrk run; `cpus` (a taskset list such as "1") pins wrk to those CPUs."""
+    pin = ["taskset", "-c", cpus] if cpus else []
     completed = subprocess.run(
         [
+            *pin,
             wrk,
             "-t1",
             f"-c{connections}",

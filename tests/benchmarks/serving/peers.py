@@ -75,9 +75,18 @@ app = Starlette(
 
 class Process:
     def __init__(
-        self, argv: list[str], env: Mapping[str, str], cwd: Path, log: Path, ready: str
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        log: Path,
+        ready: str,
+        cpus: str | None = None,
     ) -> None:
         self.ready_url = ready
+        # taskset pins the server and every process it starts (affinity is inherited).
+        if cpus:
+            argv = ["taskset", "-c", cpus, *argv]
         self._log = log.open("wb")
         self.log = log
         self.process = subprocess.Popen(
@@ -97,6 +106,20 @@ class Process:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{self.ready_url} not ready after {deadline}s")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server and all its children."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.process.pid)
+            total = 0.0
+            for p in [root, *root.children(recursive=True)]:
+                times = p.cpu_times()
+                total += times.user + times.system
+            return total
+        except psutil.Error:
+            return float("nan")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -122,7 +145,13 @@ def bare(folder: Path, model_file: Path, names: list[str], home: Path) -> tuple[
 
 
 def template(
-    folder: Path, tag: str, home: Path, keys: Path, mirror: Path, name: str = "template"
+    folder: Path,
+    tag: str,
+    home: Path,
+    keys: Path,
+    mirror: Path,
+    name: str = "template",
+    cpus: str | None = None,
 ) -> tuple[Process, str]:
     port = free_port()
     env = {
@@ -138,7 +167,8 @@ def template(
     argv = [str(VENV_BIN / "bentoml"), "serve", "service:Pitstop", "--port", str(port),
             "--host", "127.0.0.1"]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    return Process(argv, env, TEMPLATE, folder / f"{name}.log", f"{url}/readyz"), f"{url}/predict"
+    process = Process(argv, env, TEMPLATE, folder / f"{name}.log", f"{url}/readyz", cpus)
+    return process, f"{url}/predict"
 
 
 def thin(folder: Path, model_file: Path, names: list[str]) -> tuple[Process, str]:
