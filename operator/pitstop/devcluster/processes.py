@@ -113,8 +113,8 @@ def stop(running: Running, *, timeout: float = 10.0) -> None:
             os.killpg(running.pid, sig)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            _reap(running.pid)
             if not alive(running):
+                _reap(running.pid)  # it may have died a zombie just now: collect it
                 return
             time.sleep(0.05)
     raise RuntimeError(f"{running.name} (pid {running.pid}) survived SIGKILL")
