@@ -9,16 +9,12 @@ do with kubectl; the live view reads only what the API holds.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 import yaml
 from rich.console import Console
 from rich.live import Live
@@ -26,6 +22,7 @@ from rich.table import Table
 
 from pitstop.devcluster import cli as devcluster_cli
 from pitstop.devcluster import cluster
+from pitstop.devcluster.operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "demo"
@@ -94,25 +91,6 @@ def _follow(kubectl: Kubectl, title: str, version: str, timeout: float = 120) ->
             time.sleep(0.5)
 
 
-def _start_operator(info: cluster.ClusterInfo, log_path: Path) -> subprocess.Popen[bytes]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "KUBECONFIG": str(info.kubeconfig)}
-    args = [sys.executable, "-m", "pitstop", "run", f"--liveness=http://127.0.0.1:{port}/healthz"]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise click.ClickException(f"the operator did not start; see {log_path}")
-
-
 @click.command()
 def demo() -> None:
     """Deploy a model, roll out a new version, and show the history, on a local cluster."""
@@ -126,8 +104,9 @@ def demo() -> None:
 
     console.rule("[bold]2. The operator")
     log_path = state_dir / "operator.log"
-    operator = _start_operator(info, log_path)
-    console.print(f"  pitstop run (pid {operator.pid}), logs in {log_path}")
+    operator = OperatorProcess(info.kubeconfig, log_path)
+    operator.start()
+    console.print(f"  pitstop run, logs in {log_path}")
     try:
         kubectl("apply", "-f", "-", input=yaml.safe_dump(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))  # fmt: skip
@@ -145,8 +124,7 @@ def demo() -> None:
         console.print(history)
         console.print(kubectl("get", "md,deployments,services", "-n", NAMESPACE))
     finally:
-        operator.terminate()
-        operator.wait(timeout=30)
+        operator.stop()
     console.print(
         "The control plane keeps running: `eval $(.venv/bin/pitstop dev env)` to explore, "
         "`.venv/bin/pitstop dev down` to stop it."

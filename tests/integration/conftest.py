@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from operator_process import OperatorProcess
 from pitstop.devcluster import cluster as devcluster
 from pitstop.devcluster import testing
+from pitstop.devcluster.operator_process import OperatorProcess
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_process import OperatorProcess
 from pitstop.devcluster import testing
+from pitstop.devcluster.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from operator_process import OperatorProcess
 from pitstop.devcluster import testing
+from pitstop.devcluster.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

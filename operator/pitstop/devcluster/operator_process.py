@@ -1,14 +1,13 @@
-"""The real operator (`pitstop run`) as a child process of the tests.
+"""The real operator (`pitstop run`) as a child process, for the demo and the tests.
 
 Tests stop it with SIGKILL at awkward moments to prove that all rollout state lives
-in the API, and start it again with the same code a user runs.
+in the API, and start it again with the same command a user runs.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,12 +15,7 @@ from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from pitstop.devcluster.processes import free_port
 
 
 class OperatorProcess:
