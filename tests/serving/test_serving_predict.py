@@ -105,6 +105,14 @@ def test_request_id_is_honoured_and_otherwise_generated(cluster: Cluster) -> Non
     assert generated != post(cluster, fraud_row()).headers["x-request-id"]
 
 
+def test_answers_carry_the_servers_own_time(cluster: Cluster) -> None:
+    # A mirroring primary reads this header as the shadow's latency.
+    for response in (post(cluster, fraud_row()), post(cluster, fraud_row(amount="x"))):
+        name, _, value = response.headers["server-timing"].partition(";dur=")
+        assert name == "app"
+        assert float(value) >= 0
+
+
 def test_health_endpoints_and_signature(cluster: Cluster) -> None:
     assert httpx.get(f"{cluster.open.url}/livez").status_code == 200
     assert httpx.get(f"{cluster.open.url}/readyz").json() == {"status": "ready"}

@@ -245,6 +245,9 @@ class Middleware:
             payload = json.dumps(result).encode()
         elif status not in (400, 413, 422):
             payload = _error(failure or "error")
+        # The time this server spent on the request (a mirroring primary reads it as the
+        # shadow's latency: its own clock only sees when it got round to reading).
+        extra.append((b"server-timing", b"app;dur=%.3f" % ((time.perf_counter() - started) * 1000)))
         await _answer(send, status, payload, request_id, extra)
         # The client has its answer; the rest is bookkeeping.
         if result is not None:

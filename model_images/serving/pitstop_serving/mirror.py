@@ -15,10 +15,14 @@ path is kept as short as Python allows (measured: see model_images/README.md):
   request than the whole prediction on a cheap model;
 - at most `QUEUE_SIZE` copies are queued or unanswered; beyond that, copies are
   dropped and counted (`pitstop_shadow_dropped_total`), never buffered without limit.
+- answers are read at most every `LINGER` seconds (reading pauses in between), so
+  one wake-up reads many answers instead of one each.
 Sampling is deterministic (every 100/percent-th request), so 100 % mirrors every
-request and 10 % exactly one in ten. The shadow latency of a copy is counted from
-when the shadow could start on it (its send time, or the previous answer on the
-connection, whichever is later), so pipelining does not count queueing as latency.
+request and 10 % exactly one in ten. The shadow latency of a copy is the time the
+shadow itself reports spending on it (`Server-Timing: app;dur=`, which the template
+sends); for a shadow that does not report it, the time from when the shadow could
+start on it (its send time, or the previous answer read, whichever is later) to
+when the answer was read, which includes up to `LINGER` of reading delay.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ QUEUE_SIZE = 1024
 BATCH = 32
 LINGER = 0.02
 RETRY_SECONDS = 0.5
+TIMING = b"\r\nserver-timing: app;dur="  # the shadow's own time, in ms
 log = logging.getLogger("pitstop.mirror")
 
 
@@ -159,7 +164,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer + data if self._buffer else data
-        answers: list[tuple[int, bytes]] = []
+        answers: list[tuple[int, bytes, float]] = []
         close = False
         while True:
             end = buffer.find(b"\r\n\r\n")
@@ -177,7 +182,17 @@ class Connection(asyncio.Protocol):
             length = int(head[at + 17 : stop if stop >= 0 else len(head)])
             if len(buffer) < end + 4 + length:
                 break
-            answers.append((status, buffer[end + 4 : end + 4 + length]))
+            timing = head.find(TIMING)
+            if timing >= 0:
+                stop = head.find(b"\r\n", timing + len(TIMING))
+                try:
+                    took = float(head[timing + len(TIMING) : stop if stop >= 0 else len(head)])
+                    took /= 1000
+                except ValueError:
+                    took = -1.0
+            else:
+                took = -1.0
+            answers.append((status, buffer[end + 4 : end + 4 + length], took))
             close = close or b"\r\nconnection: close" in head
             buffer = buffer[end + 4 + length :]
         self._buffer = buffer
@@ -185,21 +200,29 @@ class Connection(asyncio.Protocol):
             self._count(answers)
         if close:
             self.close()
+        elif self.pending and self.transport is not None and not self.transport.is_closing():
+            # Let the next answers gather in the socket: one wake-up then reads them all.
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(LINGER, self._resume_reading)
 
-    def _count(self, answers: list[tuple[int, bytes]]) -> None:
+    def _resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _count(self, answers: list[tuple[int, bytes, float]]) -> None:
         now = time.perf_counter()
         # Answers read together share the time since the shadow could start on them.
         start = max(self.pending[0][1], self._last_answer) if self.pending else now
         share = (now - start) / len(answers)
         self._last_answer = now
         tolerance = self.settings.tolerance
-        for status, payload in answers:
+        for status, payload, took in answers:
             if not self.pending:
                 log.debug("shadow answered more than it was asked")
                 self.close()
                 return
             ours, _ = self.pending.popleft()
-            self._latency.observe(share)
+            self._latency.observe(took if took >= 0 else share)
             if status != 200:
                 self.errors.inc()
                 continue
