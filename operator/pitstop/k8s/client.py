@@ -65,6 +65,16 @@ class KubeClient:
         )
         return dict(result.to_dict())
 
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
+        """The object as the API holds it, or None when it does not exist."""
+        res = self._resource(api_version, kind)
+        try:
+            return dict(res.get(name=name, namespace=namespace).to_dict())
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete in the background (dependents go through garbage collection)."""
         res = self._resource(api_version, kind)
