@@ -18,6 +18,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+from urllib3.exceptions import HTTPError as TransportError
 
 from pitstop.api import resource
 from pitstop.rendering import labels
@@ -45,6 +46,7 @@ class KubeClient:
         self.api = api
         self._dynamic = DynamicClient(api)
         self._apps = k8s.AppsV1Api(api)
+        self._batch = k8s.BatchV1Api(api)
         self._core = k8s.CoreV1Api(api)
         self._custom = k8s.CustomObjectsApi(api)
 
@@ -64,6 +66,26 @@ class KubeClient:
             force_conflicts=True,
         )
         return dict(result.to_dict())
+
+    def create(self, obj: Object) -> bool:
+        """Create `obj` as Pitstop unless it exists; True when this call created it.
+
+        For objects whose first writer must win (a build Job shared by several
+        ModelDeployments): an apply would rewrite the owner and labels of a Job that
+        another ModelDeployment started.
+        """
+        res = self._resource(obj["apiVersion"], obj["kind"])
+        try:
+            res.create(
+                body=obj,
+                namespace=obj["metadata"].get("namespace"),
+                field_manager=labels.FIELD_MANAGER,
+            )
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
         """The object as the API holds it, or None when it does not exist."""
@@ -101,6 +123,47 @@ class KubeClient:
     def list_deployments(self, namespace: str, selector: str) -> list[Object]:
         items = self._apps.list_namespaced_deployment(namespace, label_selector=selector).items
         return [self.api.sanitize_for_serialization(item) for item in items]
+
+    def list_jobs(self, namespace: str, selector: str) -> list[Object]:
+        items = self._batch.list_namespaced_job(namespace, label_selector=selector).items
+        return [self.api.sanitize_for_serialization(item) for item in items]
+
+    def list_pods(self, namespace: str, selector: str) -> list[Object]:
+        items = self._core.list_namespaced_pod(namespace, label_selector=selector).items
+        return [self.api.sanitize_for_serialization(item) for item in items]
+
+    def pod_log_tail(self, namespace: str, name: str, container: str, lines: int) -> str | None:
+        """The last `lines` lines a container wrote, or None when there is no log to read."""
+        try:
+            text = self._core.read_namespaced_pod_log(
+                name, namespace, container=container, tail_lines=lines, _request_timeout=5
+            )
+        except (ApiException, TransportError) as error:
+            # The container never started, the pod is gone, or its node serves no logs
+            # (KWOK's nodes, a node that went away): the caller falls back to the status.
+            log.info("no log for %s/%s[%s]: %s", namespace, name, container, error)
+            return None
+        return str(text) if text else None
+
+    def annotate(
+        self, api_version: str, kind: str, namespace: str, name: str, annotations: dict[str, str]
+    ) -> None:
+        """Merge `annotations` into an object's metadata, leaving every other field alone.
+
+        Not an apply: applying only metadata under Pitstop's field manager would remove
+        the rest of what Pitstop applied to the object.
+        """
+        res = self._resource(api_version, kind)
+        try:
+            res.patch(
+                name=name,
+                namespace=namespace,
+                body={"metadata": {"annotations": annotations}},
+                content_type="application/merge-patch+json",
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
 
     def get_model_deployment(self, namespace: str, name: str) -> Object | None:
         try:

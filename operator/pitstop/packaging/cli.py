@@ -128,3 +128,55 @@ def bento(tag: str, template: Path | None) -> None:
     from pitstop.packaging import bento as bento_
 
     click.echo(bento_.build(tag, template))
+
+
+@package.command("prepare-build")
+@click.option("--source", required=True,
+              help="Package source: https://, s3:// or a path (a mounted volume).")  # fmt: skip
+@click.option("--name", required=True, help="Model name the package must have.")
+@click.option("--version", "version", required=True, help="Version the package must have.")
+@click.option("--output", required=True, type=click.Path(path_type=Path),
+              help="Folder to write the build context (bento + Dockerfile) into.")  # fmt: skip
+@click.option("--builder", type=click.Choice(["buildkit", "kaniko"]), default="buildkit",
+              show_default=True)  # fmt: skip
+@click.option("--template", default=None, type=click.Path(path_type=Path),
+              help="Serving template folder (default: model_images/serving).")  # fmt: skip
+@click.option("--image", default=None, help="The image the build will push (reported).")
+@click.option("--build-key", default=None, help="The operator's build key (reported).")
+@click.option("--termination-log", default=None, type=click.Path(path_type=Path),
+              help="Write the result as JSON here (the pod's termination message).")  # fmt: skip
+@_friendly
+def prepare_build(
+    source: str,
+    name: str,
+    version: str,
+    output: Path,
+    builder: str,
+    template: Path | None,
+    image: str | None,
+    build_key: str | None,
+    termination_log: Path | None,
+) -> None:
+    """Fetch, verify and stage a package as a container build context (the build Job's
+    first step)."""
+    import os
+
+    from pitstop.packaging import build_context
+
+    template = template or (
+        Path(os.environ["PITSTOP_SERVING_TEMPLATE"])
+        if os.environ.get("PITSTOP_SERVING_TEMPLATE")
+        else None
+    )
+    prepared = build_context.prepare(source, name, version, output, builder, template)
+    result = {
+        "package": prepared.package,
+        "packageDigest": prepared.package_digest,
+        "bento": prepared.bento,
+        "image": image,
+        "buildKey": build_key,
+    }
+    text = json.dumps({k: v for k, v in result.items() if v is not None})
+    if termination_log is not None:
+        termination_log.write_text(text)
+    click.echo(text)

@@ -1,0 +1,60 @@
+"""The build Job's first step: from a package source to a container build context.
+
+`prepare` fetches the package, imports it (which verifies its hashes and digest),
+checks it is the model and version the ModelDeployment names, builds the bento and
+writes BentoML's own build context for it: the bento, its models and the generated
+Dockerfile at `env/docker/Dockerfile`. The build step only needs that folder. The same
+code runs in the Job (`pitstop package prepare-build`) and in the tests, which serve
+the folder with `bentoml serve`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import bentoml
+
+from pitstop.packaging import bento, errors, fetch, store
+
+DOCKERFILE = Path("env") / "docker" / "Dockerfile"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    package: str
+    """The package's tag, name:version."""
+    package_digest: str
+    bento: str
+    context: Path
+    dockerfile: Path
+
+
+def prepare(
+    source: str,
+    name: str,
+    version: str,
+    output: Path,
+    builder: str = "buildkit",
+    template: Path | None = None,
+) -> Prepared:
+    """Write the build context of package `name:version` at `source` into `output`."""
+    with tempfile.TemporaryDirectory(prefix="pitstop-fetch-") as scratch:
+        exported = fetch.fetch(source, Path(scratch))
+        package = store.import_(exported)
+    if (package.name, package.version) != (name, version):
+        raise errors.PackagingError(
+            f"source {source} holds package {package.tag}, but the ModelDeployment "
+            f"names {name}:{version}"
+        )
+    tag = bento.build(package.tag, template)
+    built = bentoml.bentos.get(tag)
+    # BuildKit allows cache mounts in the Dockerfile; kaniko does not understand them.
+    from bentoml._internal.container import construct_containerfile
+
+    output.mkdir(parents=True, exist_ok=True)
+    with construct_containerfile(built, enable_buildkit=builder == "buildkit") as (folder, _):
+        shutil.copytree(folder, output, dirs_exist_ok=True)
+    return Prepared(package.tag, package.digest, tag, output, output / DOCKERFILE)
