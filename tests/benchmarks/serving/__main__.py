@@ -137,13 +137,16 @@ def mirroring(
     primary, url = peers.template(folder, tag, home, keys, mirror, "mirrored", primary_cpu)
     base = url.removesuffix("/predict")
 
-    def shadow_outcomes() -> float:
+    def shadow_outcomes() -> tuple[float, float]:
+        """(copies answered or failed, copies dropped) so far."""
         text = httpx.get(f"{base}/metrics", timeout=5).text
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("pitstop_shadow_requests_total{")
-        )
+        counted = dropped = 0.0
+        for line in text.splitlines():
+            if line.startswith("pitstop_shadow_requests_total{"):
+                counted += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("pitstop_shadow_dropped_total "):
+                dropped = float(line.rsplit(" ", 1)[1])
+        return counted, dropped
 
     try:
         shadow.wait()
@@ -165,8 +168,10 @@ def mirroring(
                 print(f"{'logistic':9} {label:16} c={connections:<3} {result.rps:8.0f} req/s  "
                       f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
                       f"errors {result.errors}  primary CPU {cpu_ms:.3f} ms/req", flush=True)  # fmt: skip
-            mirrored = shadow_outcomes() - copies
-            print(f"{'':9} {'':16} shadow outcomes counted during the runs: {mirrored:.0f}")
+            after = shadow_outcomes()
+            mirrored, dropped = after[0] - copies[0], after[1] - copies[1]
+            print(f"{'':9} {'':16} copies counted by the primary during the runs: "
+                  f"{mirrored:.0f} answered or failed, {dropped:.0f} dropped")  # fmt: skip
             if config and mirrored <= 0:
                 raise RuntimeError("the primary did not mirror: see mirrored.log")
     finally:
