@@ -87,24 +87,6 @@ class ModelRef(SpecModel):
     )
 
 
-class BuildCache(SpecModel):
-    """Build layers kept in a registry repository and reused by later builds."""
-
-    repository: str = Field(
-        pattern=r"^[^\s]+$",
-        max_length=512,
-        description="Repository holding the cache, e.g. registry.example.com/ml/build-cache.",
-    )
-    mode: Literal["min", "max"] = Field(
-        default="max",
-        description="BuildKit: min caches the final image's layers, max every stage's too "
-        "(kaniko always caches each layer).",
-    )
-    export: bool = Field(
-        default=True, description="Also write the cache (cache-to); false only reads it."
-    )
-
-
 class BuildSpec(SpecModel):
     """How Pitstop builds the serving image when spec.image is empty."""
 
@@ -118,15 +100,6 @@ class BuildSpec(SpecModel):
     )
     builder: Literal["buildkit", "kaniko"] = Field(
         default="buildkit", description="Rootless builder that runs the build Job."
-    )
-    cache: BuildCache | None = Field(
-        default=None,
-        description="Registry layer cache (cache-from / cache-to). Absent: the operator's "
-        "default cache (chart value build.cache), or none.",
-    )
-    timeout: Duration = Field(
-        default="30m",
-        description="Longest one build attempt may run (the build Job's activeDeadlineSeconds).",
     )
 
 
@@ -317,10 +290,105 @@ class AnalysisSpec(SpecModel):
     )
 
 
-class RouteRef(SpecModel):
-    """A route object in the same namespace, managed by Pitstop's traffic provider."""
+# A DNS-1123 subdomain, as Gateway API and Istio name hosts ("*." wildcard allowed).
+HOSTNAME_PATTERN = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+Hostname = Annotated[str, Field(pattern=HOSTNAME_PATTERN, min_length=1, max_length=253)]
+# An Istio gateway reference: "mesh", "name" or "namespace/name".
+GatewayName = Annotated[
+    str,
+    Field(
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253
+    ),
+]
 
-    name: DnsLabel = Field(description="Name of the route object.")
+
+class ParentRef(SpecModel):
+    """A Gateway (or other parent) that an HTTPRoute created by Pitstop attaches to."""
+
+    name: DnsLabel = Field(description="Name of the parent, e.g. the Gateway's name.")
+    namespace: DnsLabel | None = Field(
+        default=None, description="Namespace of the parent; the route's own when absent."
+    )
+    section_name: DnsLabel | None = Field(
+        default=None, description="A listener of the Gateway; all listeners when absent."
+    )
+    group: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        description="API group of the parent; gateway.networking.k8s.io when absent.",
+    )
+    kind: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$",
+        description="Kind of the parent; Gateway when absent.",
+    )
+
+
+class HttpRouteRef(SpecModel):
+    """The Gateway API HTTPRoute (same namespace) whose backends Pitstop weights.
+
+    Without parentRefs the route is the user's: Pitstop rewrites only the backendRefs
+    and its RequestMirror filter of the rules that route to this ModelDeployment's
+    Services. With parentRefs Pitstop creates and owns the whole route.
+    """
+
+    model_config = spec_config(
+        (
+            "!has(self.hostnames) || has(self.parentRefs)",
+            "spec.traffic.httpRoute.hostnames is only allowed with parentRefs "
+            "(a route Pitstop creates)",
+        ),
+    )
+
+    name: DnsLabel = Field(description="Name of the HTTPRoute.")
+    parent_refs: list[ParentRef] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="When set, Pitstop creates and owns the HTTPRoute, attached to these "
+        "parents. When absent, the HTTPRoute must already exist.",
+    )
+    hostnames: list[Hostname] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description="Hostnames of a route Pitstop creates; all of the parents' when absent.",
+    )
+
+
+class VirtualServiceRef(SpecModel):
+    """The Istio VirtualService (same namespace) whose routes Pitstop weights.
+
+    Without hosts the VirtualService is the user's: Pitstop rewrites only the route and
+    mirror of the http rules that route to this ModelDeployment's Services. With hosts
+    Pitstop creates and owns the whole VirtualService.
+    """
+
+    model_config = spec_config(
+        (
+            "!has(self.gateways) || has(self.hosts)",
+            "spec.traffic.virtualService.gateways is only allowed with hosts "
+            "(a VirtualService Pitstop creates)",
+        ),
+    )
+
+    name: DnsLabel = Field(description="Name of the VirtualService.")
+    hosts: list[Hostname] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description="When set, Pitstop creates and owns the VirtualService for these hosts. "
+        "When absent, the VirtualService must already exist.",
+    )
+    gateways: list[GatewayName] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=16,
+        description="Gateways of a VirtualService Pitstop creates (namespace/name, or mesh); "
+        "sidecars only when absent.",
+    )
 
 
 class TrafficSpec(SpecModel):
@@ -335,13 +403,21 @@ class TrafficSpec(SpecModel):
             "!has(self.virtualService) || self.provider == 'istio'",
             "spec.traffic.virtualService is only allowed with provider istio",
         ),
+        (
+            "self.provider != 'gateway-api' || has(self.httpRoute)",
+            "spec.traffic.httpRoute is required with provider gateway-api",
+        ),
+        (
+            "self.provider != 'istio' || has(self.virtualService)",
+            "spec.traffic.virtualService is required with provider istio",
+        ),
     )
 
     provider: Literal["service", "gateway-api", "istio"] = Field(
         default="service", description="service (no mesh), gateway-api or istio."
     )
-    http_route: RouteRef | None = Field(default=None, description="The HTTPRoute to manage.")
-    virtual_service: RouteRef | None = Field(
+    http_route: HttpRouteRef | None = Field(default=None, description="The HTTPRoute to manage.")
+    virtual_service: VirtualServiceRef | None = Field(
         default=None, description="The Istio VirtualService to manage."
     )
 
