@@ -1,0 +1,149 @@
+"""The build Job: rootless and unprivileged, bounded, owned, and named by its build key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pitstop.api.resource import ModelDeployment
+from pitstop.api.spec import BuildCache
+from pitstop.rendering import build_job
+
+SETTINGS = build_job.BuildSettings(operator_image="pitstop/operator:0.1.0")
+
+
+def md(name: str = "fraud", **build: Any) -> ModelDeployment:
+    spec: dict[str, Any] = {
+        "model": {"name": "fraud", "version": "7", "source": {"uri": "https://h/fraud.bentomodel"}},
+        "build": {"registry": "registry.example.com/ml", "pushSecret": "regcred", **build},
+    }
+    return ModelDeployment.model_validate(
+        {"metadata": {"name": name, "namespace": "ml", "uid": "u-1"}, "spec": spec}
+    )
+
+
+def containers(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    pod = job["spec"]["template"]["spec"]
+    [prepare] = pod["initContainers"]
+    [build] = pod["containers"]
+    return prepare, build
+
+
+def test_key_depends_on_what_defines_the_package_not_on_who_asks() -> None:
+    key = build_job.build_key(md(), SETTINGS)
+    assert len(key) == 16
+    assert build_job.build_key(md(name="fraud-eu"), SETTINGS) == key
+    assert build_job.build_key(md(builder="kaniko"), SETTINGS) == key
+    assert build_job.build_key(md(registry="other.example.com/ml"), SETTINGS) != key
+    newer = build_job.BuildSettings(operator_image="pitstop/operator:0.2.0")
+    assert build_job.build_key(md(), newer) != key  # a new serving template
+    other = md().model_copy(deep=True)
+    spec = other.spec.model_copy(
+        update={"model": other.spec.model.model_copy(update={"version": "8"})}
+    )
+    assert build_job.build_key(other.model_copy(update={"spec": spec}), SETTINGS) != key
+
+
+def test_image_is_tagged_with_version_and_key() -> None:
+    key = build_job.build_key(md(), SETTINGS)
+    assert build_job.image_ref(md(), key) == f"registry.example.com/ml/fraud:7-{key}"
+
+
+def test_buildkit_job_is_rootless_unprivileged_bounded_and_owned() -> None:
+    job = build_job.job(md(timeout="10m"), "k" * 16, 2, SETTINGS)
+    meta, spec = job["metadata"], job["spec"]
+    assert meta["name"] == f"pitstop-build-{'k' * 16}-2"
+    assert meta["labels"][build_job.BUILD_KEY] == "k" * 16
+    assert meta["labels"][build_job.BUILD_ATTEMPT] == "2"
+    assert meta["ownerReferences"][0]["uid"] == "u-1"
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (0, 600)
+    assert spec["ttlSecondsAfterFinished"] == SETTINGS.ttl_seconds
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+    prepare, build = containers(job)
+
+    assert build["image"].endswith("-rootless")
+    security = build["securityContext"]
+    assert security["privileged"] is False
+    assert (security["runAsUser"], security["runAsNonRoot"]) == (1000, True)
+    assert security["seccompProfile"] == {"type": "Unconfined"}
+    assert security["appArmorProfile"] == {"type": "Unconfined"}
+    assert "capabilities" not in security  # nothing added
+    env = {e["name"]: e["value"] for e in build["env"]}
+    assert env["BUILDKITD_FLAGS"] == "--oci-worker-no-process-sandbox"
+    script = build["command"][-1]
+    assert script.startswith("buildctl-daemonless.sh build --frontend dockerfile.v0")
+    image = f"registry.example.com/ml/fraud:7-{'k' * 16}"
+    assert f"type=image,name={image},push=true" in script
+    assert "--local context=/workspace/context" in script
+    assert build["resources"]["limits"]["memory"]
+    assert build["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    mounts = {m["name"]: m["mountPath"] for m in build["volumeMounts"]}
+    assert mounts["docker-config"] == "/home/user/.docker"
+
+    assert prepare["image"] == "pitstop/operator:0.1.0"
+    assert prepare["command"] == ["pitstop", "package", "prepare-build"]
+    assert "--source=https://h/fraud.bentomodel" in prepare["args"]
+    assert f"--image={image}" in prepare["args"]
+    assert prepare["securityContext"]["allowPrivilegeEscalation"] is False
+    assert prepare["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["docker-config"]["secret"]["secretName"] == "regcred"
+
+
+def test_kaniko_job_is_unprivileged_and_pushes_to_the_destination() -> None:
+    job = build_job.job(md(builder="kaniko"), "k" * 16, 1, SETTINGS)
+    _, build = containers(job)
+    assert build["image"].startswith("gcr.io/kaniko-project/executor:")
+    assert build["securityContext"]["privileged"] is False
+    assert build["securityContext"]["allowPrivilegeEscalation"] is False
+    assert f"--destination=registry.example.com/ml/fraud:7-{'k' * 16}" in build["args"]
+    assert "--context=dir:///workspace/context" in build["args"]
+    assert "--digest-file=/dev/termination-log" in build["args"]
+    assert "buildkitd" not in {v["name"] for v in job["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_cache_from_the_spec_or_the_operator_default() -> None:
+    cache = {"repository": "registry.example.com/ml/cache"}
+    _, build = containers(build_job.job(md(cache=cache), "k" * 16, 1, SETTINGS))
+    script = build["command"][-1]
+    assert "--import-cache type=registry,ref=registry.example.com/ml/cache" in script
+    assert "--export-cache type=registry,ref=registry.example.com/ml/cache,mode=max" in script
+
+    read_only = {**cache, "export": False}
+    _, build = containers(build_job.job(md(cache=read_only), "k" * 16, 1, SETTINGS))
+    assert "--export-cache" not in build["command"][-1]
+
+    _, build = containers(build_job.job(md(builder="kaniko", cache=cache), "k" * 16, 1, SETTINGS))
+    assert "--cache-repo=registry.example.com/ml/cache" in build["args"]
+
+    settings = build_job.BuildSettings(
+        operator_image="pitstop/operator:0.1.0",
+        default_cache=BuildCache(repository="cache.example.com/c", mode="min"),
+    )
+    _, build = containers(build_job.job(md(), "k" * 16, 1, settings))
+    assert "ref=cache.example.com/c,mode=min" in build["command"][-1]
+    _, build = containers(build_job.job(md(), "k" * 16, 1, SETTINGS))
+    assert "cache" not in build["command"][-1]
+
+
+def test_pvc_source_is_mounted_read_only_and_credentials_come_from_the_secret() -> None:
+    spec: dict[str, Any] = {
+        "model": {
+            "name": "fraud",
+            "version": "7",
+            "source": {"pvc": {"claimName": "models", "path": "fraud/7/"},
+                       "credentialsSecret": "creds"},
+        },
+        "build": {"registry": "registry.example.com/ml"},
+    }  # fmt: skip
+    model = ModelDeployment.model_validate(
+        {"metadata": {"name": "fraud", "namespace": "ml", "uid": "u"}, "spec": spec}
+    )
+    assert build_job.source_of(model) == "pvc://models/fraud/7/"
+    job = build_job.job(model, "k" * 16, 1, SETTINGS)
+    prepare, _ = containers(job)
+    assert "--source=/source/fraud/7/" in prepare["args"]
+    assert {"name": "source", "mountPath": "/source", "readOnly": True} in prepare["volumeMounts"]
+    assert prepare["envFrom"] == [{"secretRef": {"name": "creds"}}]
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["source"]["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+    assert "docker-config" not in volumes  # no push secret in this spec
