@@ -87,6 +87,24 @@ class ModelRef(SpecModel):
     )
 
 
+class BuildCache(SpecModel):
+    """Build layers kept in a registry repository and reused by later builds."""
+
+    repository: str = Field(
+        pattern=r"^[^\s]+$",
+        max_length=512,
+        description="Repository holding the cache, e.g. registry.example.com/ml/build-cache.",
+    )
+    mode: Literal["min", "max"] = Field(
+        default="max",
+        description="BuildKit: min caches the final image's layers, max every stage's too "
+        "(kaniko always caches each layer).",
+    )
+    export: bool = Field(
+        default=True, description="Also write the cache (cache-to); false only reads it."
+    )
+
+
 class BuildSpec(SpecModel):
     """How Pitstop builds the serving image when spec.image is empty."""
 
@@ -100,6 +118,15 @@ class BuildSpec(SpecModel):
     )
     builder: Literal["buildkit", "kaniko"] = Field(
         default="buildkit", description="Rootless builder that runs the build Job."
+    )
+    cache: BuildCache | None = Field(
+        default=None,
+        description="Registry layer cache (cache-from / cache-to). Absent: the operator's "
+        "default cache (chart value build.cache), or none.",
+    )
+    timeout: Duration = Field(
+        default="30m",
+        description="Longest one build attempt may run (the build Job's activeDeadlineSeconds).",
     )
 
 
