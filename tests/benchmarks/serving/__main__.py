@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 CACHE = Path(os.environ.get("PITSTOP_BENCH_CACHE", Path.home() / ".cache" / "pitstop-bench"))
 FEATURES = 20
+ROUNDS = 3  # alternating mirroring-off/on rounds
 
 
 def main() -> None:
@@ -113,11 +115,14 @@ def mirroring(
 ) -> None:  # fmt: skip
     """The primary's cost of mirroring 100 % of its traffic, measured fairly.
 
-    One primary process is measured with mirroring off and then on (its mirror file
-    is rewritten; it re-reads it within a second), with the shadow running in both
-    runs. On two or more CPUs the primary gets a CPU of its own and the shadow and
+    One primary process is measured with mirroring off and on, alternately for
+    ROUNDS rounds (its mirror file is rewritten; it re-reads it within a second), with
+    the shadow running in both; the medians are reported. On two or more CPUs the primary gets a CPU of its own and the shadow and
     wrk share another, so what is measured is the primary's own mirroring work, not
-    the shadow competing with it for a core. The primary's CPU time per request is
+    the shadow competing with it for a core. The shadow runs at nice 19: sharing a
+    core with wrk at equal priority, it would delay wrk's own reading of answers and
+    that delay would show up as the primary's latency. Copies the shadow could not
+    keep up with are dropped by the primary and printed. The primary's CPU time per request is
     read from /proc as well: it does not depend on the other load on the machine.
     """
     import httpx
@@ -127,13 +132,14 @@ def mirroring(
     pins = cpu_sets()
     primary_cpu, other_cpu = pins if pins else (None, None)
     print(
-        f"\nmirroring setup: primary on CPU {primary_cpu}, shadow and wrk on CPU {other_cpu}"
+        f"\nmirroring setup: primary on CPU {primary_cpu}, shadow (nice 19) and wrk on CPU "
+        f"{other_cpu}; mirroring off/on alternately, {ROUNDS} rounds, medians"
         if pins
         else "\nmirroring setup: one CPU only, nothing pinned"
     )
     mirror.write_text("{}")
     shadow, shadow_url = peers.template(folder, tag, home, keys, mirror.with_name("off.json"),
-                                        "shadow", other_cpu)  # fmt: skip
+                                        "shadow", other_cpu, nice=19)  # fmt: skip
     primary, url = peers.template(folder, tag, home, keys, mirror, "mirrored", primary_cpu)
     base = url.removesuffix("/predict")
 
@@ -148,32 +154,43 @@ def mirroring(
                 dropped = float(line.rsplit(" ", 1)[1])
         return counted, dropped
 
+    samples: dict[tuple[str, int], list[dict[str, float]]] = {}
     try:
         shadow.wait()
         primary.wait()
-        for label, config in (
-            ("b pinned", {}),
-            ("b+mirror100%", {"url": shadow_url, "percent": 100}),
-        ):
-            mirror.write_text(json.dumps(config))
-            load.run(wrk, url, lua, 32, max(warmup, 2.0), other_cpu)  # also makes it re-read
-            copies = shadow_outcomes()
-            for connections in (1, 32):
-                cpu = primary.cpu_seconds()
-                result = load.run(wrk, url, lua, connections, seconds, other_cpu)
-                requests = result.rps * max(1, round(seconds))
-                cpu_ms = (primary.cpu_seconds() - cpu) / requests * 1000
-                table.append({"model": "logistic", "server": label, "c": connections,
-                              **asdict(result), "primary_cpu_ms_per_request": cpu_ms})  # fmt: skip
-                print(f"{'logistic':9} {label:16} c={connections:<3} {result.rps:8.0f} req/s  "
-                      f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
-                      f"errors {result.errors}  primary CPU {cpu_ms:.3f} ms/req", flush=True)  # fmt: skip
-            after = shadow_outcomes()
-            mirrored, dropped = after[0] - copies[0], after[1] - copies[1]
-            print(f"{'':9} {'':16} copies counted by the primary during the runs: "
-                  f"{mirrored:.0f} answered or failed, {dropped:.0f} dropped")  # fmt: skip
-            if config and mirrored <= 0:
-                raise RuntimeError("the primary did not mirror: see mirrored.log")
+        # Off and on alternate, ROUNDS times, and medians are kept: the machine's other
+        # load drifts over a run, and this way it touches both sides alike.
+        for round_ in range(1, ROUNDS + 1):
+            for label, config in (
+                ("b pinned", {}),
+                ("b+mirror100%", {"url": shadow_url, "percent": 100}),
+            ):
+                mirror.write_text(json.dumps(config))
+                load.run(wrk, url, lua, 32, max(warmup, 2.0), other_cpu)  # and it re-reads
+                copies = shadow_outcomes()
+                for connections in (1, 32):
+                    cpu = primary.cpu_seconds()
+                    result = load.run(wrk, url, lua, connections, seconds, other_cpu)
+                    requests = result.rps * max(1, round(seconds))
+                    cpu_ms = (primary.cpu_seconds() - cpu) / requests * 1000
+                    samples.setdefault((label, connections), []).append(
+                        {**asdict(result), "primary_cpu_ms_per_request": cpu_ms}
+                    )
+                    print(f"{'logistic':9} {label:16} c={connections:<3} {result.rps:8.0f} req/s  "
+                          f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+                          f"errors {result.errors}  primary CPU {cpu_ms:.3f} ms/req  "
+                          f"(round {round_})", flush=True)  # fmt: skip
+                after = shadow_outcomes()
+                mirrored, dropped = after[0] - copies[0], after[1] - copies[1]
+                if config:
+                    print(f"{'':9} {'':16} copies counted by the primary: "
+                          f"{mirrored:.0f} answered or failed, {dropped:.0f} dropped")  # fmt: skip
+                    if mirrored <= 0:
+                        raise RuntimeError("the primary did not mirror: see mirrored.log")
+        for (label, connections), runs in samples.items():
+            medians = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+            table.append({"model": "logistic", "server": label, "c": connections, **medians,
+                          "rounds": len(runs)})  # fmt: skip
     finally:
         primary.stop()
         shadow.stop()
@@ -204,7 +221,7 @@ def report(table: list[dict[str, object]]) -> None:
         mirrored = get("logistic", "b+mirror100%", c, "p50_ms")
         cpu = get("logistic", "b pinned", c, "primary_cpu_ms_per_request")
         cpu_mirrored = get("logistic", "b+mirror100%", c, "primary_cpu_ms_per_request")
-        print(f"mirroring 100% cost at c={c} (pinned): p50 {base:.2f} -> {mirrored:.2f} ms "
+        print(f"mirroring 100% cost at c={c} (pinned, medians): p50 {base:.2f} -> {mirrored:.2f} ms "
               f"({(mirrored / base - 1) * 100:+.1f}%); primary CPU {cpu:.3f} -> "
               f"{cpu_mirrored:.3f} ms/req ({(cpu_mirrored / cpu - 1) * 100:+.1f}%)")  # fmt: skip
     out = CACHE / "serving-benchmark.json"

@@ -82,11 +82,14 @@ class Process:
         log: Path,
         ready: str,
         cpus: str | None = None,
+        nice: int = 0,
     ) -> None:
         self.ready_url = ready
         # taskset pins the server and every process it starts (affinity is inherited).
         if cpus:
             argv = ["taskset", "-c", cpus, *argv]
+        if nice:
+            argv = ["nice", "-n", str(nice), *argv]
         self._log = log.open("wb")
         self.log = log
         self.process = subprocess.Popen(
@@ -152,6 +155,7 @@ def template(
     mirror: Path,
     name: str = "template",
     cpus: str | None = None,
+    nice: int = 0,
 ) -> tuple[Process, str]:
     port = free_port()
     env = {
@@ -167,7 +171,7 @@ def template(
     argv = [str(VENV_BIN / "bentoml"), "serve", "service:Pitstop", "--port", str(port),
             "--host", "127.0.0.1"]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    process = Process(argv, env, TEMPLATE, folder / f"{name}.log", f"{url}/readyz", cpus)
+    process = Process(argv, env, TEMPLATE, folder / f"{name}.log", f"{url}/readyz", cpus, nice)
     return process, f"{url}/predict"
 
 
