@@ -59,3 +59,12 @@ async def child_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo,
     """A revision's Deployment moved (e.g. became available): look at its owner again."""
     assert namespace is not None
     memo["queue"].kick((namespace, body.metadata.labels[labels.DEPLOYMENT]))
+
+
+@kopf.on.event(
+    "batch", "v1", "jobs", labels={labels.MANAGED_BY: "pitstop", labels.DEPLOYMENT: kopf.PRESENT}
+)
+async def build_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """A build Job moved (succeeded, failed): its requester resolves its image again."""
+    assert namespace is not None
+    memo["queue"].kick((namespace, body.metadata.labels[labels.DEPLOYMENT]))

@@ -2,8 +2,8 @@
 
 Level-based: the same function runs on create, update, operator start, child events
 and timers, and always converges from whatever the API holds. The decision itself is
-made by a pure strategy; this module only gathers observations and carries out
-actions.
+made by the pure rollout engine; this module only gathers observations (children,
+image, traffic, manual requests) and carries out the actions.
 """
 
 from __future__ import annotations
@@ -17,22 +17,32 @@ from pydantic import ValidationError
 
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.status import ModelDeploymentStatus
+from pitstop.images import resolve as images
 from pitstop.k8s.client import KubeClient
 from pitstop.rendering import children, labels
-from pitstop.strategies import conditions, phase, replace
+from pitstop.strategies import conditions, phase, requests, rollout
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import (
     Action,
+    Checks,
     Decision,
     DeleteRevision,
     EnsureRevision,
+    Event,
+    ImageState,
     Observations,
     RevisionState,
-    RouteEntry,
     ScaleRevision,
+    SetTraffic,
+    Traffic,
 )
+from pitstop.traffic import provider as traffic
+from pitstop.traffic.registry import PROVIDERS
 
 log = logging.getLogger(__name__)
+
+# What each strategy needs from the traffic provider.
+NEEDS = {"Canary": {traffic.WEIGHTS}, "Shadow": {traffic.MIRROR}, "BlueGreen": set[str]()}
 
 
 @dataclass(frozen=True)
@@ -52,13 +62,54 @@ def reconcile(kube: KubeClient, namespace: str, name: str, now: datetime | None 
         _report_invalid(kube, obj, error, now)
         return Result(None)
 
-    image = md.spec.image
-    revision = children.revision_of(children.pod_template(md, image or ""))
-    seen = Observations(revision=revision, image=image, revisions=_observe(kube, md))
-    decision = replace.decide(md, seen, now)
-    _act(kube, md, image, decision.actions)
+    image = images.resolve(kube, md, now)
+    revision = children.revision_of(children.pod_template(md, image.image or ""))
+    router = PROVIDERS[md.spec.traffic.provider](kube)
+    request = requests.parse(md.metadata.annotations)
+    extra: list[Event] = []
+    if isinstance(request, str):
+        extra.append(Event("Warning", Reason.BAD_REQUEST, request))
+        request = None
+    seen = Observations(
+        revision=revision,
+        image=ImageState(image.image, image.status, image.reason, image.message),
+        revisions=_observe(kube, md),
+        traffic=_traffic(router, md),
+        checks=Checks(),  # analysis (metrics, smoke tests) plugs in here
+        request=request,
+    )
+    decision = rollout.decide(md, seen, now)
+    _act(kube, router, md, image.image, decision.actions)
+    decision = Decision(
+        decision.actions, decision.status, (*extra, *decision.events), decision.requeue_after
+    )
     _write(kube, obj, md.status, decision)
-    return Result(decision.requeue_after)
+    delays = [d for d in (decision.requeue_after, image.requeue_after) if d is not None]
+    return Result(min(delays) if delays else None)
+
+
+def _traffic(router: traffic.Provider, md: ModelDeployment) -> Traffic:
+    by_replicas = traffic.WEIGHTS_BY_REPLICAS in router.capabilities
+    strategy = md.spec.strategy
+    needs = set(NEEDS[strategy.type])
+    if strategy.type == "Shadow" and strategy.shadow and strategy.shadow.promote_with == "Canary":
+        needs.add(traffic.WEIGHTS)
+    lacking = sorted(needs - router.capabilities)
+    problem = router.problem(md)
+    if lacking:
+        problem = (f"traffic provider {router.name} cannot do {', '.join(lacking)}, which "
+                   f"strategy {strategy.type} needs")  # fmt: skip
+    if problem is not None:
+        return Traffic(by_replicas, problem=problem, verified=False, message=problem)
+    expected = rollout.current_split(md)
+    if expected is None or md.status.candidate is None:
+        return Traffic(by_replicas)
+    check = router.verify(md, _split(expected))
+    return Traffic(by_replicas, verified=check.ok, message=check.message)
+
+
+def _split(action: SetTraffic) -> traffic.Split:
+    return traffic.Split(action.stable, action.candidate, action.weight, action.mirror)
 
 
 def _observe(kube: KubeClient, md: ModelDeployment) -> dict[str, RevisionState]:
@@ -66,9 +117,8 @@ def _observe(kube: KubeClient, md: ModelDeployment) -> dict[str, RevisionState]:
     selector = labels.owner_selector(md.metadata.name)
     for item in kube.list_deployments(md.metadata.namespace, selector):
         revision = item["metadata"].get("labels", {}).get(labels.REVISION)
-        if revision is None:
-            continue
-        found[revision] = _state(item)
+        if revision is not None:
+            found[revision] = _state(item)
     return found
 
 
@@ -78,13 +128,18 @@ def _state(deployment: dict[str, Any]) -> RevisionState:
     wanted = int(spec.get("replicas", 1))
     ready = int(status.get("readyReplicas", 0) or 0)
     updated = int(status.get("updatedReplicas", 0) or 0)
+    total = int(status.get("replicas", 0) or 0)
     current = status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
-    available = current and updated >= wanted and ready >= wanted
+    available = current and updated >= wanted and ready >= wanted and total <= wanted
     return RevisionState(replicas=wanted, ready_replicas=ready, available=available)
 
 
 def _act(
-    kube: KubeClient, md: ModelDeployment, image: str | None, actions: tuple[Action, ...]
+    kube: KubeClient,
+    router: traffic.Provider,
+    md: ModelDeployment,
+    image: str | None,
+    actions: tuple[Action, ...],
 ) -> None:
     ns, name = md.metadata.namespace, md.metadata.name
     for action in actions:
@@ -95,8 +150,8 @@ def _act(
                 kube.apply(children.revision_service(md, revision))
             case ScaleRevision(revision=revision, replicas=replicas):
                 kube.scale_deployment(ns, labels.revision_name(name, revision), replicas)
-            case RouteEntry(revision=revision):
-                kube.apply(children.entry_service(md, revision))
+            case SetTraffic():
+                router.apply(md, _split(action))
             case DeleteRevision(revision=revision):
                 child = labels.revision_name(name, revision)
                 kube.delete("apps/v1", "Deployment", ns, child)

@@ -29,6 +29,8 @@ def manifest(version: str = "1", replicas: int = 2) -> str:
                 "model": {"name": "fraud", "version": version},
                 "image": f"registry.example.com/ml/fraud:{version}",
                 "serving": {"replicas": replicas},
+                # An immediate switch: these tests are about the reconcile, not pacing.
+                "strategy": {"type": "BlueGreen", "blueGreen": {"scaleDownDelay": "0s"}},
             },
         }
     )
@@ -139,10 +141,12 @@ def test_new_version_replaces_the_old_and_history_records_it(
     assert new != old
     history = [(h["revision"], h["outcome"]) for h in obj["status"]["history"]]
     assert history == [(old, "Retired"), (new, "Promoted")]
+    # The old revision is retired: scaled to zero, kept for `pitstop undo`.
     cluster.wait(
-        "old revision removed",
+        "old revision scaled to zero",
         lambda: (
-            [d["metadata"]["name"] for d in deployments(cluster, namespace)] == [f"fraud-{new}"]
+            {d["metadata"]["name"]: d["spec"]["replicas"] for d in deployments(cluster, namespace)}
+            == {f"fraud-{new}": 2, f"fraud-{old}": 0}
         ),
     )
 
@@ -186,14 +190,16 @@ def test_operator_killed_at_any_point_converges_without_duplicates(
     operator.start()
     obj = wait_healthy(cluster, namespace, "2")
     revision = obj["status"]["stable"]["revision"]
-    cluster.wait(
-        "exactly one Deployment",
-        lambda: (
-            [d["metadata"]["name"] for d in deployments(cluster, namespace)]
-            == [f"fraud-{revision}"]
-        ),
-    )
-    services = get(cluster, namespace, "services", "-l", SELECTOR)["items"]
-    assert sorted(s["metadata"]["name"] for s in services) == sorted(["fraud", f"fraud-{revision}"])
+
+    def serving() -> list[str]:
+        items = deployments(cluster, namespace)
+        return [d["metadata"]["name"] for d in items if d["spec"]["replicas"]]
+
+    cluster.wait("exactly one serving Deployment", lambda: serving() == [f"fraud-{revision}"])
+    assert len(deployments(cluster, namespace)) == 2  # v1 retired at zero replicas, no duplicate
+    names = [
+        s["metadata"]["name"] for s in get(cluster, namespace, "services", "-l", SELECTOR)["items"]
+    ]
+    assert len(names) == len(set(names)) == 3  # entry + one per revision
     outcomes = [h["outcome"] for h in obj["status"]["history"]]
     assert outcomes == ["Retired", "Promoted"]

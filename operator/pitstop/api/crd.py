@@ -70,6 +70,13 @@ def _structural(node: Schema, defs: dict[str, Schema]) -> Schema:
             out[key] = value
     if "properties" in out:
         out.setdefault("type", "object")
+        if out.get("default") == {}:
+            # The API server checks a default against the object's CEL rules as is, so
+            # an empty default would hide the fields those rules read: spell out the
+            # children's own defaults.
+            out["default"] = {
+                name: sub["default"] for name, sub in out["properties"].items() if "default" in sub
+            }
     return out
 
 

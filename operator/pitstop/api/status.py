@@ -27,6 +27,8 @@ Phase = Literal[
 ]
 ConditionStatus = Literal["True", "False", "Unknown"]
 Outcome = Literal["Promoted", "RolledBack", "Aborted", "Superseded", "Retired"]
+# Where a candidate stands in its rollout.
+CandidateState = Literal["Starting", "Preview", "Shadow", "Canary", "Restoring"]
 
 
 class Condition(StatusModel):
@@ -51,7 +53,16 @@ class RevisionStatus(StatusModel):
     version: str = Field(description="Model version.")
     image: str = Field(description="Serving image.")
     since: datetime | None = Field(default=None, description="When it took this role.")
-    step: int | None = Field(default=None, description="Current rollout step (candidate).")
+    state: CandidateState | None = Field(
+        default=None, description="Candidate only: Starting, Preview, Shadow, Canary or Restoring."
+    )
+    step: int | None = Field(default=None, description="Candidate only: current canary step.")
+    step_started_at: datetime | None = Field(
+        default=None, description="Candidate only: when the current state or step began."
+    )
+    until: datetime | None = Field(
+        default=None, description="Previous stable only: kept up for rollback until then."
+    )
 
 
 class TrafficStatus(StatusModel):
@@ -103,6 +114,20 @@ class ModelDeploymentStatus(StatusModel):
     stable: RevisionStatus | None = Field(default=None, description="The revision serving users.")
     candidate: RevisionStatus | None = Field(
         default=None, description="The revision being rolled out."
+    )
+    previous: RevisionStatus | None = Field(
+        default=None,
+        description="The stable revision before the last promotion, kept up for an instant "
+        "rollback until its `until`.",
+    )
+    revision: str | None = Field(default=None, description="The revision the spec describes.")
+    rejected_revision: str | None = Field(
+        default=None,
+        description="A revision that was rolled back or aborted; it is not tried again until "
+        "the spec describes another revision or `pitstop retry` is asked.",
+    )
+    last_request: str | None = Field(
+        default=None, description="Id of the last manual request (pitstop.dev/request) handled."
     )
     traffic: TrafficStatus = Field(default_factory=TrafficStatus, description="Traffic split.")
     analysis: AnalysisStatus | None = Field(default=None, description="Candidate analysis.")

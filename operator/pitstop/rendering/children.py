@@ -21,13 +21,17 @@ Object = dict[str, Any]
 # The serving template's contract (model_images/README.md): the image itself names its
 # model (PITSTOP_MODEL is set by the bento); the operator passes limits and mounts.
 API_KEYS_DIR = "/etc/pitstop/api-keys"
+MIRROR_DIR = "/etc/pitstop/mirror"
+MIRROR_FILE = "mirror.json"
 
 
 def _container(spec: ModelDeploymentSpec, image: str) -> Object:
     env: list[Object] = [
         {"name": "PITSTOP_MAX_BATCH", "value": str(spec.serving.max_batch_size)},
     ]
-    mounts: list[Object] = []
+    # Every revision mounts the (optional) mirror ConfigMap: a stable revision's pods
+    # can then start mirroring to a shadow candidate without being replaced.
+    mounts: list[Object] = [{"name": "mirror", "mountPath": MIRROR_DIR, "readOnly": True}]
     if spec.serving.auth is not None:
         env.append({"name": "PITSTOP_API_KEYS_DIR", "value": API_KEYS_DIR})
         mounts.append({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True})
@@ -71,15 +75,22 @@ def _container(spec: ModelDeploymentSpec, image: str) -> Object:
 def pod_template(md: ModelDeployment, image: str) -> Object:
     """The pod template of the revision `md.spec` describes, without its revision label."""
     spec = md.spec
+    volumes: list[Object] = [
+        {
+            "name": "mirror",
+            "configMap": {"name": labels.mirror_name(md.metadata.name), "optional": True},
+        }
+    ]
+    if spec.serving.auth is not None:
+        volumes.append(
+            {"name": "api-keys", "secret": {"secretName": spec.serving.auth.api_keys_secret}}
+        )
     pod_spec: Object = {
         "containers": [_container(spec, image)],
+        "volumes": volumes,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
     }
-    if spec.serving.auth is not None:
-        pod_spec["volumes"] = [
-            {"name": "api-keys", "secret": {"secretName": spec.serving.auth.api_keys_secret}}
-        ]
     if spec.build is not None and spec.build.push_secret is not None:
         pod_spec["imagePullSecrets"] = [{"name": spec.build.push_secret}]
     return {
@@ -144,7 +155,7 @@ def deployment(md: ModelDeployment, image: str, revision: str, replicas: int) ->
 
 
 def _service(
-    md: ModelDeployment, name: str, object_labels: dict[str, str], revision: str
+    md: ModelDeployment, name: str, object_labels: dict[str, str], revision: str | None
 ) -> Object:
     return {
         "apiVersion": "v1",
@@ -172,8 +183,25 @@ def revision_service(md: ModelDeployment, revision: str) -> Object:
     return _service(md, labels.revision_name(name, revision), object_labels, revision)
 
 
-def entry_service(md: ModelDeployment, revision: str) -> Object:
-    """The Service applications call; it selects the revision that serves users."""
+def entry_service(md: ModelDeployment, revision: str | None) -> Object:
+    """The Service applications call. It selects the revision that serves users, or,
+    with `revision=None`, the pods of every running revision (a canary by pod ratio)."""
     name = md.metadata.name
     object_labels = {**labels.base(name), labels.ROLE: "entry"}
     return _service(md, labels.entry_name(name), object_labels, revision)
+
+
+def mirror_config_map(md: ModelDeployment, target: str | None, percent: int) -> Object:
+    """The serving template's mirror file: `percent`% of requests copied to `target`."""
+    body: dict[str, object] = {"percent": percent if target else 0}
+    if target is not None:
+        body["url"] = f"http://{target}.{md.metadata.namespace}.svc:{labels.SERVICE_PORT}/predict"
+    name = md.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(
+            md, labels.mirror_name(name), {**labels.base(name), labels.ROLE: "mirror"}
+        ),
+        "data": {MIRROR_FILE: json.dumps(body, sort_keys=True)},
+    }

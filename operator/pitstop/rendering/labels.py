@@ -41,6 +41,14 @@ def for_revision(deployment: str, revision: str, model: str, version: str) -> di
     return {**base(deployment), REVISION: revision, MODEL: model, MODEL_VERSION: version}
 
 
-def pod_selector(deployment: str, revision: str) -> dict[str, str]:
-    """Selects one revision's pods. Immutable on a Deployment, so it is kept minimal."""
+def pod_selector(deployment: str, revision: str | None) -> dict[str, str]:
+    """Selects one revision's pods (or all revisions' with None). Kept minimal: a
+    Deployment's selector is immutable."""
+    if revision is None:
+        return {DEPLOYMENT: deployment}
     return {DEPLOYMENT: deployment, REVISION: revision}
+
+
+def mirror_name(deployment: str) -> str:
+    """The ConfigMap that tells the serving template where to mirror requests."""
+    return f"{deployment}-mirror"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from pitstop.api.status import ModelDeploymentStatus
+from pitstop.api.status import ConditionStatus, ModelDeploymentStatus
+from pitstop.strategies.requests import Request
+
+Verdict = Literal["Pass", "Fail", "Inconclusive"]
 
 
 @dataclass(frozen=True)
@@ -17,15 +21,49 @@ class RevisionState:
 
 
 @dataclass(frozen=True)
+class ImageState:
+    """The spec revision's image (None while none exists) and its ImageBuilt condition."""
+
+    image: str | None
+    status: ConditionStatus = "True"
+    reason: str = "ImageProvided"
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """What the traffic provider can do and what it found in place."""
+
+    weights_by_replicas: bool = False
+    """The provider splits by replica ratio (the `service` provider), not by exact percent."""
+    problem: str | None = None
+    """Why the provider cannot route now (missing route, lacking capability), if so."""
+    verified: bool = True
+    """The split recorded in status is in place."""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Checks:
+    """The health verdict on the candidate (or on a just-promoted stable). None: no checks."""
+
+    verdict: Verdict | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything a strategy may know about the world, gathered by the reconciler."""
 
     revision: str
     """The revision the current spec describes."""
-    image: str | None
-    """The image of that revision; None while none is known (not built yet)."""
+    image: ImageState
     revisions: dict[str, RevisionState] = field(default_factory=dict)
     """Revisions whose Deployments exist, by revision hash."""
+    traffic: Traffic = field(default_factory=Traffic)
+    checks: Checks = field(default_factory=Checks)
+    request: Request | None = None
+    """A manual request (promote, abort, retry, undo) not handled yet."""
 
 
 @dataclass(frozen=True)
@@ -45,10 +83,13 @@ class ScaleRevision:
 
 
 @dataclass(frozen=True)
-class RouteEntry:
-    """Point the entry Service at a revision."""
+class SetTraffic:
+    """Route users: `weight`% to the candidate, `mirror`% copied to it, the rest to stable."""
 
-    revision: str
+    stable: str
+    candidate: str | None = None
+    weight: int = 0
+    mirror: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,7 +99,7 @@ class DeleteRevision:
     revision: str
 
 
-Action = EnsureRevision | ScaleRevision | RouteEntry | DeleteRevision
+Action = EnsureRevision | ScaleRevision | SetTraffic | DeleteRevision
 
 
 @dataclass(frozen=True)

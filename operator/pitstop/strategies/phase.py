@@ -11,14 +11,22 @@ def of(status: ModelDeploymentStatus) -> Phase:
     ready = conditions.find(status.conditions, conditions.READY)
     if ready is not None and ready.reason == Reason.INVALID_SPEC:
         return "Failed"
-    image = conditions.find(status.conditions, conditions.IMAGE_BUILT)
     if status.stable is None:
+        image = conditions.find(status.conditions, conditions.IMAGE_BUILT)
+        if status.candidate is not None:
+            return "Deploying"
         if image is not None and image.status != "True":
             return "Building" if image.reason == Reason.BUILDING else "Pending"
-        return "Deploying" if status.candidate is not None else "Pending"
+        return "Pending"
     if status.candidate is not None:
-        return "Progressing"
-    return "Healthy" if ready is not None and ready.status == "True" else "Degraded"
+        return (
+            "Paused" if conditions.is_true(status.conditions, conditions.PAUSED) else "Progressing"
+        )
+    if ready is None or ready.status != "True":
+        return "Degraded"
+    if status.rejected_revision is not None and status.rejected_revision == status.revision:
+        return "RolledBack"
+    return "Healthy"
 
 
 def traffic_summary(stable: int, candidate: int, mirrored: int) -> str:

@@ -10,6 +10,8 @@ from pitstop.api.resource import ModelDeployment
 # Capabilities a provider may declare.
 WEIGHTS = "weights"  # split user traffic between stable and candidate by percent
 MIRROR = "mirror"  # copy a percent of requests to the candidate, answers discarded
+# Weights are realised as the candidate's share of pods, not as exact percentages.
+WEIGHTS_BY_REPLICAS = "weights-by-replicas"
 
 
 @dataclass(frozen=True)

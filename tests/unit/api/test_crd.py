@@ -67,7 +67,8 @@ def test_every_spec_field_is_described_for_kubectl_explain() -> None:
 def test_sections_default_so_nested_defaults_apply() -> None:
     props = crd.openapi_schema()["properties"]["spec"]["properties"]
     for section in ("serving", "strategy", "analysis", "traffic"):
-        assert props[section]["default"] == {}
+        assert isinstance(props[section]["default"], dict)
+    assert props["traffic"]["default"] == {"provider": "service"}
     assert props["serving"]["properties"]["replicas"]["default"] == 1
 
 

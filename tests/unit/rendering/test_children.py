@@ -66,7 +66,7 @@ def test_auth_and_rate_limit_reach_the_model_server() -> None:
     assert env["PITSTOP_API_KEYS_DIR"] == children.API_KEYS_DIR
     assert env["PITSTOP_RATE_LIMIT_RPS"] == "50.0"
     assert env["PITSTOP_RATE_LIMIT_BURST"] == "100"
-    assert pod["volumes"] == [{"name": "api-keys", "secret": {"secretName": "keys"}}]
+    assert {"name": "api-keys", "secret": {"secretName": "keys"}} in pod["volumes"]
 
 
 def test_entry_service_selects_exactly_one_revision() -> None:
@@ -76,3 +76,26 @@ def test_entry_service_selects_exactly_one_revision() -> None:
     per_revision = children.revision_service(md(), "r1")
     assert per_revision["metadata"]["name"] == "fraud-r1"
     assert per_revision["spec"]["selector"] == entry["spec"]["selector"]
+
+
+def test_every_revision_mounts_the_optional_mirror_config() -> None:
+    pod = children.deployment(md(), "img:1", "r", 1)["spec"]["template"]["spec"]
+    assert {"name": "mirror", "configMap": {"name": "fraud-mirror", "optional": True}} in pod[
+        "volumes"
+    ]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "mirror", "mountPath": children.MIRROR_DIR, "readOnly": True} in mounts
+
+
+def test_mirror_config_names_the_candidate_service() -> None:
+    config = children.mirror_config_map(md(), "fraud-abc", 25)
+    assert config["metadata"]["name"] == "fraud-mirror"
+    assert config["data"] == {
+        "mirror.json": '{"percent": 25, "url": "http://fraud-abc.ml.svc:80/predict"}'
+    }
+    assert children.mirror_config_map(md(), None, 25)["data"] == {"mirror.json": '{"percent": 0}'}
+
+
+def test_entry_service_selects_all_revisions_for_a_replica_canary() -> None:
+    entry = children.entry_service(md(), None)
+    assert entry["spec"]["selector"] == {labels.DEPLOYMENT: "fraud"}

@@ -1,4 +1,8 @@
-"""The first-rollout strategy, as a table: (status, observations) -> (actions, status)."""
+"""The rollout engine as tables: (spec, status, observations) -> (actions, status).
+
+Revisions are named by role: "old" is stable, "new" the spec's revision. UP means
+the revision's Deployment is available with the replicas asked; STARTING that it is not.
+"""
 
 from __future__ import annotations
 
@@ -7,194 +11,299 @@ from typing import Any
 
 import pytest
 from pitstop.api.resource import ModelDeployment
-from pitstop.strategies import conditions, replace
+from pitstop.strategies import conditions, rollout
 from pitstop.strategies.decision import (
+    Checks,
     DeleteRevision,
     EnsureRevision,
+    ImageState,
     Observations,
     RevisionState,
-    RouteEntry,
     ScaleRevision,
+    SetTraffic,
+    Traffic,
 )
+from pitstop.strategies.requests import Request
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 EARLIER = NOW - timedelta(minutes=5)
-UP = RevisionState(replicas=2, ready_replicas=2, available=True)
-STARTING = RevisionState(replicas=2, ready_replicas=0, available=False)
+IMAGE = ImageState("reg/fraud:7")
 
 
-def md(status: dict[str, Any] | None = None, image: str | None = "reg/fraud:7") -> ModelDeployment:
-    spec: dict[str, Any] = {"model": {"name": "fraud", "version": "7"}, "serving": {"replicas": 2}}
-    if image is not None:
-        spec["image"] = image
-    else:
-        spec["model"]["source"] = {"uri": "s3://models/fraud/7"}
-        spec["build"] = {"registry": "reg"}
+def up(replicas: int = 2) -> RevisionState:
+    return RevisionState(replicas=replicas, ready_replicas=replicas, available=True)
+
+
+def starting(replicas: int = 2) -> RevisionState:
+    return RevisionState(replicas=replicas, ready_replicas=0, available=False)
+
+
+def md(strategy: dict[str, Any] | None = None, status: dict[str, Any] | None = None,
+       **spec: Any) -> ModelDeployment:  # fmt: skip
+    body: dict[str, Any] = {
+        "model": {"name": "fraud", "version": "7"},
+        "image": "reg/fraud:7",
+        "serving": {"replicas": 2},
+        "strategy": strategy or {"type": "Canary"},
+        **spec,
+    }
     return ModelDeployment.model_validate(
         {
-            "metadata": {"name": "fraud", "namespace": "ml", "uid": "u1", "generation": 3},
-            "spec": spec,
+            "metadata": {"name": "fraud", "namespace": "ml", "uid": "u", "generation": 3},
+            "spec": body,
             "status": status or {},
         }
     )
 
 
-def serving(revision: str, version: str = "6") -> dict[str, Any]:
-    return {
-        "revision": revision,
-        "version": version,
-        "image": f"reg/fraud:{version}",
-        "since": EARLIER,
-    }
+def rev(revision: str, version: str = "6", **extra: Any) -> dict[str, Any]:
+    return {"revision": revision, "version": version, "image": f"reg/fraud:{version}",
+            "since": EARLIER, **extra}  # fmt: skip
 
+
+def cand(state: str, **extra: Any) -> dict[str, Any]:
+    return rev("new", "7", **{"state": state, "stepStartedAt": EARLIER, **extra})
+
+
+def seen(revisions: dict[str, RevisionState], **extra: Any) -> Observations:
+    return Observations("new", extra.pop("image", IMAGE), revisions, **extra)
+
+
+STEPS = {"type": "Canary", "canary": {"steps": [{"weight": 10, "pause": "1m"},
+                                                 {"weight": 50}]}}  # fmt: skip
+STABLE = {"stable": rev("old"), "history": [{"revision": "old", "version": "6",
+          "image": "reg/fraud:6", "startedAt": EARLIER, "outcome": "Promoted"}]}  # fmt: skip
 
 CASES = [
-    pytest.param(
-        {},
-        Observations("new", "reg/fraud:7", {}),
-        [EnsureRevision("new", 2), RouteEntry("new")],
-        ("Deploying", None, "new"),
-        id="first revision: create it, point the entry at it, wait",
-    ),
-    pytest.param(
-        {"candidate": serving("new", "7")},
-        Observations("new", "reg/fraud:7", {"new": STARTING}),
-        [EnsureRevision("new", 2), RouteEntry("new")],
-        ("Deploying", None, "new"),
-        id="first revision still starting: keep waiting",
-    ),
-    pytest.param(
-        {"candidate": serving("new", "7")},
-        Observations("new", "reg/fraud:7", {"new": UP}),
-        [EnsureRevision("new", 2), RouteEntry("new")],
-        ("Healthy", "new", None),
-        id="first revision available: it becomes stable",
-    ),
-    pytest.param(
-        {"stable": serving("new", "7")},
-        Observations("new", "reg/fraud:7", {"new": UP}),
-        [EnsureRevision("new", 2), RouteEntry("new")],
-        ("Healthy", "new", None),
-        id="steady state: same revision is kept (replicas applied in place)",
-    ),
-    pytest.param(
-        {"stable": serving("new", "7")},
-        Observations("new", "reg/fraud:7", {"new": STARTING}),
-        [EnsureRevision("new", 2), RouteEntry("new")],
-        ("Degraded", "new", None),
-        id="stable lost its ready pods: degraded, nothing deleted",
-    ),
-    pytest.param(
-        {"stable": serving("old")},
-        Observations("new", "reg/fraud:7", {"old": UP}),
-        [EnsureRevision("new", 2), ScaleRevision("old", 2), RouteEntry("old")],
-        ("Progressing", "old", "new"),
-        id="new revision: start it beside the stable, which keeps all traffic",
-    ),
-    pytest.param(
-        {"stable": serving("old"), "candidate": serving("new", "7")},
-        Observations("new", "reg/fraud:7", {"old": UP, "new": UP}),
-        [
-            EnsureRevision("new", 2),
-            ScaleRevision("old", 2),
-            RouteEntry("new"),
-            DeleteRevision("old"),
-        ],
-        ("Healthy", "new", None),
-        id="new revision available: switch the entry, retire the old one",
-    ),
-    pytest.param(
-        {"stable": serving("old"), "candidate": serving("mid", "8")},
-        Observations("new", "reg/fraud:7", {"old": UP, "mid": STARTING}),
-        [
-            EnsureRevision("new", 2),
-            ScaleRevision("old", 2),
-            RouteEntry("old"),
-            DeleteRevision("mid"),
-        ],
-        ("Progressing", "old", "new"),
-        id="spec changed mid-rollout: the candidate is superseded, stable untouched",
-    ),
-    pytest.param(
-        {"stable": serving("old"), "candidate": serving("new", "7")},
-        Observations("old", "reg/fraud:6", {"old": UP, "new": STARTING}),
-        [EnsureRevision("old", 2), RouteEntry("old"), DeleteRevision("new")],
-        ("Healthy", "old", None),
-        id="spec reverted to the stable revision: rollout cancelled",
-    ),
-    pytest.param(
-        {"stable": serving("old")},
-        Observations("old", "reg/fraud:6", {"old": UP, "stray": STARTING}),
-        [EnsureRevision("old", 2), RouteEntry("old"), DeleteRevision("stray")],
-        ("Healthy", "old", None),
-        id="leftover revision from an interrupted run is removed",
-    ),
-]
+    # --- first deployment and steady state
+    ("first revision is created and waits", md(), seen({}),
+     [EnsureRevision("new", 2), SetTraffic("new")], "Deploying", None, "Starting"),
+    ("first revision available becomes stable", md(status={"candidate": cand("Starting")}),
+     seen({"new": up()}), [EnsureRevision("new", 2), SetTraffic("new")], "Healthy", "new", None),
+    ("steady state keeps the stable in place", md(status={"stable": rev("new", "7")}),
+     seen({"new": up()}), [EnsureRevision("new", 2), SetTraffic("new")], "Healthy", "new", None),
+    ("steady state with pods lost is degraded", md(status={"stable": rev("new", "7")}),
+     seen({"new": starting()}), [EnsureRevision("new", 2), SetTraffic("new")], "Degraded", "new", None),
+    # --- canary
+    ("canary starts the candidate with no traffic", md(STEPS, STABLE), seen({"old": up()}),
+     [EnsureRevision("new", 2), SetTraffic("old")], "Progressing", "old", "Starting"),
+    ("canary candidate up: first step's weight", md(STEPS, {**STABLE, "candidate": cand("Starting")}),
+     seen({"old": up(), "new": up()}),
+     [EnsureRevision("new", 2), SetTraffic("old", "new", 10)], "Progressing", "old", "Canary"),
+    ("canary step holds during its pause",
+     md(STEPS, {**STABLE, "candidate": cand("Canary", step=0, stepStartedAt=NOW - timedelta(seconds=20))}),
+     seen({"old": up(), "new": up()}),
+     [EnsureRevision("new", 2), SetTraffic("old", "new", 10)], "Progressing", "old", "Canary"),
+    ("canary step without pause waits for promote",
+     md(STEPS, {**STABLE, "candidate": cand("Canary", step=1)}), seen({"old": up(), "new": up()}),
+     [EnsureRevision("new", 2), SetTraffic("old", "new", 50)], "Paused", "old", "Canary"),
+    ("promote on the last step promotes the candidate",
+     md(STEPS, {**STABLE, "candidate": cand("Canary", step=1)}),
+     seen({"old": up(), "new": up()}, request=Request("promote", "r1")),
+     [EnsureRevision("new", 2), ScaleRevision("old", 0), SetTraffic("new")], "Healthy", "new", None),
+    ("an unverified weight holds the step",
+     md(STEPS, {**STABLE, "candidate": cand("Canary", step=0)}),
+     seen({"old": up(), "new": up()}, traffic=Traffic(verified=False, message="route not updated")),
+     [EnsureRevision("new", 2), SetTraffic("old", "new", 10)], "Progressing", "old", "Canary"),
+    ("an inconclusive verdict holds the step",
+     md(STEPS, {**STABLE, "candidate": cand("Canary", step=0)}),
+     seen({"old": up(), "new": up()}, checks=Checks("Inconclusive", "12 requests < 50")),
+     [EnsureRevision("new", 2), SetTraffic("old", "new", 10)], "Progressing", "old", "Canary"),
+    ("service provider: a 10% step is one pod beside two",
+     md(STEPS, {**STABLE, "candidate": cand("Canary", step=0, stepStartedAt=NOW)}),
+     seen({"old": up(), "new": up(1)}, traffic=Traffic(weights_by_replicas=True)),
+     [EnsureRevision("new", 1), SetTraffic("old", "new", 10)], "Progressing", "old", "Canary"),
+    ("a failing verdict rolls back: all traffic to stable",
+     md(STEPS, {**STABLE, "candidate": cand("Canary", step=0)}),
+     seen({"old": up(), "new": up()}, checks=Checks("Fail", "error-rate 0.2 > 0.01")),
+     [ScaleRevision("new", 0), SetTraffic("old")], "RolledBack", "old", None),
+    # --- blue/green
+    ("blue/green preview then automatic switch",
+     md({"type": "BlueGreen"}, {**STABLE, "candidate": cand("Preview")}),
+     seen({"old": up(), "new": up()}),
+     [EnsureRevision("new", 2), SetTraffic("new")], "Healthy", "new", None),
+    ("blue/green without autoPromote pauses in preview",
+     md({"type": "BlueGreen", "blueGreen": {"autoPromote": False}}, {**STABLE, "candidate": cand("Preview")}),
+     seen({"old": up(), "new": up()}),
+     [EnsureRevision("new", 2), SetTraffic("old")], "Paused", "old", "Preview"),
+    # --- shadow
+    ("shadow mirrors while its duration runs",
+     md({"type": "Shadow", "shadow": {"percent": 50, "duration": "10m"}},
+        {**STABLE, "candidate": cand("Shadow")}), seen({"old": up(), "new": up()}),
+     [EnsureRevision("new", 2), SetTraffic("old", "new", 0, 50)], "Progressing", "old", "Shadow"),
+    ("shadow done, promote Manual: paused, still mirroring",
+     md({"type": "Shadow", "shadow": {"duration": "1m", "promote": "Manual"}},
+        {**STABLE, "candidate": cand("Shadow")}), seen({"old": up(), "new": up()}),
+     [EnsureRevision("new", 2), SetTraffic("old", "new", 0, 100)], "Paused", "old", "Shadow"),
+    ("shadow done, promote with canary: steps begin",
+     md({"type": "Shadow", "shadow": {"duration": "1m", "promoteWith": "Canary"}, **{"canary": STEPS["canary"]}},
+        {**STABLE, "candidate": cand("Shadow")}), seen({"old": up(), "new": up()}),
+     [EnsureRevision("new", 2), SetTraffic("old", "new", 0, 100)], "Progressing", "old", "Canary"),
+    # --- the spec moves during a rollout
+    ("spec changed mid-rollout: the candidate is superseded, stable untouched",
+     md(STEPS, {**STABLE, "candidate": rev("mid", "8", state="Canary", step=0)}),
+     seen({"old": up(), "mid": up()}),
+     [EnsureRevision("new", 2), ScaleRevision("mid", 0), SetTraffic("old")], "Progressing", "old", "Starting"),
+    ("spec reverted to the stable revision: rollout cancelled",
+     md(STEPS, {"stable": rev("new", "7"), "candidate": rev("mid", "8", state="Canary", step=0)}),
+     seen({"new": up(), "mid": up()}),
+     [EnsureRevision("new", 2), ScaleRevision("mid", 0), SetTraffic("new")], "Healthy", "new", None),
+    ("a rejected revision is not retried",
+     md(STEPS, {**STABLE, "rejectedRevision": "new", "history": [*STABLE["history"], {
+         "revision": "new", "version": "7", "image": "i", "endedAt": EARLIER, "outcome": "RolledBack"}]}),
+     seen({"old": up(), "new": up(0)}),
+     [SetTraffic("old")], "RolledBack", "old", None),
+    ("traffic provider problem: nothing starts, stable serves",
+     md(STEPS, STABLE), seen({"old": up()}, traffic=Traffic(problem="HTTPRoute fraud not found")),
+     [SetTraffic("old")], "Healthy", "old", None),
+    ("no image yet: stable keeps serving",
+     md(STEPS, STABLE), seen({"old": up()}, image=ImageState(None, "False", "Building", "building")),
+     [SetTraffic("old")], "Healthy", "old", None),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("before", "seen", "actions", "after"), CASES)
+@pytest.mark.parametrize(
+    ("model", "world", "actions", "phase", "stable", "candidate_state"),
+    [pytest.param(*case[1:], id=case[0]) for case in CASES],
+)
 def test_decide(
-    before: dict[str, Any],
-    seen: Observations,
+    model: ModelDeployment,
+    world: Observations,
     actions: list[object],
-    after: tuple[str, str | None, str | None],
+    phase: str,
+    stable: str | None,
+    candidate_state: str | None,
 ) -> None:
-    decision = replace.decide(md(before), seen, NOW)
+    decision = rollout.decide(model, world, NOW)
     assert list(decision.actions) == actions
-    phase, stable, candidate = after
-    assert decision.status.phase == phase
-    assert (decision.status.stable.revision if decision.status.stable else None) == stable
-    assert (decision.status.candidate.revision if decision.status.candidate else None) == candidate
-    assert decision.status.observed_generation == 3
+    status = decision.status
+    assert status.phase == phase
+    assert (status.stable.revision if status.stable else None) == stable
+    assert (status.candidate.state if status.candidate else None) == candidate_state
+    assert status.observed_generation == 3
+    assert status.revision == "new"
 
 
-def test_promotion_is_recorded_in_history_and_as_an_event() -> None:
-    before = {"stable": serving("old"), "candidate": serving("new", "7"), "phase": "Progressing",
-              "history": [{"revision": "old", "version": "6", "image": "reg/fraud:6",
-                           "startedAt": EARLIER, "outcome": "Promoted"}]}  # fmt: skip
-    decision = replace.decide(md(before), Observations("new", "x", {"old": UP, "new": UP}), NOW)
-    old, new = decision.status.history
-    assert (old.revision, old.outcome, old.ended_at) == ("old", "Retired", NOW)
-    assert (new.revision, new.outcome, new.ended_at) == ("new", "Promoted", None)
-    assert [e.reason for e in decision.events] == ["Promoted", "Healthy"]
-    assert decision.status.traffic.stable == 100
-    assert decision.requeue_after is None
+def history(*entries: tuple[str, str, datetime | None]) -> list[dict[str, Any]]:
+    return [{"revision": r, "version": "1", "image": "i", "startedAt": EARLIER, "endedAt": end,
+             "outcome": outcome} for r, outcome, end in entries]  # fmt: skip
 
 
-def test_unchanged_world_gives_an_unchanged_status() -> None:
+def test_blue_green_switch_keeps_the_old_stable_up_then_retires_it() -> None:
+    model = md({"type": "BlueGreen", "blueGreen": {"scaleDownDelay": "30s"}},
+               {**STABLE, "candidate": cand("Preview")})  # fmt: skip
+    switched = rollout.decide(model, seen({"old": up(), "new": up()}), NOW)
+    status = switched.status
+    assert status.stable is not None
+    assert status.stable.revision == "new"
+    assert status.previous is not None
+    assert status.previous.until == NOW + timedelta(seconds=30)
+    assert switched.requeue_after == 30
+    assert [(h.revision, h.outcome) for h in status.history] == [
+        ("old", "Retired"),
+        ("new", "Promoted"),
+    ]
+    later = md({"type": "BlueGreen"}, status.model_dump(by_alias=True))
+    retired = rollout.decide(later, seen({"old": up(), "new": up()}), NOW + timedelta(seconds=31))
+    assert ScaleRevision("old", 0) in retired.actions
+    assert retired.status.previous is None
+
+
+def test_failure_after_promotion_goes_back_to_the_previous_stable() -> None:
+    model = md({"type": "BlueGreen"}, {
+        "stable": rev("new", "7"), "previous": rev("old", until=NOW + timedelta(seconds=20)),
+        "history": history(("old", "Retired", EARLIER), ("new", "Promoted", None))})  # fmt: skip
+    decision = rollout.decide(model, seen({"old": up(), "new": up()},
+                                          checks=Checks("Fail", "p99 0.9 > 0.25")), NOW)  # fmt: skip
+    status = decision.status
+    assert status.stable is not None
+    assert status.stable.revision == "old"
+    assert status.rejected_revision == "new"
+    assert SetTraffic("old") in decision.actions
+    assert status.phase == "RolledBack"
+    degraded = conditions.find(status.conditions, conditions.DEGRADED)
+    assert degraded is not None
+    assert degraded.status == "True"
+    assert "p99 0.9 > 0.25" in degraded.message
+    assert [e.reason for e in decision.events][:1] == ["RolledBack"]
+
+
+def test_abort_request_rolls_back_and_is_handled_once() -> None:
+    model = md(STEPS, {**STABLE, "candidate": cand("Canary", step=0)})
+    request = Request("abort", "req-1")
+    aborted = rollout.decide(model, seen({"old": up(), "new": up()}, request=request), NOW)
+    assert aborted.status.candidate is None
+    assert aborted.status.rejected_revision == "new"
+    assert aborted.status.last_request == "req-1"
+    assert aborted.status.history[-1].outcome == "Aborted"
+    again = md(STEPS, aborted.status.model_dump(by_alias=True))
+    second = rollout.decide(again, seen({"old": up(), "new": up(0)}, request=request), NOW)
+    assert second.status.phase == "RolledBack"
+    assert [e.reason for e in second.events if e.reason == "Aborted"] == []
+
+
+def test_retry_clears_the_rejection_and_the_rollout_starts_again() -> None:
+    model = md(STEPS, {**STABLE, "rejectedRevision": "new"})
+    decision = rollout.decide(model, seen({"old": up()}, request=Request("retry", "r2")), NOW)
+    assert decision.status.rejected_revision is None
+    assert decision.status.candidate is not None
+    assert decision.status.candidate.state == "Starting"
+
+
+def test_undo_brings_a_retained_revision_back_and_holds_the_spec_revision() -> None:
+    model = md(STEPS, {"stable": rev("new", "7"), "history": history(
+        ("older", "Retired", EARLIER - timedelta(minutes=1)), ("new", "Promoted", None))})  # fmt: skip
+    world = {"new": up(), "older": up(0)}
+    first = rollout.decide(model, seen(world, request=Request("undo", "u1", "older")), NOW)
+    assert ScaleRevision("older", 2) in first.actions
+    assert first.status.candidate is not None
+    assert first.status.candidate.state == "Restoring"
+    back = md(STEPS, first.status.model_dump(by_alias=True))
+    done = rollout.decide(back, seen({"new": up(), "older": up()}), NOW)
+    assert done.status.stable is not None
+    assert done.status.stable.revision == "older"
+    assert done.status.rejected_revision == "new"
+    assert done.status.phase == "RolledBack"
+    assert SetTraffic("older") in done.actions
+
+
+def test_undo_to_an_unknown_revision_is_refused_with_an_event() -> None:
+    model = md(STEPS, {"stable": rev("new", "7")})
+    decision = rollout.decide(model, seen({"new": up()}, request=Request("undo", "u", "nope")), NOW)
+    assert decision.status.stable is not None
+    assert decision.status.stable.revision == "new"
+    assert [(e.type, e.reason) for e in decision.events] == [("Warning", "InvalidRequest")]
+
+
+def test_retired_revisions_scale_to_zero_and_go_beyond_the_history_limit() -> None:
+    model = md(STEPS, {"stable": rev("new", "7"), "history": history(
+        ("r1", "Retired", NOW - timedelta(hours=3)), ("r2", "Retired", NOW - timedelta(hours=2)),
+        ("r3", "RolledBack", NOW - timedelta(hours=1)), ("new", "Promoted", None))},
+        revisionHistoryLimit=2)  # fmt: skip
+    world = {"new": up(), "r1": up(0), "r2": up(), "r3": up(0), "stray": up()}
+    decision = rollout.decide(model, seen(world), NOW)
+    assert ScaleRevision("r2", 0) in decision.actions
+    assert DeleteRevision("r1") in decision.actions
+    assert DeleteRevision("stray") in decision.actions
+    assert DeleteRevision("r3") not in decision.actions
+    assert [h.revision for h in decision.status.history] == ["r1", "r2", "r3", "new"]
+
+
+def test_current_split_follows_the_recorded_step() -> None:
+    model = md(STEPS, {**STABLE, "candidate": cand("Canary", step=1)})
+    assert rollout.current_split(model) == SetTraffic("old", "new", 50)
+    shadow = md(
+        {"type": "Shadow", "shadow": {"percent": 30}}, {**STABLE, "candidate": cand("Shadow")}
+    )
+    assert rollout.current_split(shadow) == SetTraffic("old", "new", 0, 30)
+    assert rollout.current_split(md(STEPS, STABLE)) == SetTraffic("old")
+
+
+def test_status_is_unchanged_when_the_world_is() -> None:
     """The reconciler skips the status write when nothing changed: decide is idempotent."""
-    first = replace.decide(md({"candidate": serving("new", "7")}),
-                           Observations("new", "x", {"new": UP}), NOW)  # fmt: skip
-    again = md(first.status.model_dump(by_alias=True))
-    second = replace.decide(again, Observations("new", "x", {"new": UP}), NOW + timedelta(hours=1))
+    first = rollout.decide(md(status={"candidate": cand("Starting")}), seen({"new": up()}), NOW)
+    again = md(status=first.status.model_dump(by_alias=True))
+    second = rollout.decide(again, seen({"new": up()}), NOW + timedelta(hours=1))
     assert second.status == first.status
     assert second.events == ()
-
-
-def test_condition_transition_time_moves_only_on_change() -> None:
-    first = replace.decide(md(), Observations("new", "x", {}), EARLIER)
-    again = md(first.status.model_dump(by_alias=True))
-    second = replace.decide(again, Observations("new", "x", {"new": STARTING}), NOW)
-    ready = conditions.find(second.status.conditions, conditions.READY)
-    progressing = conditions.find(second.status.conditions, conditions.PROGRESSING)
-    assert ready is not None
-    assert ready.last_transition_time == EARLIER
-    assert progressing is not None
-    assert "0/2 ready" in progressing.message
-
-
-def test_no_image_keeps_the_stable_serving_and_says_why() -> None:
-    decision = replace.decide(md({"stable": serving("old")}, image=None),
-                              Observations("new", None, {"old": UP}), NOW)  # fmt: skip
-    assert list(decision.actions) == [ScaleRevision("old", 2), RouteEntry("old")]
-    built = conditions.find(decision.status.conditions, conditions.IMAGE_BUILT)
-    assert built is not None
-    assert built.status == "False"
-    assert "spec.image" in built.message
-    assert decision.status.phase == "Healthy"
-
-
-def test_no_image_and_nothing_serving_is_pending() -> None:
-    decision = replace.decide(md(image=None), Observations("new", None, {}), NOW)
-    assert decision.actions == ()
-    assert decision.status.phase == "Pending"
+    assert second.requeue_after is None

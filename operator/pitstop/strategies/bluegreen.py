@@ -1,0 +1,39 @@
+"""BlueGreen: the candidate runs full size behind its own Service (the preview) and takes
+all traffic at once when its checks pass — by itself (`autoPromote`) or on `pitstop
+promote`. The old stable stays up for `scaleDownDelay`, so going back is instant."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pitstop.api.spec import BlueGreenSpec
+from pitstop.rendering import labels
+from pitstop.strategies import progress
+from pitstop.strategies.conditions import Reason
+from pitstop.strategies.decision import EnsureRevision, SetTraffic
+
+if TYPE_CHECKING:
+    from pitstop.strategies.rollout import Rollout
+
+
+def step(r: Rollout) -> None:
+    candidate, stable = r.candidate, r.stable
+    assert candidate is not None
+    assert stable is not None
+    settings = r.spec.strategy.blue_green or BlueGreenSpec()
+    r.actions.append(EnsureRevision(candidate.revision, r.replicas))
+    r.scale(stable.revision, r.replicas)
+    r.split = SetTraffic(stable=stable.revision)
+    if progress.failed(r) or not progress.available(r, r.replicas):
+        return
+    preview = labels.revision_name(r.md.metadata.name, candidate.revision)
+    if r.seen.checks.verdict == "Inconclusive":
+        r.progress = (Reason.PREVIEW, f"revision {candidate.revision} in preview (Service "
+                      f"{preview}); waiting for a verdict: {r.seen.checks.message}")  # fmt: skip
+    elif settings.auto_promote or r.promote_requested:
+        r.promote(settings.scale_down_delay)
+    else:
+        r.paused = (f"revision {candidate.revision} (version {candidate.version}) is ready in "
+                    f"preview behind Service {preview}; run `pitstop promote "
+                    f"{r.md.metadata.name}` to switch traffic")  # fmt: skip
+        r.progress = (Reason.AWAITING_PROMOTION, r.paused)

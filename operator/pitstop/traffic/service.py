@@ -1,0 +1,65 @@
+"""The `service` provider: no mesh, no gateway, only Kubernetes Services.
+
+- Blue/green and steady state: the entry Service selects the serving revision's pods.
+- Canary: the entry Service selects the pods of every running revision, so the
+  candidate's share of traffic is its share of ready pods (kube-proxy balances per
+  connection). With `replicas: R` on the stable, a weight w gives the candidate
+  round(R*w/(100-w)) pods (at least one): R=2 makes 10% into 1 pod, i.e. 33%. The
+  effective share is what status.traffic reports; use gateway-api or istio for exact
+  weights.
+- Shadow: the serving template mirrors by itself; the `<name>-mirror` ConfigMap, mounted
+  into every revision's pods, names the candidate's Service and the percent.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pitstop.api.resource import ModelDeployment
+from pitstop.k8s.client import KubeClient
+from pitstop.rendering import children, labels
+from pitstop.traffic.provider import MIRROR, WEIGHTS, WEIGHTS_BY_REPLICAS, Split, Verification
+
+
+class ServiceProvider:
+    name: ClassVar[str] = "service"
+    capabilities: ClassVar[frozenset[str]] = frozenset({WEIGHTS, MIRROR, WEIGHTS_BY_REPLICAS})
+
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    def problem(self, md: ModelDeployment) -> str | None:
+        return None  # Services always exist: Pitstop creates them
+
+    def apply(self, md: ModelDeployment, split: Split) -> None:
+        self.kube.apply(children.entry_service(md, _selected(split)))
+        target = _mirror_target(md, split)
+        self.kube.apply(children.mirror_config_map(md, target, split.mirror if target else 0))
+
+    def verify(self, md: ModelDeployment, split: Split) -> Verification:
+        ns, name = md.metadata.namespace, md.metadata.name
+        entry = self.kube.get("v1", "Service", ns, labels.entry_name(name))
+        wanted = labels.pod_selector(name, _selected(split))
+        if entry is None or (entry.get("spec") or {}).get("selector") != wanted:
+            return Verification(False, f"Service {name} does not select {wanted} yet")
+        mirror = self.kube.get("v1", "ConfigMap", ns, labels.mirror_name(name))
+        target = _mirror_target(md, split)
+        expected = children.mirror_config_map(md, target, split.mirror if target else 0)["data"]
+        if mirror is None or mirror.get("data") != expected:
+            return Verification(False, f"ConfigMap {labels.mirror_name(name)} is not in place yet")
+        return Verification(True)
+
+
+def _selected(split: Split) -> str | None:
+    """Which revision the entry Service selects; None: all running revisions (canary)."""
+    if split.candidate is None or split.weight <= 0:
+        return split.stable
+    if split.weight >= 100:
+        return split.candidate
+    return None
+
+
+def _mirror_target(md: ModelDeployment, split: Split) -> str | None:
+    if split.candidate is None or split.mirror <= 0:
+        return None
+    return labels.revision_name(md.metadata.name, split.candidate)
