@@ -41,6 +41,20 @@ def connect(kubeconfig: str | None = None) -> KubeClient:
     return KubeClient(api)
 
 
+def current_namespace() -> str:
+    """The namespace of the kubeconfig's current context (in a pod: its own)."""
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as own:
+            return own.read().strip()
+    except OSError:
+        pass
+    try:
+        _, active = k8s_config.list_kube_config_contexts()
+    except k8s_config.ConfigException:
+        return "default"
+    return str(active.get("context", {}).get("namespace") or "default")
+
+
 class KubeClient:
     def __init__(self, api: k8s.ApiClient) -> None:
         self.api = api

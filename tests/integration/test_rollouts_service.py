@@ -1,0 +1,249 @@
+"""Rollouts with the default `service` traffic provider, on the real control plane.
+
+Each test drives the real operator process through a strategy and checks at every step
+what the API holds: Deployments and their replicas, the entry Service's selector, the
+mirror ConfigMap and the status. Manual gates go through the real `pitstop` CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+from pitstop.devcluster import testing
+from pitstop.devcluster.operator_process import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+OWNED = "pitstop.dev/model-deployment=fraud"
+
+
+class World:
+    """What the API holds for the ModelDeployment `fraud` in one namespace."""
+
+    def __init__(self, cluster: testing.DevCluster, namespace: str) -> None:
+        self.cluster, self.namespace = cluster, namespace
+
+    def apply(self, version: str, strategy: dict[str, Any]) -> None:
+        body = {
+            "apiVersion": "pitstop.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "fraud"},
+            "spec": {
+                "model": {"name": "fraud", "version": version},
+                "image": f"registry.example.com/ml/fraud:{version}",
+                "serving": {"replicas": 2},
+                "strategy": strategy,
+            },
+        }
+        self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
+
+    def get(self, *what: str) -> Any:
+        out = self.cluster.kubectl("get", *what, "-n", self.namespace, "-o", "json").stdout
+        return json.loads(out)
+
+    def md(self) -> dict[str, Any]:
+        obj: dict[str, Any] = self.get("md", "fraud")
+        return obj
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = self.md().get("status", {})
+        return status
+
+    def replicas(self) -> dict[str, int]:
+        """Spec replicas of each revision's Deployment, by version."""
+        items = self.get("deployments", "-l", OWNED)["items"]
+        return {d["metadata"]["labels"]["pitstop.dev/model-version"]: d["spec"]["replicas"]
+                for d in items}  # fmt: skip
+
+    def entry_selects(self) -> str:
+        """Which version(s) the entry Service selects: a version, or 'all'."""
+        selector = self.get("service", "fraud")["spec"]["selector"]
+        revision = selector.get("pitstop.dev/revision")
+        if revision is None:
+            return "all"
+        for d in self.get("deployments", "-l", OWNED)["items"]:
+            if d["metadata"]["labels"]["pitstop.dev/revision"] == revision:
+                return str(d["metadata"]["labels"]["pitstop.dev/model-version"])
+        return revision
+
+    def mirror(self) -> dict[str, Any]:
+        data = self.get("configmap", "fraud-mirror")["data"]["mirror.json"]
+        body: dict[str, Any] = json.loads(data)
+        return body
+
+    def until(self, what: str, check: Any, timeout: float = 60) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            status = self.status()
+            return status if check(status) else None
+
+        return self.cluster.wait(what, probe, timeout=timeout)
+
+    def healthy(self, version: str) -> dict[str, Any]:
+        return self.until(f"v{version} Healthy", lambda s: s.get("phase") == "Healthy"
+                          and (s.get("stable") or {}).get("version") == version)  # fmt: skip
+
+    def pitstop(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        return subprocess.run(
+            [sys.executable, "-m", "pitstop", *args, "fraud", "-n", self.namespace],
+            env=env, capture_output=True, text=True, check=True, timeout=90,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def world(cluster: testing.DevCluster, namespace: str, operator: OperatorProcess) -> World:
+    return World(cluster, namespace)
+
+
+CANARY = {"type": "Canary", "canary": {"steps": [{"weight": 10, "pause": "2s"}, {"weight": 50}]}}
+INSTANT = {"type": "BlueGreen", "blueGreen": {"scaleDownDelay": "0s"}}
+
+
+def test_canary_by_replica_ratio_then_manual_promote(world: World) -> None:
+    world.apply("1", CANARY)
+    world.healthy("1")
+    world.apply("2", CANARY)
+    # Step 1: 10% asked; with 2 stable pods that is 1 candidate pod, i.e. 33% of pods.
+    step1 = world.until("step 1", lambda s: (s.get("candidate") or {}).get("state") == "Canary"
+                        and s["traffic"]["candidate"] == 33)  # fmt: skip
+    assert step1["candidate"]["step"] == 0
+    assert world.entry_selects() == "all"
+    # Step 2 has no pause: it waits for a promote with 2 + 2 pods (50%).
+    paused = world.until("paused at step 2", lambda s: s.get("phase") == "Paused")
+    assert paused["traffic"]["candidate"] == 50
+    assert world.replicas() == {"1": 2, "2": 2}
+    assert "pitstop promote fraud" in paused["message"]
+
+    out = world.pitstop("promote")
+    assert "promote requested" in out.stdout
+    done = world.healthy("2")
+    assert world.entry_selects() == "2"
+    assert [(h["version"], h["outcome"]) for h in done["history"]] == [
+        ("1", "Retired"),
+        ("2", "Promoted"),
+    ]
+    world.cluster.wait("v1 retired to zero", lambda: world.replicas() == {"1": 0, "2": 2})
+    reasons = {
+        e["reason"]
+        for e in world.get("events", "--field-selector", "involvedObject.name=fraud")["items"]
+    }
+    assert {"RolloutStarted", "StepAdvanced", "Paused", "PromoteRequested", "Promoted"} <= reasons
+
+
+def test_blue_green_preview_manual_switch_and_scale_down_delay(world: World) -> None:
+    strategy = {"type": "BlueGreen", "blueGreen": {"autoPromote": False, "scaleDownDelay": "3s"}}
+    world.apply("1", strategy)
+    world.healthy("1")
+    world.apply("2", strategy)
+    paused = world.until("preview", lambda s: s.get("phase") == "Paused")
+    revision = paused["candidate"]["revision"]
+    assert world.entry_selects() == "1"
+    preview = world.get("service", f"fraud-{revision}")["spec"]["selector"]
+    assert preview["pitstop.dev/revision"] == revision
+    assert world.replicas() == {"1": 2, "2": 2}
+
+    world.pitstop("promote")
+    switched = world.healthy("2")
+    assert world.entry_selects() == "2"
+    assert switched["previous"]["version"] == "1"  # kept up for an instant rollback
+    world.cluster.wait(
+        "old stable scaled down after the delay", lambda: world.replicas() == {"1": 0, "2": 2}
+    )
+    assert "previous" not in world.status()
+
+
+def test_shadow_mirrors_then_abort_and_retry(world: World) -> None:
+    strategy = {"type": "Shadow", "shadow": {"percent": 50, "duration": "2s", "promote": "Manual"}}
+    world.apply("1", strategy)
+    world.healthy("1")
+    world.apply("2", strategy)
+    shadowing = world.until(
+        "mirroring", lambda s: (s.get("candidate") or {}).get("state") == "Shadow"
+    )
+    revision = shadowing["candidate"]["revision"]
+    assert world.mirror() == {
+        "percent": 50,
+        "url": f"http://fraud-{revision}.{world.namespace}.svc:80/predict",
+    }
+    assert world.entry_selects() == "1"  # the shadow never answers users
+    assert shadowing["traffic"]["mirrored"] == 50
+    world.until("shadow complete, awaiting promote", lambda s: s.get("phase") == "Paused")
+
+    world.pitstop("abort")
+    rolled = world.until("rolled back", lambda s: s.get("phase") == "RolledBack")
+    assert rolled["rejectedRevision"] == revision
+    assert world.mirror() == {"percent": 0}
+    assert rolled["history"][-1]["outcome"] == "Aborted"
+    world.cluster.wait("candidate scaled to zero", lambda: world.replicas() == {"1": 2, "2": 0})
+
+    world.pitstop("retry")
+    again = world.until(
+        "shadowing again", lambda s: (s.get("candidate") or {}).get("state") == "Shadow"
+    )
+    assert again["candidate"]["revision"] == revision
+    assert "rejectedRevision" not in again
+
+
+def test_undo_goes_back_to_a_retained_revision(world: World) -> None:
+    world.apply("1", INSTANT)
+    v1 = world.healthy("1")["stable"]["revision"]
+    world.apply("2", INSTANT)
+    world.healthy("2")
+    world.cluster.wait("v1 retired", lambda: world.replicas() == {"1": 0, "2": 2})
+
+    world.pitstop("undo", "--to-revision", v1)
+    back = world.until("v1 serves again", lambda s: (s.get("stable") or {}).get("revision") == v1)
+    assert back["phase"] == "RolledBack"  # the spec's v2 is held until the spec changes
+    assert world.entry_selects() == "1"
+    world.cluster.wait("v2 retired", lambda: world.replicas() == {"1": 2, "2": 0})
+
+
+def test_spec_reverted_mid_rollout_cancels_it(world: World) -> None:
+    world.apply("1", CANARY)
+    world.healthy("1")
+    world.apply("2", CANARY)
+    world.until("paused at step 2", lambda s: s.get("phase") == "Paused")
+    world.apply("1", CANARY)
+    done = world.healthy("1")
+    assert "candidate" not in done
+    assert world.entry_selects() == "1"
+    assert done["history"][-1]["outcome"] == "Superseded"
+    world.cluster.wait("candidate scaled to zero", lambda: world.replicas() == {"1": 2, "2": 0})
+
+
+def test_operator_killed_at_each_canary_step_resumes_without_flip_flop(
+    world: World, operator: OperatorProcess
+) -> None:
+    world.apply("1", CANARY)
+    world.healthy("1")
+    world.apply("2", CANARY)
+    seen_steps: list[int] = []
+    # Killed as soon as the rollout has begun, then again once step 1's weight is set.
+    for what, moment in (
+        ("a candidate", lambda s: "candidate" in s),
+        ("step 1", lambda s: (s.get("candidate") or {}).get("state") == "Canary"),
+    ):
+        world.until(what, moment)
+        operator.kill()
+        seen_steps.append((world.status().get("candidate") or {}).get("step") or 0)
+        operator.start()
+    paused = world.until("paused at step 2", lambda s: s.get("phase") == "Paused")
+    operator.kill()
+    operator.start()
+    # Still paused at step 2 after the restart: nothing went back to step 1.
+    again = world.until(
+        "resumed paused",
+        lambda s: s.get("observedGeneration") == world.md()["metadata"]["generation"],
+    )
+    assert again["candidate"]["step"] == paused["candidate"]["step"] == 1
+    assert seen_steps == sorted(seen_steps)
+    assert world.replicas() == {"1": 2, "2": 2}
+    world.pitstop("promote")
+    world.healthy("2")
+    assert len(world.get("services", "-l", OWNED)["items"]) == 3  # entry + 2 revisions
