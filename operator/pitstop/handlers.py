@@ -15,6 +15,7 @@ import kopf
 from pitstop import reconcile
 from pitstop.api import resource
 from pitstop.k8s import client
+from pitstop.metrics.builtin import Scraper
 from pitstop.rendering import labels
 from pitstop.workqueue import WorkQueue
 
@@ -25,9 +26,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     kube = client.connect()
+    scraper = Scraper(kube)  # remembers each analysed revision's last scrape
 
     def work(namespace: str, name: str) -> float | None:
-        return reconcile.reconcile(kube, namespace, name).requeue_after
+        return reconcile.reconcile(kube, namespace, name, scraper=scraper).requeue_after
 
     memo["queue"] = WorkQueue(work)
 

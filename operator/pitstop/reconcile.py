@@ -9,16 +9,19 @@ image, traffic, manual requests) and carries out the actions.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from pitstop.analysis import verdict
 from pitstop.api.resource import ModelDeployment
-from pitstop.api.status import ModelDeploymentStatus
+from pitstop.api.status import AnalysisStatus, ModelDeploymentStatus, SmokeResult
 from pitstop.images import resolve as images
 from pitstop.k8s.client import KubeClient
+from pitstop.metrics import collect, smoke
+from pitstop.metrics.builtin import Scraper
 from pitstop.rendering import children, labels
 from pitstop.strategies import conditions, phase, requests, rollout
 from pitstop.strategies.conditions import Reason
@@ -50,9 +53,16 @@ class Result:
     requeue_after: float | None
 
 
-def reconcile(kube: KubeClient, namespace: str, name: str, now: datetime | None = None) -> Result:
+def reconcile(
+    kube: KubeClient,
+    namespace: str,
+    name: str,
+    now: datetime | None = None,
+    scraper: Scraper | None = None,
+) -> Result:
     """Bring one ModelDeployment's children and status in line with its spec."""
     now = now or datetime.now(UTC)
+    scraper = scraper or Scraper(kube)
     obj = kube.get_model_deployment(namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         return Result(None)  # children go with it through garbage collection
@@ -75,17 +85,74 @@ def reconcile(kube: KubeClient, namespace: str, name: str, now: datetime | None 
         image=ImageState(image.image, image.status, image.reason, image.message),
         revisions=_observe(kube, md),
         traffic=_traffic(router, md),
-        checks=Checks(),  # analysis (metrics, smoke tests) plugs in here
         request=request,
     )
+    analysis, seen = _analyse(kube, scraper, md, seen, now)
     decision = rollout.decide(md, seen, now)
     _act(kube, router, md, image.image, decision.actions)
     decision = Decision(
-        decision.actions, decision.status, (*extra, *decision.events), decision.requeue_after
+        decision.actions,
+        decision.status.model_copy(update={"analysis": analysis}),
+        (*extra, *decision.events),
+        decision.requeue_after,
     )
     _write(kube, obj, md.status, decision)
     delays = [d for d in (decision.requeue_after, image.requeue_after) if d is not None]
+    if _analysed(decision.status) is not None and md.spec.analysis.metrics:
+        delays.append(max(0.5, verdict.seconds_until_due(md.spec.analysis, analysis, now)))
     return Result(min(delays) if delays else None)
+
+
+def _analysed(status: ModelDeploymentStatus) -> tuple[str, str] | None:
+    """(revision under analysis, its baseline): a candidate taking traffic or mirrors,
+    or a just-promoted stable while the previous one is still up."""
+    candidate, stable = status.candidate, status.stable
+    if candidate is not None and stable is not None and candidate.state in _ANALYSED:
+        return candidate.revision, stable.revision
+    if status.previous is not None and stable is not None:
+        return stable.revision, status.previous.revision
+    return None
+
+
+_ANALYSED = ("Preview", "Shadow", "Canary")
+
+
+def _analyse(
+    kube: KubeClient, scraper: Scraper, md: ModelDeployment, seen: Observations, now: datetime
+) -> tuple[AnalysisStatus | None, Observations]:
+    """Run the smoke test and the interval's measurements that are due."""
+    spec, current = md.spec.analysis, md.status.analysis
+    candidate = md.status.candidate
+    smoke_checks: Checks | None = None
+    if (
+        spec.smoke_test is not None
+        and candidate is not None
+        and candidate.state in (None, "Starting")
+    ):
+        result = current.smoke if current and current.smoke else None
+        if result is None or result.revision != candidate.revision:
+            ran = smoke.run(kube, md, candidate.revision)
+            result = None if ran is None else SmokeResult(
+                revision=candidate.revision, passed=ran[0], message=ran[1]
+            )  # fmt: skip
+            if result is not None:
+                current = AnalysisStatus(revision=candidate.revision, smoke=result)
+        smoke_checks = (
+            Checks("Inconclusive", "waiting for a ready pod") if result is None
+            else Checks("Pass" if result.passed else "Fail", result.message)
+        )  # fmt: skip
+    target = _analysed(md.status)
+    checks = Checks()
+    if spec.metrics and target is not None:
+        revision, baseline = target
+        if verdict.due(spec, current, revision, now):
+            measured = collect.measure(scraper, md, revision, baseline)
+            current = verdict.evaluate(spec, current, revision, measured, now)
+        if current is not None and current.revision == revision:
+            checks = Checks(current.verdict, current.message)
+        else:
+            checks = Checks("Inconclusive", "not measured yet")
+    return current, replace(seen, checks=checks, smoke=smoke_checks)
 
 
 def _traffic(router: traffic.Provider, md: ModelDeployment) -> Traffic:

@@ -102,6 +102,8 @@ class Predictor:
                 "version": self.manifest.version,
                 "digest": self.manifest.digest,
                 "signature": self.signature.model_dump(mode="json"),
+                # The operator generates smoke-test rows from the training profile.
+                "profile": self.manifest.profile.model_dump(mode="json"),
                 "request_schema": request_schema,
             }
         ).encode()

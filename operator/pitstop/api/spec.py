@@ -7,7 +7,7 @@ message naming the field before the operator ever sees them.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from pydantic.config import JsonDict
@@ -277,8 +277,9 @@ class MetricSpec(SpecModel):
             "exactly one of builtin, prometheus or webhook must be set",
         ),
         (
-            "has(self.webhook) || has(self.max) || has(self.min)",
-            "a metric needs a limit: max or min",
+            "has(self.webhook) || has(self.max) || has(self.min) || has(self.maxAboveStable)"
+            " || has(self.maxRatioToStable)",
+            "a metric needs a limit: max, min, maxAboveStable or maxRatioToStable",
         ),
         (
             "!has(self.max) || !has(self.min) || self.min <= self.max",
@@ -294,6 +295,36 @@ class MetricSpec(SpecModel):
     webhook: WebhookCheck | None = Field(default=None, description="An external check.")
     max: float | None = Field(default=None, description="Fails when the value is above.")
     min: float | None = Field(default=None, description="Fails when the value is below.")
+    max_above_stable: float | None = Field(
+        default=None,
+        ge=0,
+        description="Fails when the candidate's value exceeds the stable's, measured in the "
+        "same window, by more than this (e.g. 0.005 = half a point of error rate).",
+    )
+    max_ratio_to_stable: float | None = Field(
+        default=None,
+        gt=0,
+        description="Fails when the candidate's value is more than this multiple of the "
+        "stable's, measured in the same window (e.g. 1.2 for p99 latency).",
+    )
+
+
+class SmokeTestSpec(SpecModel):
+    """Requests sent to the candidate before any user reaches it."""
+
+    requests: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=100,
+        description="Request rows (feature name to value) to send to /predict. "
+        "Absent: rows generated from the package's data profile.",
+        json_schema_extra={
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
+    )
+    generated: int = Field(
+        default=20, ge=0, le=1000, description="Rows generated when `requests` is absent."
+    )
+    timeout: Duration = Field(default="10s", description="Longest wait for each answer.")
 
 
 class AnalysisSpec(SpecModel):
@@ -305,6 +336,14 @@ class AnalysisSpec(SpecModel):
     )
     min_requests: int = Field(
         default=50, ge=0, description="Fewer requests in an interval give no verdict."
+    )
+    post_promotion_window: Duration = Field(
+        default="0s",
+        description="After promotion, analysis goes on this long while the previous stable "
+        "stays up; a failure then rolls back to it.",
+    )
+    smoke_test: SmokeTestSpec | None = Field(
+        default=None, description="Checks the candidate before it gets any traffic."
     )
     metrics: list[MetricSpec] = Field(
         default_factory=list,

@@ -77,18 +77,37 @@ class TrafficStatus(StatusModel):
 class MetricResult(StatusModel):
     """The last measurement of one analysis metric."""
 
-    name: str
-    value: float | None = None
-    limit: str = ""
-    verdict: Literal["Pass", "Fail", "Inconclusive"] = "Inconclusive"
+    name: str = Field(description="The metric's name in spec.analysis.metrics.")
+    value: float | None = Field(default=None, description="The candidate's value.")
+    stable_value: float | None = Field(
+        default=None, description="The stable's value in the same window (relative limits)."
+    )
+    limit: str = Field(default="", description="The limit it was held against.")
+    verdict: Literal["Pass", "Fail", "Inconclusive"] = Field(
+        default="Inconclusive", description="Pass, Fail or Inconclusive (too little data)."
+    )
+
+
+class SmokeResult(StatusModel):
+    """The smoke test of one candidate revision."""
+
+    revision: str = Field(description="The revision tested.")
+    passed: bool = Field(description="Every answer was valid.")
+    message: str = Field(default="", description="What failed, or how many passed.")
 
 
 class AnalysisStatus(StatusModel):
-    """The analysis of the current candidate."""
+    """The analysis of the current candidate (or of a just-promoted stable)."""
 
-    last_check: datetime | None = None
-    failures: int = 0
-    metrics: list[MetricResult] = Field(default_factory=list)
+    revision: str | None = Field(default=None, description="The revision being analysed.")
+    last_check: datetime | None = Field(default=None, description="When it was last measured.")
+    failures: int = Field(default=0, description="Failed measurements so far.")
+    verdict: Literal["Pass", "Fail", "Inconclusive"] | None = Field(
+        default=None, description="The verdict of the last measurement, counting failures."
+    )
+    message: str = Field(default="", description="Why, for a person.")
+    metrics: list[MetricResult] = Field(default_factory=list, description="Per metric.")
+    smoke: SmokeResult | None = Field(default=None, description="The smoke test's result.")
 
 
 class HistoryEntry(StatusModel):

@@ -51,6 +51,8 @@ class Reason:
     UNDO = "UndoRequested"
     RESTORED = "Restored"
     BAD_REQUEST = "InvalidRequest"
+    SMOKE_TEST = "SmokeTest"
+    SMOKE_FAILED = "SmokeTestFailed"
 
 
 def set_condition(

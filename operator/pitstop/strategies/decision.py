@@ -62,6 +62,8 @@ class Observations:
     """Revisions whose Deployments exist, by revision hash."""
     traffic: Traffic = field(default_factory=Traffic)
     checks: Checks = field(default_factory=Checks)
+    smoke: Checks | None = None
+    """The smoke test of a starting candidate; None when none is configured."""
     request: Request | None = None
     """A manual request (promote, abort, retry, undo) not handled yet."""
 

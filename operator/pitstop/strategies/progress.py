@@ -72,7 +72,7 @@ def advance(r: Rollout) -> None:
         r.actions.append(EnsureRevision(candidate.revision, wanted))
         r.scale(stable.revision, r.replicas)
         r.split = SetTraffic(stable=stable.revision)
-        if failed(r) or not available(r, wanted):
+        if failed(r) or not available(r, wanted) or not smoke_passed(r):
             return
         candidate = candidate.model_copy(
             update={"state": FIRST_STATE[kind], "step": 0 if kind == "Canary" else None,
@@ -95,6 +95,23 @@ def failed(r: Rollout) -> bool:
     r.actions.clear()
     r.hold()
     return True
+
+
+def smoke_passed(r: Rollout) -> bool:
+    """Before any traffic: a failed smoke test aborts, no user ever reached the candidate."""
+    smoke, candidate = r.seen.smoke, r.candidate
+    if smoke is None or smoke.verdict == "Pass":
+        return True
+    assert candidate is not None
+    if smoke.verdict == "Fail":
+        r.degraded = f"revision {candidate.revision} failed its smoke test: {smoke.message}"
+        r.end_candidate("Aborted", f"smoke test failed: {smoke.message}", reject=True)
+        r.actions.clear()
+        r.hold()
+    else:
+        r.progress = (Reason.SMOKE_TEST, f"smoke-testing revision {candidate.revision}: "
+                      f"{smoke.message}")  # fmt: skip
+    return False
 
 
 def available(r: Rollout, replicas: int) -> bool:

@@ -336,7 +336,12 @@ class Rollout:
         self.close(old.revision, "Retired", f"replaced by revision {new.revision}")
         self.history.append(self.record(new, "Promoted", "rollout complete", ended=False))
         self.stable, self.candidate = new, None
-        delay = durations.parse(scale_down_delay)
+        # The old stable stays up through the scale-down delay and the post-promotion
+        # analysis window, whichever is longer: a late failure can still go back to it.
+        delay = max(
+            durations.parse(scale_down_delay),
+            durations.parse(self.spec.analysis.post_promotion_window),
+        )
         self.previous = None
         if delay > timedelta(0):
             self.previous = old.model_copy(update={"until": self.now + delay})

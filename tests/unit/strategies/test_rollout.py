@@ -307,3 +307,37 @@ def test_status_is_unchanged_when_the_world_is() -> None:
     assert second.status == first.status
     assert second.events == ()
     assert second.requeue_after is None
+
+
+def test_a_failed_smoke_test_aborts_before_any_traffic() -> None:
+    model = md(STEPS, {**STABLE, "candidate": cand("Starting")})
+    decision = rollout.decide(model, seen({"old": up(), "new": up()},
+                                          smoke=Checks("Fail", "HTTP 500: boom")), NOW)  # fmt: skip
+    status = decision.status
+    assert status.candidate is None
+    assert status.rejected_revision == "new"
+    assert status.history[-1].outcome == "Aborted"
+    assert SetTraffic("old") in decision.actions
+    assert not any(isinstance(a, SetTraffic) and a.candidate for a in decision.actions)
+    degraded = conditions.find(status.conditions, conditions.DEGRADED)
+    assert degraded is not None
+    assert "smoke test" in degraded.message
+
+
+def test_a_pending_smoke_test_holds_the_candidate_without_traffic() -> None:
+    model = md(STEPS, {**STABLE, "candidate": cand("Starting")})
+    decision = rollout.decide(model, seen({"old": up(), "new": up()},
+                                          smoke=Checks("Inconclusive", "waiting")), NOW)  # fmt: skip
+    assert decision.status.candidate is not None
+    assert decision.status.candidate.state == "Starting"
+    assert SetTraffic("old") in decision.actions
+
+
+def test_post_promotion_window_keeps_the_previous_stable_up() -> None:
+    model = md(STEPS, {**STABLE, "candidate": cand("Canary", step=1)},
+               analysis={"postPromotionWindow": "2m"})  # fmt: skip
+    decision = rollout.decide(
+        model, seen({"old": up(), "new": up()}, request=Request("promote", "p")), NOW
+    )
+    assert decision.status.previous is not None
+    assert decision.status.previous.until == NOW + timedelta(minutes=2)

@@ -1,0 +1,65 @@
+"""Smoke-test rows and the check of the answers, before any user reaches a candidate.
+
+Rows come from the spec, or are generated from the training data profile the model
+server describes at GET /signature: numbers walk through the profile's quantiles,
+categories through the training categories — values the model has seen, so a failure
+means the candidate is broken, not the input unusual.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def generate(description: dict[str, Any], count: int) -> list[Row]:
+    features = description["signature"]["features"]
+    profiles = {p["name"]: p for p in (description.get("profile") or {}).get("features", [])}
+    rows: list[Row] = []
+    for i in range(count):
+        row: Row = {}
+        for feature in features:
+            row[feature["name"]] = _value(feature, profiles.get(feature["name"]), i)
+        rows.append(row)
+    return rows
+
+
+def _value(feature: dict[str, Any], profile: dict[str, Any] | None, i: int) -> Any:
+    kind = feature["kind"]
+    if kind == "category":
+        categories = feature.get("categories") or [""]
+        return categories[i % len(categories)]
+    if kind == "boolean":
+        return i % 2 == 1
+    numeric = (profile or {}).get("numeric") or {}
+    quantiles = sorted(
+        (numeric.get("quantiles") or {"0.5": 0.0}).items(), key=lambda kv: float(kv[0])
+    )
+    value = float(quantiles[i % len(quantiles)][1])
+    return round(value) if kind == "integer" else value
+
+
+def check(description: dict[str, Any], status: int, body: Any, rows: int) -> str | None:
+    """What is wrong with one answer to a batch of `rows` rows, or None."""
+    if status != 200:
+        detail = body.get("detail") if isinstance(body, dict) else body
+        return f"HTTP {status}: {str(detail)[:200]}"
+    if not isinstance(body, dict) or not isinstance(body.get("predictions"), list):
+        return "the answer has no predictions list"
+    predictions = body["predictions"]
+    if len(predictions) != rows:
+        return f"{len(predictions)} predictions for {rows} rows"
+    output = description["signature"]["output"]
+    if output["kind"] == "classification":
+        classes = output.get("classes") or []
+        unknown = [p for p in predictions if p not in classes]
+        if unknown:
+            return f"predicted classes outside the signature: {unknown[:3]}"
+        for probabilities in body.get("probabilities") or []:
+            if abs(sum(probabilities) - 1.0) > 1e-6 or min(probabilities) < 0:
+                return f"probabilities do not form a distribution: {probabilities}"
+    elif not all(isinstance(p, int | float) and math.isfinite(p) for p in predictions):
+        return "a regression answer is not a finite number"
+    return None

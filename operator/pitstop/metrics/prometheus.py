@@ -1,0 +1,39 @@
+"""The prometheus provider: one PromQL query over the HTTP API, templated per revision."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import httpx
+
+# The operator-wide Prometheus, when a metric does not name one.
+DEFAULT_ADDRESS = os.environ.get("PITSTOP_PROMETHEUS_URL", "")
+
+
+def render(query: str, *, name: str, namespace: str, revision: str, interval: str) -> str:
+    for key, value in (("name", name), ("namespace", namespace), ("revision", revision),
+                       ("interval", interval)):  # fmt: skip
+        query = query.replace("{{" + key + "}}", value).replace("{{ " + key + " }}", value)
+    return query
+
+
+def query(address: str, promql: str, timeout: float = 5.0) -> float | None:
+    """The single value `promql` returns; None when it returns nothing or NaN."""
+    if not address:
+        raise ValueError(
+            "no Prometheus address: set the metric's address or PITSTOP_PROMETHEUS_URL"
+        )
+    response = httpx.get(f"{address.rstrip('/')}/api/v1/query", params={"query": promql},
+                         timeout=timeout)  # fmt: skip
+    response.raise_for_status()
+    body = response.json()
+    if body.get("status") != "success":
+        raise ValueError(f"Prometheus answered {body.get('error', body.get('status'))}")
+    result = body["data"]["result"]
+    if not result:
+        return None
+    value = (
+        float(result[0]["value"][1]) if body["data"]["resultType"] == "vector" else float(result[1])
+    )
+    return None if math.isnan(value) else value

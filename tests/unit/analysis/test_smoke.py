@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pitstop.analysis import smoke
+
+DESCRIPTION: dict[str, Any] = {
+    "signature": {
+        "features": [
+            {"name": "amount", "kind": "number"},
+            {"name": "count", "kind": "integer"},
+            {"name": "country", "kind": "category", "categories": ["de", "fr"]},
+            {"name": "is_new", "kind": "boolean"},
+        ],
+        "output": {"kind": "classification", "classes": ["ok", "fraud"], "probabilities": True},
+    },
+    "profile": {"features": [
+        {"name": "amount", "numeric": {"quantiles": {"0.5": 120.0, "0.01": 1.5, "0.99": 900.0}}},
+        {"name": "count", "numeric": {"quantiles": {"0.5": 3.2}}},
+    ]},
+}  # fmt: skip
+
+
+def test_generated_rows_use_values_seen_in_training() -> None:
+    rows = smoke.generate(DESCRIPTION, 3)
+    assert [r["amount"] for r in rows] == [1.5, 120.0, 900.0]
+    assert {r["count"] for r in rows} == {3}
+    assert [r["country"] for r in rows] == ["de", "fr", "de"]
+    assert [r["is_new"] for r in rows] == [False, True, False]
+
+
+def test_check_accepts_a_valid_answer() -> None:
+    body = {"predictions": ["ok"], "probabilities": [[0.7, 0.3]]}
+    assert smoke.check(DESCRIPTION, 200, body, 1) is None
+
+
+def test_check_names_what_is_wrong() -> None:
+    assert "HTTP 500" in (smoke.check(DESCRIPTION, 500, {"detail": "boom"}, 1) or "")
+    assert "outside the signature" in (
+        smoke.check(DESCRIPTION, 200, {"predictions": ["maybe"]}, 1) or ""
+    )
+    bad = {"predictions": ["ok"], "probabilities": [[0.7, 0.7]]}
+    assert "distribution" in (smoke.check(DESCRIPTION, 200, bad, 1) or "")
+    assert "2 predictions for 1 rows" in (
+        smoke.check(DESCRIPTION, 200, {"predictions": ["ok", "ok"]}, 1) or ""
+    )
