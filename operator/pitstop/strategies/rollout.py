@@ -250,10 +250,17 @@ class Rollout:
         if self.md.status.phase is not None and new_phase != self.md.status.phase:
             bad = new_phase in ("Degraded", "Failed", "RolledBack")
             self.events.append(Event("Warning" if bad else "Normal", new_phase, status.message))
-        if self.split is not None:
+        # A provider with a problem (its route is missing) cannot route: asking it would
+        # fail the reconcile before the status that says why is written.
+        unroutable = self.seen.traffic.problem is not None
+        if self.split is not None and not unroutable:
             self.actions.append(self.split)
+        # Nothing watches routes: poll until the user fixes the problem (creates the route).
         settled = (
-            self.candidate is None and new_phase in ("Healthy", "RolledBack") and not self.wake
+            self.candidate is None
+            and new_phase in ("Healthy", "RolledBack")
+            and not self.wake
+            and not unroutable
         )
         # A known deadline (pause end, scale-down) is when to look again; otherwise poll
         # as a safety net while waiting — watch events on children usually come first.

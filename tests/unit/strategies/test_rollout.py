@@ -155,7 +155,7 @@ CASES = [
      [SetTraffic("old")], "RolledBack", "old", None),
     ("traffic provider problem: nothing starts, stable serves",
      md(STEPS, STABLE), seen({"old": up()}, traffic=Traffic(problem="HTTPRoute fraud not found")),
-     [SetTraffic("old")], "Healthy", "old", None),
+     [], "Healthy", "old", None),
     ("no image yet: stable keeps serving",
      md(STEPS, STABLE), seen({"old": up()}, image=ImageState(None, "False", "Building", "building")),
      [SetTraffic("old")], "Healthy", "old", None),
@@ -240,6 +240,22 @@ def test_abort_request_rolls_back_and_is_handled_once() -> None:
     second = rollout.decide(again, seen({"old": up(), "new": up(0)}, request=request), NOW)
     assert second.status.phase == "RolledBack"
     assert [e.reason for e in second.events if e.reason == "Aborted"] == []
+
+
+def test_a_traffic_problem_is_reported_not_routed_and_looked_at_again() -> None:
+    """The provider would fail on a missing route; nothing watches routes, so poll."""
+    problem = "HTTPRoute ml/fraud (spec.traffic.httpRoute.name) does not exist"
+    world = seen({"old": up()}, traffic=Traffic(problem=problem))
+    decision = rollout.decide(md(STEPS, STABLE), world, NOW)
+    assert [a for a in decision.actions if isinstance(a, SetTraffic)] == []
+    progressing = conditions.find(decision.status.conditions, conditions.PROGRESSING)
+    assert progressing is not None
+    assert (progressing.status, progressing.reason, progressing.message) == (
+        "False",
+        "TrafficUnavailable",
+        problem,
+    )
+    assert decision.requeue_after == rollout.POLL_SECONDS
 
 
 def test_retry_clears_the_rejection_and_the_rollout_starts_again() -> None:
