@@ -114,7 +114,9 @@ def _analysed(status: ModelDeploymentStatus) -> tuple[str, str] | None:
     return None
 
 
-_ANALYSED = ("Preview", "Shadow", "Canary")
+# A blue/green preview takes no user traffic, so request metrics would never reach
+# minRequests there: its gate is the smoke test, and analysis runs after the switch.
+_ANALYSED = ("Shadow", "Canary")
 
 
 def _analyse(
