@@ -118,9 +118,13 @@ class Cluster:
         pod_cidr: str = DEFAULT_POD_CIDR,
         nodes: int = NODE_COUNT,
         log: Log = lambda _: None,
+        probe_readiness: bool = False,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.pod_cidr = pod_cidr
+        # See stages: pods with a readinessProbe start NotReady; the caller's kubelet
+        # emulator marks them Ready once their server answers.
+        self.probe_readiness = probe_readiness
         self.nodes = nodes
         self.log = log
 
@@ -267,7 +271,9 @@ class Cluster:
             ),
         )
         kwok_config = stages.write(
-            state / "kwok.yaml", fallback_cidr=node_pod_cidrs(self.pod_cidr, 256)[-1]
+            state / "kwok.yaml",
+            fallback_cidr=node_pod_cidrs(self.pod_cidr, 256)[-1],
+            probe_readiness=self.probe_readiness,
         )
         launch(
             "kwok",

@@ -143,6 +143,9 @@ spec:
 """
 
 # Every scheduled pod starts at once and is Ready; its IP comes from its node's podCIDR.
+# With `probe_readiness`, a pod whose containers declare a readinessProbe starts NotReady
+# instead: whatever runs its processes (the e2e kubelet emulator) probes them and sets
+# the Ready condition, as a kubelet would, so Deployments count only pods that answer.
 _POD_READY = """\
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
@@ -165,15 +168,16 @@ spec:
   next:
     statusTemplate: |
       {{ $now := Now }}
+      {{ $ready := "True" }}
       conditions:
       - lastTransitionTime: {{ $now | Quote }}
         status: "True"
         type: Initialized
       - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
+        status: {{ $ready | Quote }}
         type: Ready
       - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
+        status: {{ $ready | Quote }}
         type: ContainersReady
       {{ range .spec.readinessGates }}
       - lastTransitionTime: {{ $now | Quote }}
@@ -184,7 +188,7 @@ spec:
       {{ range .spec.containers }}
       - image: {{ .image | Quote }}
         name: {{ .name | Quote }}
-        ready: true
+        ready: {{ if eq $ready "True" }}true{{ else }}false{{ end }}
         restartCount: 0
         started: true
         state:
@@ -296,8 +300,17 @@ spec:
 """
 
 
-def render(*, fallback_cidr: str) -> str:
+_PROBED_READY = """\
+      {{ $ready := "True" }}
+      {{ range .spec.containers }}{{ if .readinessProbe }}{{ $ready = "False" }}{{ end }}{{ end }}
+"""
+
+
+def render(*, fallback_cidr: str, probe_readiness: bool = False) -> str:
     """The full kwok `--config` document stream."""
+    pod_ready = _POD_READY
+    if probe_readiness:
+        pod_ready = pod_ready.replace('      {{ $ready := "True" }}\n', _PROBED_READY, 1)
     docs = [
         _CONFIGURATION.format(
             annotation=NODE_ANNOTATION,
@@ -306,7 +319,7 @@ def render(*, fallback_cidr: str) -> str:
         ),
         _NODE_INITIALIZE,
         _NODE_HEARTBEAT,
-        _POD_READY,
+        pod_ready,
         _POD_END.format(
             outcome=SUCCEED,
             outcome_annotation=OUTCOME_ANNOTATION,
@@ -328,6 +341,6 @@ def render(*, fallback_cidr: str) -> str:
     return "---\n".join(docs)
 
 
-def write(path: Path, *, fallback_cidr: str) -> Path:
-    path.write_text(render(fallback_cidr=fallback_cidr))
+def write(path: Path, *, fallback_cidr: str, probe_readiness: bool = False) -> Path:
+    path.write_text(render(fallback_cidr=fallback_cidr, probe_readiness=probe_readiness))
     return path

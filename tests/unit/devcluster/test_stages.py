@@ -48,3 +48,15 @@ def test_pods_end_only_when_annotated() -> None:
         } in expressions
     assert "phase: Succeeded" in ends["pod-succeed"]["spec"]["next"]["statusTemplate"]
     assert "phase: Failed" in ends["pod-fail"]["spec"]["next"]["statusTemplate"]
+
+
+def test_probe_readiness_leaves_probed_pods_not_ready() -> None:
+    def pod_ready(probe: bool) -> str:
+        rendered = stages.render(fallback_cidr="127.200.255.0/24", probe_readiness=probe)
+        docs = yaml.safe_load_all(rendered)
+        stage = next(d for d in docs if d["metadata"].get("name") == "pod-ready")
+        template: str = stage["spec"]["next"]["statusTemplate"]
+        return template
+
+    assert "readinessProbe" not in pod_ready(False)
+    assert '{{ if .readinessProbe }}{{ $ready = "False" }}' in pod_ready(True)
