@@ -54,7 +54,7 @@ def test_probe_readiness_leaves_probed_pods_not_ready() -> None:
     def pod_ready(probe: bool) -> str:
         rendered = stages.render(fallback_cidr="127.200.255.0/24", probe_readiness=probe)
         docs = yaml.safe_load_all(rendered)
-        stage = next(d for d in docs if d["metadata"].get("name") == "pod-ready")
+        stage = next(d for d in docs if d.get("metadata", {}).get("name") == "pod-ready")
         template: str = stage["spec"]["next"]["statusTemplate"]
         return template
 
