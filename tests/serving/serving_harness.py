@@ -45,17 +45,25 @@ def wait_for(check: Callable[[], T | None], deadline: float = 60.0, what: str = 
 
 
 class Server:
-    """One `bentoml serve` of a bento (or a service import path) on a free port."""
+    """One `bentoml serve` of a bento (or a service import path), by default on a free
+    port of 127.0.0.1 (the e2e kubelet passes a pod's loopback IP and container port)."""
 
     def __init__(
-        self, target: str, env: Mapping[str, str], log: Path, cwd: Path | None = None
+        self,
+        target: str,
+        env: Mapping[str, str],
+        log: Path,
+        cwd: Path | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = free_port() if port is None else port
+        self.url = f"http://{host}:{self.port}"
         self.log = log
         self._log_file = log.open("wb")
         self.process = subprocess.Popen(
-            [BENTOML, "serve", target, "--host", "127.0.0.1", "--port", str(self.port)],
+            [BENTOML, "serve", target, "--host", host, "--port", str(self.port)],
             env={**os.environ, **env},
             cwd=cwd,
             stdout=self._log_file,

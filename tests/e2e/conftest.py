@@ -1,0 +1,157 @@
+"""Fixtures for end-to-end tests: the control plane and operator of the integration
+suite, real model servers (`kubelet`) and user traffic (`gateway`).
+
+`cluster` is this suite's own (a separate control plane from the integration suite's,
+on a pod range of its own): its pods' IPs are bound by real servers, which must not
+collide with another e2e session on the host. `namespace`, `crd` and `operator` are the
+integration suite's fixtures, imported rather than copied.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pitstop.devcluster import cluster as devcluster
+from pitstop.devcluster import testing
+
+HERE = Path(__file__).parent
+TESTS = HERE.parent
+# The serving suite's helpers (Server, metric) are reused, not copied; pytest puts
+# tests/serving on sys.path only once it reaches that folder's conftest.
+sys.path.insert(0, str(TESTS / "serving"))
+
+from harness import deployment, gateway, kubelet, models  # noqa: E402
+
+
+def _integration_fixtures() -> Any:
+    path = TESTS / "integration" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("pitstop_integration_fixtures", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_integration = _integration_fixtures()
+namespace = _integration.namespace
+crd = _integration.crd
+operator = _integration.operator
+
+
+def _free_pod_range() -> str:
+    """A /16 of 127.0.0.0/8 that nothing on the host listens in (checked on .0.1)."""
+    for _ in range(20):
+        octet = random.randrange(202, 250)
+        with socket.socket() as probe:
+            probe.settimeout(0.2)
+            if probe.connect_ex((f"127.{octet}.0.1", 3000)) != 0:
+                return f"127.{octet}.0.0/16"
+    raise RuntimeError("no free loopback /16 for pods")
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testing.DevCluster]:
+    handle = devcluster.Cluster(
+        tmp_path_factory.mktemp("devcluster"), pod_cidr=_free_pod_range(), probe_readiness=True
+    )
+    info = handle.up()
+    try:
+        yield testing.DevCluster(info)
+    finally:
+        handle.down()
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The scenario models, packaged and built once: (BENTOML_HOME, {version: bento})."""
+    home = tmp_path_factory.mktemp("e2e-models") / "bentoml"
+    built = subprocess.run(
+        [sys.executable, "-m", "harness.models"],
+        cwd=HERE,
+        env={**os.environ, **_server_env(home)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    bentos: dict[str, str] = json.loads(built.stdout.strip().splitlines()[-1])
+    return home, bentos
+
+
+def _server_env(home: Path) -> dict[str, str]:
+    # harness.faults must be importable by servers of the wrapper models; serving_models
+    # by the build.
+    return {
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(TESTS / "serving")]),
+    }
+
+
+# The serving template's defaults, as its image would carry them (model_images/README.md).
+TEMPLATE_ENV = {
+    "PITSTOP_MIRROR_CONFIG": "/etc/pitstop/mirror/mirror.json",
+    "PITSTOP_API_KEYS_DIR": "/etc/pitstop/api-keys",
+}
+
+
+@pytest.fixture
+def kubelet_emulator(
+    cluster: testing.DevCluster,
+    namespace: str,
+    model_store: tuple[Path, dict[str, str]],
+    tmp_path: Path,
+) -> Iterator[kubelet.Kubelet]:
+    """Real model servers for the namespace's pods; image `models.image(v)` serves v."""
+    home, bentos = model_store
+    images = {
+        models.image(version): kubelet.Image(
+            bento, {**TEMPLATE_ENV, "PITSTOP_MODEL": f"{models.NAME}:{version}"}
+        )
+        for version, bento in bentos.items()
+    }
+    with kubelet.Kubelet(
+        cluster, namespace, images, tmp_path / "pods", host_env=_server_env(home)
+    ) as emulator:
+        yield emulator
+    assert not emulator.problems, emulator.problems
+
+
+@pytest.fixture
+def md(cluster: testing.DevCluster, namespace: str, operator: Any) -> deployment.Deployment:
+    """The ModelDeployment `fraud` in the test's namespace, with the operator running."""
+    return deployment.Deployment(cluster, namespace)
+
+
+@pytest.fixture
+def gateway_for(
+    cluster: testing.DevCluster, namespace: str, kubelet_emulator: kubelet.Kubelet
+) -> Iterator[Callable[..., gateway.Gateway]]:
+    """Starts a Gateway on an entry: `gateway_for("fraud", rps=20, http_route=None)`."""
+    started: list[gateway.Gateway] = []
+
+    def start(entry: str = "fraud", **options: Any) -> gateway.Gateway:
+        load = gateway.Gateway(
+            cluster, namespace, entry, models.rows(seed=len(started)), **options,
+        )  # fmt: skip
+        load.start()
+        started.append(load)
+        return load
+
+    try:
+        yield start
+    finally:
+        for load in started:
+            load.stop()

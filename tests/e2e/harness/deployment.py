@@ -1,0 +1,76 @@
+"""One ModelDeployment as an e2e test drives it: apply a version, read status, wait."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+from pitstop.devcluster import testing
+
+from harness import models
+
+Status = dict[str, Any]
+
+
+class Deployment:
+    """The ModelDeployment `name` in `namespace`, serving the scenario models."""
+
+    def __init__(self, cluster: testing.DevCluster, namespace: str, name: str = "fraud") -> None:
+        self.cluster, self.namespace, self.name = cluster, namespace, name
+
+    def apply(
+        self,
+        version: str,
+        strategy: Mapping[str, Any],
+        *,
+        replicas: int = 1,
+        **spec: Any,
+    ) -> None:
+        """Apply the spec for `version` (its image maps to that model's bento);
+        `spec` adds fields such as `analysis=` or `traffic=`."""
+        body = {
+            "apiVersion": "pitstop.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": self.name},
+            "spec": {
+                "model": {"name": models.NAME, "version": version},
+                "image": models.image(version),
+                "serving": {"replicas": replicas},
+                "strategy": dict(strategy),
+                **spec,
+            },
+        }
+        self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
+
+    def get(self, *what: str) -> Any:
+        out = self.cluster.kubectl("get", *what, "-n", self.namespace, "-o", "json").stdout
+        return json.loads(out)
+
+    def status(self) -> Status:
+        status: Status = self.get("md", self.name).get("status", {})
+        return status
+
+    def until(self, what: str, check: Callable[[Status], bool], timeout: float = 90) -> Status:
+        def probe() -> Status | None:
+            status = self.status()
+            return status if check(status) else None
+
+        return self.cluster.wait(what, probe, timeout=timeout, interval=0.25)
+
+    def healthy(self, version: str, timeout: float = 90) -> Status:
+        return self.until(
+            f"v{version} Healthy",
+            lambda s: (
+                s.get("phase") == "Healthy" and (s.get("stable") or {}).get("version") == version
+            ),
+            timeout,
+        )
+
+    def revision(self, version: str) -> str:
+        """The revision of the Deployment running `version`."""
+        selector = f"pitstop.dev/model-deployment={self.name},pitstop.dev/model-version={version}"
+        items = self.get("deployments", "-l", selector)["items"]
+        assert len(items) == 1, f"{len(items)} Deployments run v{version}"
+        return str(items[0]["metadata"]["labels"]["pitstop.dev/revision"])

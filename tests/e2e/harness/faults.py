@@ -1,0 +1,70 @@
+"""Wrapper estimators that misbehave on purpose, packaged like any other model.
+
+Fault injection lives in the model, not in the serving template: a candidate that
+fails or is slow is a real package, served by the unchanged template. The servers
+import this module by its pickled path `harness.faults`, so the kubelet emulator puts
+`tests/e2e` on their PYTHONPATH (a real image would ship the class with the model).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+class _Wrapper(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Delegates to a fitted classifier; `fit` only copies what packaging inspects."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def fit(self, features: Any, labels: Any = None) -> _Wrapper:
+        self.classes_ = self.estimator.classes_
+        self.n_features_in_ = self.estimator.n_features_in_
+        if hasattr(self.estimator, "feature_names_in_"):
+            self.feature_names_in_ = self.estimator.feature_names_in_
+        return self
+
+    def predict(self, features: Any) -> Any:
+        self._misbehave()
+        return self.estimator.predict(features)
+
+    def predict_proba(self, features: Any) -> Any:
+        self._misbehave()
+        return self.estimator.predict_proba(features)
+
+    def _misbehave(self) -> None:
+        raise NotImplementedError
+
+
+class Flaky(_Wrapper):
+    """Raises on every `every`-th call (every=5: 20% of single-row requests fail)."""
+
+    def __init__(self, estimator: Any, every: int = 5) -> None:
+        super().__init__(estimator)
+        self.every = every
+
+    def _misbehave(self) -> None:
+        # The counter is per process and not pickled: a restarted server counts anew.
+        counter = self.__dict__.setdefault("_calls", itertools.count(1))
+        if next(counter) % self.every == 0:
+            raise RuntimeError("injected fault: this call fails on purpose")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()
+        state.pop("_calls", None)
+        return state
+
+
+class Paced(_Wrapper):
+    """Sleeps `seconds` before each prediction: a model that costs that much per call."""
+
+    def __init__(self, estimator: Any, seconds: float = 0.01) -> None:
+        super().__init__(estimator)
+        self.seconds = seconds
+
+    def _misbehave(self) -> None:
+        time.sleep(self.seconds)

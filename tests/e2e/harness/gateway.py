@@ -1,0 +1,317 @@
+"""The gateway's part: steady user traffic on the stable entry, split as the API says.
+
+Every `ROUTE_POLL` the gateway reads what the operator wrote and turns it into a
+routing table; each request then follows the table of its moment:
+
+- `service` provider: the entry Service's selector picks the Running, non-terminating,
+  Ready pods (as an EndpointSlice would list them; see kubelet for readiness), and
+  requests go round-robin over them, so a revision's share is its share of pods;
+- `gateway-api`: the HTTPRoute's first rule that has backendRefs: a smooth weighted
+  round-robin over its backend Services (weights as written, absent = 1), then
+  round-robin over each Service's ready pods; its RequestMirror filter copies
+  `percent` of requests (deterministically spread) to the mirror Service's pods,
+  sent alongside the user's request; the copy's answer is recorded, never returned.
+
+Load is `rps` requests a second on a fixed schedule (a late request is not made up
+with a burst), each a valid row from `rows`. Every request is recorded (`Record`), and
+every change of the table (`Change`, with each revision's share), so tests count what
+a revision answered and see when a revision's share reached 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+from kubernetes import client as k8s_client
+from pitstop.devcluster import testing
+
+from harness import kubelet as kubelet_
+
+log = logging.getLogger(__name__)
+
+Object = dict[str, Any]
+ROUTE_POLL = 0.1  # seconds between two reads of the API (a period, not a synchronisation)
+REVISION = "pitstop.dev/revision"
+VERSION = "pitstop.dev/model-version"
+NO_BACKEND = 503  # what a gateway answers when no endpoint is ready
+
+
+@dataclasses.dataclass(frozen=True)
+class Pod:
+    name: str
+    url: str  # http://ip:port
+    revision: str
+    version: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """Where requests go: weighted backends (each a list of pods) and a mirror."""
+
+    backends: tuple[tuple[int, tuple[Pod, ...]], ...] = ()
+    mirror: tuple[Pod, ...] = ()
+    mirror_percent: int = 0
+
+    def shares(self) -> dict[str, float]:
+        """Each revision's share of user requests, in percent."""
+        live = [(w, pods) for w, pods in self.backends if w > 0 and pods]
+        total = sum(w for w, _ in live)
+        shares: dict[str, float] = {}
+        for weight, pods in live:
+            for pod in pods:
+                shares[pod.revision] = shares.get(pod.revision, 0.0) + 100 * weight / total / len(
+                    pods
+                )
+        return shares
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    sent: float  # time.monotonic() when sent
+    pod: str | None
+    revision: str | None
+    version: str | None
+    status: int  # 0: no answer (connection failed, timeout)
+    latency: float
+    mirrored: bool = False  # a copy made by the gateway's RequestMirror
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    at: float
+    shares: dict[str, float]
+    mirror: dict[str, float]
+
+
+class Gateway:
+    """Load on one ModelDeployment's entry; a context manager."""
+
+    def __init__(
+        self,
+        cluster: testing.DevCluster,
+        namespace: str,
+        entry: str,
+        rows: Iterator[dict[str, Any]],
+        *,
+        rps: float = 20.0,
+        http_route: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.cluster, self.namespace, self.entry = cluster, namespace, entry
+        self.rows = rows
+        self.rps, self.http_route = rps, http_route
+        self.headers = dict(headers or {})
+        self.timeout = timeout
+        self.records: list[Record] = []
+        self.changes: list[Change] = []
+        self.table = Table()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._watch, name="gateway-routes", daemon=True),
+            threading.Thread(target=self._load, name="gateway-load", daemon=True),
+        ]
+        self._api: k8s_client.ApiClient | None = None
+        self._round = itertools.count()
+        self._current = [0] * 0
+        self._mirror_credit = 0
+
+    # --- what tests ask -------------------------------------------------------------
+
+    def answered(self, *, version: str | None = None, since: float = 0.0) -> list[Record]:
+        """User requests (not mirror copies) sent after `since`, by `version` if given."""
+        return [
+            r
+            for r in list(self.records)
+            if not r.mirrored and r.sent >= since and (version is None or r.version == version)
+        ]
+
+    def share_now(self, version: str) -> float:
+        table = self.table
+        revisions = {p.revision for _, pods in table.backends for p in pods if p.version == version}
+        return sum(v for k, v in table.shares().items() if k in revisions)
+
+    def last_change_to_zero(self, revision: str) -> Change | None:
+        """The table change after which `revision` got no more user traffic."""
+        found: Change | None = None
+        for change in list(self.changes):
+            if change.shares.get(revision, 0.0) > 0:
+                found = None
+            elif found is None:
+                found = change
+        return found
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def __enter__(self) -> Gateway:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._api = self.cluster.api_client()
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self._api is not None:
+            self._api.close()
+
+    # --- following the API ----------------------------------------------------------
+
+    def _pods_of(
+        self, service: str, services: Mapping[str, Object], pods: list[Object]
+    ) -> tuple[Pod, ...]:
+        found = services.get(service)
+        if found is None:
+            return ()
+        selector = found["spec"].get("selector") or {}
+        port = (found["spec"].get("ports") or [{}])[0]
+        chosen = []
+        for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+            meta = pod["metadata"]
+            if not (kubelet_.is_ready(pod) and kubelet_.selects(selector, pod)):
+                continue
+            target = kubelet_.container_port(pod, port.get("targetPort", port.get("port")))
+            labels = meta.get("labels") or {}
+            chosen.append(
+                Pod(
+                    meta["name"],
+                    f"http://{pod['status']['podIP']}:{target}",
+                    labels.get(REVISION, ""),
+                    labels.get(VERSION, ""),
+                )
+            )
+        return tuple(chosen)
+
+    def _read_table(self) -> Table:
+        ns = self.namespace
+        assert self._api is not None
+        core = k8s_client.CoreV1Api(self._api)
+        pods = kubelet_.read(core.list_namespaced_pod, ns)["items"]
+        listed = kubelet_.read(core.list_namespaced_service, ns)["items"]
+        services = {s["metadata"]["name"]: s for s in listed}
+        if self.http_route is None:
+            return Table(backends=((1, self._pods_of(self.entry, services, pods)),))
+        try:
+            route = kubelet_.read(
+                k8s_client.CustomObjectsApi(self._api).get_namespaced_custom_object,
+                "gateway.networking.k8s.io", "v1", ns, "httproutes", self.http_route,
+            )  # fmt: skip
+        except k8s_client.ApiException as error:
+            if error.status != 404:
+                raise
+            route = None
+        rules = [
+            r for r in ((route or {}).get("spec") or {}).get("rules") or [] if r.get("backendRefs")
+        ]
+        if not rules:
+            return Table()
+        rule = rules[0]
+        backends = tuple(
+            (int(ref.get("weight", 1)), self._pods_of(ref["name"], services, pods))
+            for ref in rule["backendRefs"]
+        )
+        for filter_ in rule.get("filters") or []:
+            if filter_.get("type") == "RequestMirror":
+                spec = filter_["requestMirror"]
+                ref = spec["backendRef"]
+                percent = int(spec.get("percent", 100))
+                return Table(backends, self._pods_of(ref["name"], services, pods), percent)
+        return Table(backends)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                table = self._read_table()
+            except Exception:
+                log.exception("gateway could not read the routes")
+            else:
+                if table != self.table:
+                    self.table = table
+                    mirror = {p.revision: 100.0 / len(table.mirror) for p in table.mirror}
+                    self.changes.append(Change(time.monotonic(), table.shares(), mirror))
+            self._stop.wait(ROUTE_POLL)
+
+    # --- choosing and sending -------------------------------------------------------
+
+    def _choose(self, table: Table) -> tuple[Pod | None, Pod | None]:
+        live = [(w, pods) for w, pods in table.backends if w > 0 and pods]
+        if not live:
+            return None, None
+        # Smooth weighted round-robin (nginx's): deterministic, spreads each backend.
+        if len(self._current) != len(live):
+            self._current = [0] * len(live)
+        total = sum(w for w, _ in live)
+        for i, (weight, _) in enumerate(live):
+            self._current[i] += weight
+        best = max(range(len(live)), key=lambda i: self._current[i])
+        self._current[best] -= total
+        turn = next(self._round)
+        pods = live[best][1]
+        pod = pods[turn % len(pods)]
+        copy = None
+        if table.mirror and table.mirror_percent > 0:
+            self._mirror_credit += table.mirror_percent
+            if self._mirror_credit >= 100:
+                self._mirror_credit -= 100
+                copy = table.mirror[turn % len(table.mirror)]
+        return pod, copy
+
+    async def _send(
+        self, client: httpx.AsyncClient, pod: Pod | None, body: bytes, mirrored: bool
+    ) -> None:
+        sent = time.monotonic()
+        if pod is None:
+            self.records.append(Record(sent, None, None, None, NO_BACKEND, 0.0, mirrored))
+            return
+        try:
+            answer = await client.post(f"{pod.url}/predict", content=body)
+            status = answer.status_code
+        except httpx.HTTPError:
+            status = 0
+        self.records.append(
+            Record(
+                sent, pod.name, pod.revision, pod.version, status, time.monotonic() - sent, mirrored
+            )
+        )
+
+    async def _schedule(self) -> None:
+        headers = {"Content-Type": "application/json", **self.headers}
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        async with httpx.AsyncClient(
+            headers=headers, timeout=self.timeout, limits=limits
+        ) as client:
+            tasks: set[asyncio.Task[None]] = set()
+            period = 1.0 / self.rps
+            next_at = time.monotonic()
+            while not self._stop.is_set():
+                pod, copy = self._choose(self.table)
+                body = json.dumps(next(self.rows)).encode()
+                for target, mirrored in ((pod, False), (copy, True)):
+                    if mirrored and target is None:
+                        continue
+                    task = asyncio.create_task(self._send(client, target, body, mirrored))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                next_at = max(next_at + period, time.monotonic())
+                await asyncio.sleep(next_at - time.monotonic())
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.timeout + 1)
+
+    def _load(self) -> None:
+        asyncio.run(self._schedule())

@@ -1,0 +1,406 @@
+"""The kubelet's part the local control plane lacks: running each pod's model server.
+
+KWOK marks pods Running and gives them a loopback IP (127.x.y.z); this emulator polls
+the namespace's pods through the API and, for every Running pod with an IP and no
+deletionTimestamp, starts a real `bentoml serve` of the bento the pod's image names,
+bound to `<podIP>:<containerPort>`. It stops the server when the pod goes or starts
+terminating. What else a kubelet does for these pods, it does from the pod spec too:
+
+- the container's env (literal values) over the image's own env (`Image.env`);
+- configMap and secret volumes are written to a per-pod folder and rewritten (atomically,
+  so the template's mtime check sees one change) whenever the object changes; env
+  values that are paths under a volumeMount are pointed at that folder, and any other
+  container path at an empty per-pod "rootfs", so a server never reads the host's /etc;
+- the readiness probe: the cluster runs with `probe_readiness` (KWOK leaves pods with
+  a readinessProbe NotReady), and the emulator sets the pod's Ready condition once its
+  server answers the probe's path with 200, and clears it if the server exits; so
+  Deployments, the operator (smoke test, metrics) and the gateway see what a kubelet
+  would report.
+
+There is no cluster DNS or kube-proxy on the host, so in mounted ConfigMap content
+`<service>.<namespace>.svc[:port]` is resolved the way kube-proxy would pin one
+connection: to one ready pod the Service selects (spread by the reading pod's name) and
+the container port its targetPort names, re-resolved as pods come and go.
+
+Loopback only, bounded (`max_servers`), and `stop()` ends every server it started.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kubernetes import client as k8s_client
+from pitstop.devcluster import testing
+from serving_harness import Server
+
+log = logging.getLogger(__name__)
+
+Object = dict[str, Any]
+POLL = 0.2  # seconds between two reads of the API (not a synchronisation: a period)
+SERVICE_HOST = re.compile(
+    r"\b(?P<service>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\.(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)"
+    r"\.svc(?:\.cluster\.local)?(?::(?P<port>\d+))?"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Image:
+    """What an image holds, as far as the emulator needs: the bento and its ENV."""
+
+    bento: str
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class PodServer:
+    """One pod's model server, as the emulator runs it."""
+
+    name: str
+    uid: str
+    ip: str
+    port: int
+    labels: dict[str, str]
+    container: str
+    folder: Path
+    server: Server
+    mounts: dict[str, Path]  # container mountPath -> host folder
+    volumes: list[Object]
+    started: float
+    ready_at: float | None = None
+    exited: int | None = None
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def read(method: Callable[..., Any], *args: str) -> Object:
+    """The JSON an API read returns, as plain dicts (the client's models are not)."""
+    response = method(*args, _preload_content=False, _request_timeout=10)
+    body: Object = json.loads(response.data)
+    return body
+
+
+def is_ready(pod: Object) -> bool:
+    """Running, not terminating, and its Ready condition is True (an endpoint would be)."""
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return ready and is_running(pod)
+
+
+def is_running(pod: Object) -> bool:
+    meta, status = pod["metadata"], pod.get("status") or {}
+    return (
+        status.get("phase") == "Running"
+        and bool(status.get("podIP"))
+        and meta.get("deletionTimestamp") is None
+    )
+
+
+def selects(selector: Mapping[str, str], pod: Object) -> bool:
+    labels = pod["metadata"].get("labels") or {}
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def container_port(pod: Object, target: object) -> int | None:
+    """The container port a Service's targetPort (a number or a port name) means."""
+    if isinstance(target, int):
+        return target
+    for container in pod["spec"]["containers"]:
+        for port in container.get("ports") or []:
+            if port.get("name") == target or str(port.get("containerPort")) == str(target):
+                return int(port["containerPort"])
+    return None
+
+
+class Kubelet:
+    """Model servers for the pods of one namespace; a context manager."""
+
+    def __init__(
+        self,
+        cluster: testing.DevCluster,
+        namespace: str,
+        images: Mapping[str, Image],
+        folder: Path,
+        *,
+        host_env: Mapping[str, str] | None = None,
+        max_servers: int = 12,
+    ) -> None:
+        self.cluster, self.namespace = cluster, namespace
+        self.images = dict(images)
+        self.folder = folder
+        self.host_env = dict(host_env or {})
+        self.max_servers = max_servers
+        self.pods: dict[str, PodServer] = {}  # by uid; only the loop thread mutates it
+        self.problems: list[str] = []  # each problem once, in the order seen
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kubelet", daemon=True)
+        self._stopper = ThreadPoolExecutor(4, thread_name_prefix="kubelet-stop")
+        self._api: k8s_client.ApiClient | None = None
+        self._pods_seen: list[Object] = []
+        self._services: dict[str, Object] = {}
+        self._objects: dict[str, Object | None] = {}  # read once per sync
+        self._refused: set[str] = set()  # pod uids this emulator cannot run
+
+    # --- what tests and the gateway ask -------------------------------------------
+
+    def ready(self, pod_name: str) -> bool:
+        """Whether `pod_name`'s server passed its readiness probe and still runs."""
+        return any(
+            p.name == pod_name and p.ready_at is not None and p.exited is None
+            for p in list(self.pods.values())
+        )
+
+    def servers(self, labels: Mapping[str, str] | None = None) -> list[PodServer]:
+        """Running servers whose pods carry `labels`."""
+        wanted = dict(labels or {})
+        return [
+            p
+            for p in list(self.pods.values())
+            if p.exited is None and all(p.labels.get(k) == v for k, v in wanted.items())
+        ]
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def __enter__(self) -> Kubelet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._api = self.cluster.api_client()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        for uid in list(self.pods):
+            self._stopper.submit(self.pods.pop(uid).server.stop)
+        self._stopper.shutdown(wait=True)
+        if self._api is not None:
+            self._api.close()
+
+    # --- the loop -------------------------------------------------------------------
+
+    def _core(self) -> k8s_client.CoreV1Api:
+        assert self._api is not None
+        return k8s_client.CoreV1Api(self._api)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._sync()
+            except Exception as error:  # keep running; a test reads `problems`
+                log.exception("kubelet sync failed")
+                self._problem(f"sync failed: {error!r}")
+            self._stop.wait(POLL)
+
+    def _sync(self) -> None:
+        ns = self.namespace
+        pods = read(self._core().list_namespaced_pod, ns)["items"]
+        self._services = {
+            s["metadata"]["name"]: s
+            for s in read(self._core().list_namespaced_service, ns)["items"]
+        }
+        self._pods_seen = pods
+        self._objects = {}
+        running = {p["metadata"]["uid"]: p for p in pods if is_running(p)}
+        for uid in [uid for uid in self.pods if uid not in running]:
+            gone = self.pods.pop(uid)
+            log.info("pod %s went: stopping its server", gone.name)
+            self._stopper.submit(gone.server.stop)
+        for uid, pod in running.items():
+            if uid not in self.pods and uid not in self._refused:
+                self._launch(pod)
+        for served in list(self.pods.values()):
+            self._write_volumes(served)
+            self._probe(served)
+
+    def _problem(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
+
+    def _refuse(self, pod: Object, why: str) -> None:
+        self._refused.add(pod["metadata"]["uid"])
+        self._problem(f"pod {pod['metadata']['name']}: {why}")
+
+    def _launch(self, pod: Object) -> None:
+        meta, spec = pod["metadata"], pod["spec"]
+        container = spec["containers"][0]
+        image = self.images.get(container["image"])
+        if image is None:
+            return self._refuse(pod, f"no bento for image {container['image']!r}")
+        if len(self.pods) >= self.max_servers:
+            return self._refuse(pod, f"more than {self.max_servers} servers")
+        ports = [p["containerPort"] for p in container.get("ports") or []]
+        if not ports:
+            return self._refuse(pod, "the container declares no port")
+        folder = self.folder / meta["name"]
+        mounts = {
+            m["mountPath"].rstrip("/"): folder / "volumes" / m["name"]
+            for m in container.get("volumeMounts") or []
+        }
+        env: dict[str, str] = dict(image.env)
+        for item in container.get("env") or []:
+            if "value" not in item:
+                return self._refuse(pod, f"env {item['name']} is not a literal value")
+            env[item["name"]] = item["value"]
+        env = {k: self._host_path(v, mounts, folder) for k, v in env.items()}
+        served = PodServer(
+            name=meta["name"], uid=meta["uid"], ip=pod["status"]["podIP"], port=ports[0],
+            labels=dict(meta.get("labels") or {}), container=container["name"], folder=folder, server=None,  # type: ignore[arg-type]
+            mounts=mounts, volumes=spec.get("volumes") or [], started=time.monotonic(),
+        )  # fmt: skip
+        (folder / "rootfs").mkdir(parents=True, exist_ok=True)
+        self._write_volumes(served)
+        served.server = Server(
+            image.bento,
+            {**self.host_env, **env},
+            folder / "server.log",
+            cwd=folder,
+            host=served.ip,
+            port=served.port,
+        )
+        self.pods[served.uid] = served
+        log.info("pod %s: serving %s on %s", served.name, image.bento, served.url)
+        return None
+
+    @staticmethod
+    def _host_path(value: str, mounts: Mapping[str, Path], folder: Path) -> str:
+        if not value.startswith("/"):
+            return value
+        for mount, host in sorted(mounts.items(), key=lambda m: -len(m[0])):
+            if value == mount or value.startswith(mount + "/"):
+                return str(host) + value[len(mount) :]
+        return str(folder / "rootfs") + value
+
+    def _volume_files(self, served: PodServer, volume: Object) -> dict[str, bytes] | None:
+        if "configMap" in volume:
+            source = volume["configMap"]
+            name, reader = source["name"], self._core().read_namespaced_config_map
+            decode = str.encode
+        elif "secret" in volume:
+            source = volume["secret"]
+            name, reader = source["secretName"], self._core().read_namespaced_secret
+            decode = base64.b64decode
+        else:
+            return None
+        path = f"{reader.__name__}/{name}"
+        if path not in self._objects:
+            try:
+                self._objects[path] = read(reader, name, self.namespace)
+            except k8s_client.ApiException as error:
+                if error.status != 404:
+                    raise
+                self._objects[path] = None
+        found = self._objects[path]
+        if found is None:
+            # A kubelet would keep a pod with a missing non-optional volume pending.
+            if not source.get("optional"):
+                self._problem(f"pod {served.name}: volume {volume['name']} is missing")
+            return {}
+        data = found.get("data") or {}
+        files = {key: decode(value) for key, value in data.items()}
+        if "configMap" in volume:
+            files = {k: self._resolve_services(v, served) for k, v in files.items()}
+        return files
+
+    def _write_volumes(self, served: PodServer) -> None:
+        for volume in served.volumes:
+            files = self._volume_files(served, volume)
+            if files is None:
+                continue
+            target = served.folder / "volumes" / volume["name"]
+            target.mkdir(parents=True, exist_ok=True)
+            for old in target.iterdir():
+                if old.name not in files and not old.name.startswith("."):
+                    old.unlink()
+            for key, content in files.items():
+                path = target / key
+                if path.exists() and path.read_bytes() == content:
+                    continue
+                temporary = target / f".{key}.tmp"
+                temporary.write_bytes(content)
+                temporary.replace(path)
+
+    def _resolve_services(self, content: bytes, served: PodServer) -> bytes:
+        def address(match: re.Match[str]) -> str:
+            if match["namespace"] != self.namespace:
+                return match[0]
+            service = self._services.get(match["service"])
+            if service is None:
+                return match[0]
+            wanted = int(match["port"] or 80)
+            ports = service["spec"].get("ports") or []
+            port = next((p for p in ports if p["port"] == wanted), None)
+            if port is None:
+                return match[0]
+            selector = service["spec"].get("selector") or {}
+            pods = sorted(
+                (p for p in self._pods_seen if is_running(p) and selects(selector, p)),
+                key=lambda p: p["metadata"]["name"],
+            )
+            ready = [p for p in pods if is_ready(p)] or pods
+            if not ready:
+                return match[0]
+            spread = int(hashlib.sha256(served.name.encode()).hexdigest(), 16) % len(ready)
+            pod = ready[spread]
+            target = container_port(pod, port.get("targetPort", port["port"]))
+            return f"{pod['status']['podIP']}:{target}"
+
+        return SERVICE_HOST.sub(address, content.decode()).encode()
+
+    def _probe(self, served: PodServer) -> None:
+        if served.exited is not None:
+            return
+        code = served.server.process.poll()
+        if code is not None:
+            served.exited = code
+            self._report_ready(served, False)
+            tail = served.server.log.read_text(errors="replace")[-2000:]
+            self._problem(f"pod {served.name}: server exited with {code}: {tail}")
+            return
+        if served.ready_at is not None:
+            return
+        try:
+            answer = httpx.get(f"{served.url}/readyz", timeout=0.5)
+        except httpx.HTTPError:
+            return
+        if answer.status_code == 200:
+            self._report_ready(served, True)
+            served.ready_at = time.monotonic()
+            log.info("pod %s ready after %.1fs", served.name, served.ready_at - served.started)
+
+    def _report_ready(self, served: PodServer, ready: bool) -> None:
+        value = "True" if ready else "False"
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "status": {
+                "conditions": [
+                    {"type": kind, "status": value, "lastTransitionTime": now}
+                    for kind in ("Ready", "ContainersReady")
+                ],
+                "containerStatuses": [{"name": served.container, "ready": ready}],
+            }
+        }
+        try:
+            self._core().patch_namespaced_pod_status(served.name, self.namespace, body)
+        except k8s_client.ApiException as error:
+            if error.status != 404:  # a pod deleted meanwhile needs no status
+                raise

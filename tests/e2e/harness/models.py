@@ -1,0 +1,97 @@
+"""The scenario models: real packaged scikit-learn models with the fraud signature.
+
+`python -m harness.models` (cwd `tests/e2e`, BENTOML_HOME set to a scratch store)
+trains, packages and builds them and prints `{version: bento tag}` as JSON: a child
+process, because BentoML fixes its home at import time and the test process must not
+touch the user's store. The test process imports only the constants and `rows`.
+
+| version | model |
+|---|---|
+| 1 GOOD | logistic regression (the fraud pipeline of tests/serving) |
+| 2 BETTER | the same pipeline trained on four times the data |
+| 3 FLAKY | GOOD wrapped in `faults.Flaky`: every fifth call raises (20% errors) |
+| 4 SLOW | GOOD wrapped in `faults.Paced(0.03)`: three times PACED's latency |
+| 5 CONTRARY | GOOD with its intercept shifted until it disagrees on ~15% of rows |
+| 6 BROKEN | GOOD with NaN coefficients: every answer fails output validation |
+| 7 PACED | GOOD wrapped in `faults.Paced(0.01)`: the baseline for SLOW |
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+GOOD, BETTER, FLAKY, SLOW, CONTRARY, BROKEN, PACED = "1", "2", "3", "4", "5", "6", "7"
+NAME = "fraud"
+DISAGREEMENT = 0.15
+COUNTRIES = ("de", "fr", "us")  # serving_models.COUNTRIES, without importing BentoML
+
+
+def image(version: str) -> str:
+    """The image a ModelDeployment names for `version`; the kubelet maps it to a bento."""
+    return f"e2e.pitstop.test/{NAME}:{version}"
+
+
+def rows(seed: int = 0) -> Iterator[dict[str, Any]]:
+    """Endless valid request rows drawn like the training data (no drift)."""
+    rng = random.Random(seed)
+    while True:
+        yield {
+            "amount": round(rng.gauss(100.0, 20.0), 3),
+            "count": rng.randrange(10),
+            "country": rng.choice(COUNTRIES),
+            "is_new": rng.random() < 0.3,
+        }
+
+
+def _contrary(good: Any, sample: Any) -> Any:
+    """GOOD with a shifted intercept, so that it disagrees on ~DISAGREEMENT of `sample`."""
+    import numpy as np
+
+    base = good.predict(sample)
+    low, high = 0.0, 10.0
+    model = good
+    for _ in range(40):
+        model = copy.deepcopy(good)
+        middle = (low + high) / 2
+        model[-1].intercept_ = model[-1].intercept_ + middle
+        share = float(np.mean(model.predict(sample) != base))
+        if abs(share - DISAGREEMENT) < 0.005:
+            break
+        low, high = (middle, high) if share < DISAGREEMENT else (low, middle)
+    return model
+
+
+def build() -> dict[str, str]:
+    import numpy as np
+    from pitstop.packaging import bento, package
+    from serving_models import fraud_frame, fraud_model
+
+    from harness import faults
+
+    frame = fraud_frame(2000, seed=1)
+    good = fraud_model(frame)
+    features = frame.drop(columns="label")
+    broken = copy.deepcopy(good)
+    broken[-1].coef_ = np.full_like(broken[-1].coef_, np.nan)
+    models = {
+        GOOD: good,
+        BETTER: fraud_model(fraud_frame(8000, seed=2)),
+        FLAKY: faults.Flaky(good, every=5).fit(features),
+        SLOW: faults.Paced(good, seconds=0.03).fit(features),
+        CONTRARY: _contrary(good, fraud_frame(5000, seed=9).drop(columns="label")),
+        BROKEN: broken,
+        PACED: faults.Paced(good, seconds=0.01).fit(features),
+    }
+    tags = {}
+    for version, model in models.items():
+        package.create(model, frame, name=NAME, version=version, target="label")
+        tags[version] = bento.build(f"{NAME}:{version}")
+    return tags
+
+
+if __name__ == "__main__":
+    print(json.dumps(build()))
