@@ -1,0 +1,154 @@
+"""Automatic rollback on the real control plane, driven by a webhook metric.
+
+The webhook is a real HTTP server on 127.0.0.1 whose answer the test sets: the
+operator calls it every interval, counts failures against failureLimit and rolls back
+by itself. (Rollbacks driven by the model servers' own metrics run in tests/e2e/.)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import yaml
+from pitstop.devcluster import testing
+from pitstop.devcluster.operator_process import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+
+class Webhook:
+    """A check that passes until told otherwise, and remembers what it was asked."""
+
+    def __init__(self) -> None:
+        self.passing = True
+        self.calls: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.calls.append(body)
+                answer = json.dumps({"pass": outer.passing, "value": 0 if outer.passing else 1})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(answer.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/check"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook()
+    try:
+        yield hook
+    finally:
+        hook.close()
+
+
+def apply(cluster: testing.DevCluster, namespace: str, version: str, spec: dict[str, Any]) -> None:
+    body = {
+        "apiVersion": "pitstop.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "fraud"},
+        "spec": {
+            "model": {"name": "fraud", "version": version},
+            "image": f"registry.example.com/ml/fraud:{version}",
+            "serving": {"replicas": 2},
+            **spec,
+        },
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(body))
+
+
+def status(cluster: testing.DevCluster, namespace: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", "md", "fraud", "-n", namespace, "-o", "json").stdout
+    found: dict[str, Any] = json.loads(out).get("status", {})
+    return found
+
+
+def until(cluster: testing.DevCluster, namespace: str, what: str, check: Any) -> dict[str, Any]:
+    return cluster.wait(
+        what, lambda: s if check(s := status(cluster, namespace)) else None, timeout=90
+    )
+
+
+def analysis(url: str, **extra: Any) -> dict[str, Any]:
+    return {"interval": "1s", "failureLimit": 1, "metrics": [{"name": "gate", "webhook": {"url": url}}],
+            **extra}  # fmt: skip
+
+
+def test_failing_checks_roll_a_canary_back_by_themselves(
+    cluster: testing.DevCluster, namespace: str, operator: OperatorProcess, webhook: Webhook
+) -> None:
+    spec = {"strategy": {"type": "Canary", "canary": {"steps": [{"weight": 50, "pause": "1h"}]}},
+            "analysis": analysis(webhook.url)}  # fmt: skip
+    apply(cluster, namespace, "1", spec)
+    until(cluster, namespace, "v1 Healthy", lambda s: s.get("phase") == "Healthy")
+    apply(cluster, namespace, "2", spec)
+    progressing = until(cluster, namespace, "canary measured and passing",
+                        lambda s: (s.get("analysis") or {}).get("verdict") == "Pass")  # fmt: skip
+    candidate = progressing["candidate"]["revision"]
+    assert webhook.calls[-1]["candidate"] == candidate
+
+    webhook.passing = False
+    rolled = until(cluster, namespace, "rolled back", lambda s: s.get("phase") == "RolledBack")
+    assert rolled["rejectedRevision"] == candidate
+    assert rolled["traffic"]["summary"] == "100% stable"
+    assert rolled["analysis"]["failures"] == 2  # failureLimit 1: the second failure decides
+    degraded = next(c for c in rolled["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] == "True"
+    assert "gate" in degraded["message"]
+    assert rolled["history"][-1]["outcome"] == "RolledBack"
+    events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json",
+                                        "--field-selector", "involvedObject.name=fraud").stdout)  # fmt: skip
+    assert any(e["type"] == "Warning" and e["reason"] == "RolledBack" for e in events["items"])
+    deployments = json.loads(
+        cluster.kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout
+    )
+    replicas = {d["metadata"]["labels"]["pitstop.dev/model-version"]: d["spec"]["replicas"]
+                for d in deployments["items"]}  # fmt: skip
+    assert replicas == {"1": 2, "2": 0}
+
+    # Not retried by itself, even when the check passes again: only a spec change or retry.
+    webhook.passing = True
+    calls = len(webhook.calls)
+    cluster.wait("a few more reconciles", lambda: status(cluster, namespace).get("phase") == "RolledBack"
+                 and len(webhook.calls) == calls)  # fmt: skip
+    assert "candidate" not in status(cluster, namespace)
+
+
+def test_a_failure_after_the_switch_goes_back_to_the_previous_stable(
+    cluster: testing.DevCluster, namespace: str, operator: OperatorProcess, webhook: Webhook
+) -> None:
+    spec = {"strategy": {"type": "BlueGreen", "blueGreen": {"scaleDownDelay": "0s"}},
+            "analysis": analysis(webhook.url, postPromotionWindow="1h")}  # fmt: skip
+    apply(cluster, namespace, "1", spec)
+    v1 = until(cluster, namespace, "v1 Healthy", lambda s: s.get("phase") == "Healthy")["stable"]
+    apply(cluster, namespace, "2", spec)
+    switched = until(cluster, namespace, "switched to v2 with v1 kept",
+                     lambda s: (s.get("stable") or {}).get("version") == "2" and "previous" in s)  # fmt: skip
+    assert switched["previous"]["revision"] == v1["revision"]
+
+    webhook.passing = False
+    back = until(cluster, namespace, "back on v1",
+                 lambda s: (s.get("stable") or {}).get("revision") == v1["revision"])  # fmt: skip
+    assert back["phase"] == "RolledBack"
+    assert back["rejectedRevision"] == switched["stable"]["revision"]
+    assert [h["outcome"] for h in back["history"]][-2:] == ["RolledBack", "Promoted"]
