@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from pitstop import demo, gates
+from pitstop import demo, gates, view
 from pitstop.devcluster import cli as devcluster_cli
 from pitstop.packaging import cli as packaging_cli
 
@@ -67,6 +67,7 @@ def crd(paths: tuple[Path, ...]) -> None:
 
 
 main.add_command(demo.demo)
+main.add_command(view.status)
 for command in gates.COMMANDS:
     main.add_command(command)
 main.add_command(devcluster_cli.dev)

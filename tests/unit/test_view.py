@@ -1,0 +1,30 @@
+"""`pitstop status` shows the rollout from the status alone."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from pitstop import view
+
+OBJ = {
+    "metadata": {"name": "fraud"},
+    "status": {
+        "phase": "Progressing",
+        "message": "step 1/2: 10% of traffic to revision bbb",
+        "stable": {"revision": "aaa", "version": "1"},
+        "candidate": {"revision": "bbb", "version": "2", "state": "Canary", "step": 0},
+        "traffic": {"summary": "90% / 10%"},
+        "analysis": {"metrics": [
+            {"name": "errors", "value": 0.2, "stableValue": 0.001, "limit": "<= 0.01", "verdict": "Fail"}]},
+        "history": [{"revision": "aaa", "version": "1", "outcome": "Promoted", "reason": "first revision"}],
+    },
+}  # fmt: skip
+
+
+def test_render_shows_revisions_step_traffic_metrics_and_history() -> None:
+    console = Console(record=True, width=120)
+    console.print(view.render(OBJ))
+    text = console.export_text()
+    for expected in ("fraud", "Progressing", "90% / 10%", "v1 (aaa)", "v2 (bbb)", "Canary step 1",
+                     "errors", "0.2", "<= 0.01", "Fail", "first revision"):  # fmt: skip
+        assert expected in text
