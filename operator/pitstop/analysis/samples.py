@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-PREDICT = "/predict"
+PREDICT = "predict"  # the label value the serving template exports (tests/serving)
 
 
 @dataclass(frozen=True)

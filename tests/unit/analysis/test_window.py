@@ -10,16 +10,16 @@ from pitstop.analysis.samples import PodCounters, Snapshot
 
 EXPOSITION = """\
 # TYPE pitstop_requests_total counter
-pitstop_requests_total{endpoint="/predict",code="200"} 90
-pitstop_requests_total{endpoint="/predict",code="500"} 10
-pitstop_requests_total{endpoint="/predict",code="422"} 5
+pitstop_requests_total{endpoint="predict",code="200"} 90
+pitstop_requests_total{endpoint="predict",code="500"} 10
+pitstop_requests_total{endpoint="predict",code="422"} 5
 pitstop_requests_total{endpoint="/metrics",code="200"} 7
 # TYPE pitstop_request_duration_seconds histogram
-pitstop_request_duration_seconds_bucket{endpoint="/predict",le="0.01"} 50
-pitstop_request_duration_seconds_bucket{endpoint="/predict",le="0.1"} 100
-pitstop_request_duration_seconds_bucket{endpoint="/predict",le="+Inf"} 105
-pitstop_request_duration_seconds_count{endpoint="/predict"} 105
-pitstop_request_duration_seconds_sum{endpoint="/predict"} 2.0
+pitstop_request_duration_seconds_bucket{endpoint="predict",le="0.01"} 50
+pitstop_request_duration_seconds_bucket{endpoint="predict",le="0.1"} 100
+pitstop_request_duration_seconds_bucket{endpoint="predict",le="+Inf"} 105
+pitstop_request_duration_seconds_count{endpoint="predict"} 105
+pitstop_request_duration_seconds_sum{endpoint="predict"} 2.0
 # TYPE pitstop_drift_psi_max gauge
 pitstop_drift_psi_max 0.12
 # TYPE pitstop_shadow_requests_total counter
