@@ -53,11 +53,17 @@ class Deployment:
         return status
 
     def until(self, what: str, check: Callable[[Status], bool], timeout: float = 90) -> Status:
+        last: list[Status] = [{}]
+
         def probe() -> Status | None:
-            status = self.status()
+            last[0] = status = self.status()
             return status if check(status) else None
 
-        return self.cluster.wait(what, probe, timeout=timeout, interval=0.25)
+        try:
+            return self.cluster.wait(what, probe, timeout=timeout, interval=0.25)
+        except AssertionError as error:
+            shown = {k: last[0].get(k) for k in ("phase", "message", "candidate", "analysis")}
+            raise AssertionError(f"{error}; last status: {shown}") from None
 
     def healthy(self, version: str, timeout: float = 90) -> Status:
         return self.until(
