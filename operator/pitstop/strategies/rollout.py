@@ -193,7 +193,6 @@ class Rollout:
             self.split = SetTraffic(stable=target)
         elif self.seen.traffic.problem is not None:
             self.hold()
-            self.progress = (Reason.TRAFFIC_UNAVAILABLE, self.seen.traffic.problem)
         else:
             if self.candidate is None:
                 self.candidate = RevisionStatus(
@@ -203,6 +202,9 @@ class Rollout:
                 self.note(Reason.ROLLOUT_STARTED, f"rolling out revision {target} "
                           f"(version {self.spec.model.version}) with {self.spec.strategy.type}")  # fmt: skip
             progress.advance(self)
+        if self.seen.traffic.problem is not None:
+            # Said on a first revision and at steady state too: nothing is routed to it.
+            self.progress = (Reason.TRAFFIC_UNAVAILABLE, self.seen.traffic.problem)
 
     def _retire(self) -> None:
         """Scale retired revisions to zero; delete those beyond revisionHistoryLimit."""

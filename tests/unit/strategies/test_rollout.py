@@ -242,18 +242,30 @@ def test_abort_request_rolls_back_and_is_handled_once() -> None:
     assert [e.reason for e in second.events if e.reason == "Aborted"] == []
 
 
-def test_a_traffic_problem_is_reported_not_routed_and_looked_at_again() -> None:
+MISSING = "HTTPRoute ml/fraud (spec.traffic.httpRoute.name) does not exist"
+
+
+@pytest.mark.parametrize(
+    ("model", "revisions", "progressing"),
+    [
+        pytest.param(md(STEPS, STABLE), {"old": up()}, "False", id="new revision: not started"),
+        pytest.param(md(), {}, "True", id="first revision: deployed"),
+        pytest.param(md(status={"stable": rev("new", "7")}), {"new": up()}, "False",
+                     id="steady state"),
+    ],
+)  # fmt: skip
+def test_a_traffic_problem_is_reported_not_routed_and_looked_at_again(
+    model: ModelDeployment, revisions: dict[str, RevisionState], progressing: str
+) -> None:
     """The provider would fail on a missing route; nothing watches routes, so poll."""
-    problem = "HTTPRoute ml/fraud (spec.traffic.httpRoute.name) does not exist"
-    world = seen({"old": up()}, traffic=Traffic(problem=problem))
-    decision = rollout.decide(md(STEPS, STABLE), world, NOW)
+    decision = rollout.decide(model, seen(revisions, traffic=Traffic(problem=MISSING)), NOW)
     assert [a for a in decision.actions if isinstance(a, SetTraffic)] == []
-    progressing = conditions.find(decision.status.conditions, conditions.PROGRESSING)
-    assert progressing is not None
-    assert (progressing.status, progressing.reason, progressing.message) == (
-        "False",
+    found = conditions.find(decision.status.conditions, conditions.PROGRESSING)
+    assert found is not None
+    assert (found.status, found.reason, found.message) == (
+        progressing,
         "TrafficUnavailable",
-        problem,
+        MISSING,
     )
     assert decision.requeue_after == rollout.POLL_SECONDS
 
