@@ -167,7 +167,8 @@ def get(cluster: testing.DevCluster, namespace: str, *what: str) -> Any:
 
 
 def read(cluster: testing.DevCluster, namespace: str, mesh: Mesh) -> tuple[Object, Object]:
-    """The ModelDeployment and its route, in one request."""
+    """The ModelDeployment, then its route (one kubectl, two reads: a probe must ask both
+    for what it waits for, since the operator may write in between)."""
     both = get(cluster, namespace, "modeldeployment/fraud", f"{mesh.resource}/fraud")
     md, route = both["items"]
     return md, route
@@ -370,12 +371,16 @@ def test_shadow_mirrors_to_the_candidate_and_abort_takes_the_mirror_away(
     def mirroring(phase: str) -> tuple[Object, Object] | None:
         md, route = read(cluster, namespace, mesh)
         new = candidate(md).get("revision")
-        ok = md["status"]["phase"] == phase and mesh.mirrored(route) == [(f"fraud-{new}", 40)]
+        ok = (
+            md["status"]["phase"] == phase
+            and candidate(md).get("state") == "Shadow"
+            and md["status"]["traffic"]["mirrored"] == 40
+            and mesh.mirrored(route) == [(f"fraud-{new}", 40)]
+        )
         return (md, route) if ok else None
 
     md, route = cluster.wait("mirroring 40%", lambda: mirroring("Progressing"), timeout=90)
     new = candidate(md)["revision"]
-    assert candidate(md)["state"] == "Shadow"
     # The candidate never answers users: it is in the route, at weight 0.
     assert mesh.routed(route) == [(f"fraud-{old}", 100), (f"fraud-{new}", 0)]
     assert replicas(cluster, namespace) == {f"fraud-{old}": 2, f"fraud-{new}": 2}
@@ -390,12 +395,15 @@ def test_shadow_mirrors_to_the_candidate_and_abort_takes_the_mirror_away(
 
     def rolled_back() -> tuple[Object, Object] | None:
         md, route = read(cluster, namespace, mesh)
-        ok = md["status"]["phase"] == "RolledBack" and mesh.mirrored(route) == []
+        ok = (
+            md["status"]["phase"] == "RolledBack"
+            and mesh.routed(route) == [(f"fraud-{old}", 100)]
+            and mesh.mirrored(route) == []
+        )
         return (md, route) if ok else None
 
-    md, route = cluster.wait("rolled back", rolled_back, timeout=60)
+    md, route = cluster.wait("rolled back: the mirror gone", rolled_back, timeout=60)
     status = md["status"]
-    assert mesh.routed(route) == [(f"fraud-{old}", 100)]
     assert status["rejectedRevision"] == new
     assert status["stable"]["revision"] == old
     assert "candidate" not in status
