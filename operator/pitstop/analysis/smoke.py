@@ -34,8 +34,10 @@ def _value(feature: dict[str, Any], profile: dict[str, Any] | None, i: int) -> A
     if kind == "boolean":
         return i % 2 == 1
     numeric = (profile or {}).get("numeric") or {}
+    # The profile names quantiles "p01" ... "p99" (packaging.profile).
     quantiles = sorted(
-        (numeric.get("quantiles") or {"0.5": 0.0}).items(), key=lambda kv: float(kv[0])
+        (numeric.get("quantiles") or {"p50": 0.0}).items(),
+        key=lambda kv: float(str(kv[0]).removeprefix("p")),
     )
     value = float(quantiles[i % len(quantiles)][1])
     return round(value) if kind == "integer" else value

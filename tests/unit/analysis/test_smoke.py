@@ -15,8 +15,8 @@ DESCRIPTION: dict[str, Any] = {
         "output": {"kind": "classification", "classes": ["ok", "fraud"], "probabilities": True},
     },
     "profile": {"features": [
-        {"name": "amount", "numeric": {"quantiles": {"0.5": 120.0, "0.01": 1.5, "0.99": 900.0}}},
-        {"name": "count", "numeric": {"quantiles": {"0.5": 3.2}}},
+        {"name": "amount", "numeric": {"quantiles": {"p50": 120.0, "p01": 1.5, "p99": 900.0}}},
+        {"name": "count", "numeric": {"quantiles": {"p50": 3.2}}},
     ]},
 }  # fmt: skip
 
