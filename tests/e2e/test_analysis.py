@@ -35,12 +35,14 @@ def degraded(status: dict[str, Any]) -> str:
     return str(found[0]["message"])
 
 
-def serving(md: deployment.Deployment, version: str, load: gateway.Gateway) -> None:
+def serving(md: deployment.Deployment, version: str, load: gateway.Gateway) -> float:
+    """Waits until `version` serves users; returns the time of its 20th answer."""
     md.healthy(version)
-    md.cluster.wait(
+    answers = md.cluster.wait(
         f"v{version} answers users",
-        lambda: len([r for r in load.answered(version=version) if r.status == 200]) >= 20,
+        lambda: [r for r in load.answered(version=version) if r.status == 200][19:],
     )
+    return answers[0].sent
 
 
 def rolled_back(md: deployment.Deployment) -> dict[str, Any]:
@@ -52,10 +54,12 @@ def test_better_candidate_goes_through_every_step_and_is_promoted(
 ) -> None:
     steps = {"type": "Canary", "canary": {"steps": [{"weight": 20, "pause": "10s"},
                                                     {"weight": 50, "pause": "10s"}]}}  # fmt: skip
-    md.apply(models.GOOD, steps, replicas=2, analysis=analysis(ERRORS, P99))
+    # Latency is judged in the slow-candidate scenario: on a shared 2-core machine the
+    # p99 of millisecond answers is one histogram bucket away from noise.
+    md.apply(models.GOOD, steps, replicas=2, analysis=analysis(ERRORS))
     load = gateway_for()
     serving(md, models.GOOD, load)
-    md.apply(models.BETTER, steps, replicas=2, analysis=analysis(ERRORS, P99))
+    md.apply(models.BETTER, steps, replicas=2, analysis=analysis(ERRORS))
     done = md.healthy(models.BETTER, timeout=150)
 
     assert [(h["version"], h["outcome"]) for h in done["history"]][-1] == (
@@ -121,14 +125,14 @@ def test_shadow_that_disagrees_on_15_percent_is_not_promoted(
     shadow = {"type": "Shadow", "shadow": {"percent": 100, "duration": "60s", "promote": "Auto"}}
     md.apply(models.GOOD, shadow, analysis=analysis(ERRORS, AGREEMENT))
     load = gateway_for()
-    serving(md, models.GOOD, load)
+    since = serving(md, models.GOOD, load)
     md.apply(models.CONTRARY, shadow, analysis=analysis(ERRORS, AGREEMENT))
     status = rolled_back(md)
 
     assert "agreement" in degraded(status)
     assert status["stable"]["version"] == models.GOOD
     assert not load.answered(version=models.CONTRARY)  # a shadow never answers users
-    assert all(r.status == 200 for r in load.answered())
+    assert all(r.status == 200 for r in load.answered(since=since))
 
 
 def test_blue_green_switches_at_once_then_rolls_back_in_the_post_promotion_window(
