@@ -220,6 +220,10 @@ def _act(
             case ScaleRevision(revision=revision, replicas=replicas):
                 kube.scale_deployment(ns, labels.revision_name(name, revision), replicas)
             case SetTraffic():
+                if traffic.WEIGHTS_BY_REPLICAS not in router.capabilities:
+                    # With a mesh or gateway the route splits traffic; the entry Service
+                    # still exists for callers inside the cluster and selects the stable.
+                    kube.apply(children.entry_service(md, action.stable))
                 router.apply(md, _split(action))
             case DeleteRevision(revision=revision):
                 child = labels.revision_name(name, revision)

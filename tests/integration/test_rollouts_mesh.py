@@ -461,9 +461,13 @@ def test_operator_killed_at_each_canary_step_resumes_without_flip_flop(
         [(f"fraud-{old}", 50), (f"fraud-{new}", 50)],
         [(f"fraud-{new}", 100)],
     ]
-    # One Deployment and one Service per revision; the route is the entry, not a Service.
+    # One Deployment and one Service per revision, and the entry Service for in-cluster
+    # callers (the route splits the traffic; the entry selects the stable).
     revisions = sorted([f"fraud-{old}", f"fraud-{new}"])
-    assert children(cluster, namespace) == {"Deployment": revisions, "Service": revisions}
+    assert children(cluster, namespace) == {
+        "Deployment": revisions,
+        "Service": sorted(["fraud", *revisions]),
+    }
 
 
 def test_a_missing_route_is_refused_and_the_stable_keeps_serving(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rich.console import Console
-
 from pitstop import view
+from rich.console import Console
 
 OBJ = {
     "metadata": {"name": "fraud"},
