@@ -98,8 +98,14 @@ def alive(running: Running) -> bool:
 def _reap(pid: int) -> None:
     # Our own children (the pytest fixture's case) must be reaped or they linger as
     # zombies; other processes' children are reaped by their parent or by init.
+    # Called once the process looks dead; it may still be exiting (not yet a zombie
+    # that waitpid can collect), so wait briefly rather than poll once.
     child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
+    if child is None:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=5)
+    if child.returncode is not None:
         del _CHILDREN[pid]
 
 
