@@ -247,3 +247,35 @@ def test_operator_killed_at_each_canary_step_resumes_without_flip_flop(
     world.pitstop("promote")
     world.healthy("2")
     assert len(world.get("services", "-l", OWNED)["items"]) == 3  # entry + 2 revisions
+
+
+def test_operator_killed_during_blue_green_and_shadow_resumes_where_it_stopped(
+    world: World, operator: OperatorProcess
+) -> None:
+    blue_green = {"type": "BlueGreen", "blueGreen": {"autoPromote": False, "scaleDownDelay": "0s"}}
+    world.apply("1", blue_green)
+    world.healthy("1")
+    world.apply("2", blue_green)
+    world.until("preview", lambda s: s.get("phase") == "Paused")
+    operator.kill()
+    operator.start()
+    world.until("still in preview", lambda s: s.get("phase") == "Paused"
+                and s.get("observedGeneration") == world.md()["metadata"]["generation"])  # fmt: skip
+    assert world.entry_selects() == "1"  # no switch happened by itself
+    world.pitstop("promote")
+    world.healthy("2")
+
+    shadow = {"type": "Shadow", "shadow": {"percent": 30, "duration": "1h"}}
+    world.apply("3", shadow)
+    shadowing = world.until(
+        "mirroring", lambda s: (s.get("candidate") or {}).get("state") == "Shadow"
+    )
+    operator.kill()
+    operator.start()
+    again = world.until("mirroring after the restart", lambda s: (s.get("candidate") or {}).get("state") == "Shadow"
+                        and s["traffic"]["mirrored"] == 30)  # fmt: skip
+    assert (
+        again["candidate"]["stepStartedAt"] == shadowing["candidate"]["stepStartedAt"]
+    )  # clock kept
+    assert world.mirror()["percent"] == 30
+    assert world.entry_selects() == "2"

@@ -43,7 +43,7 @@ def step(r: Rollout) -> None:
         return
     label = (f"step {index + 1}/{len(steps)}: {r.effective_weight(current.weight)}% of traffic "
              f"to revision {candidate.revision} (version {candidate.version})")  # fmt: skip
-    if not r.seen.traffic.verified:
+    if not r.routed:
         r.progress = (Reason.WAITING_FOR_TRAFFIC, f"{label}; waiting for the route: "
                       f"{r.seen.traffic.message}")  # fmt: skip
         return

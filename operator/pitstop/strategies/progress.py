@@ -80,6 +80,7 @@ def advance(r: Rollout) -> None:
         )  # fmt: skip
         r.candidate = candidate
         r.actions.clear()  # the state's own step decides this pass's actions
+        r.routed = False  # what the provider verified was the split before this state
     {"Preview": bluegreen.step, "Shadow": shadow.step, "Canary": canary.step}[
         candidate.state or "Canary"
     ](r)

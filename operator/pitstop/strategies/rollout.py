@@ -89,6 +89,8 @@ class Rollout:
         self.paused: str | None = None
         self.progress = (Reason.ROLLOUT_IN_PROGRESS, "")
         self.degraded: str | None = None
+        self.routed = seen.traffic.verified
+        """The split of the candidate's current state and step is known to be in place."""
 
     # --- the sequence ----------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def step(r: Rollout) -> None:
     if left > 0:
         r.progress = (Reason.SHADOW_STARTED, f"{label}; {left:.0f}s left")
         r.wake.append(left)
-    elif not r.seen.traffic.verified:
+    elif not r.routed:
         r.progress = (Reason.WAITING_FOR_TRAFFIC, f"{label}; waiting for the mirror: "
                       f"{r.seen.traffic.message}")  # fmt: skip
     elif r.seen.checks.verdict == "Inconclusive":

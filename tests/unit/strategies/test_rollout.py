@@ -369,3 +369,15 @@ def test_post_promotion_window_keeps_the_previous_stable_up() -> None:
     )
     assert decision.status.previous is not None
     assert decision.status.previous.until == NOW + timedelta(minutes=2)
+
+
+def test_a_step_entered_in_this_pass_waits_for_its_route_to_be_verified() -> None:
+    """The provider verified the split from before the step: a promote must not skip it."""
+    model = md({"type": "Canary", "canary": {"steps": [{"weight": 10}, {"weight": 50}]}},
+               {**STABLE, "candidate": cand("Starting")})  # fmt: skip
+    decision = rollout.decide(
+        model, seen({"old": up(), "new": up()}, request=Request("promote", "p")), NOW
+    )
+    assert decision.status.candidate is not None
+    assert (decision.status.candidate.state, decision.status.candidate.step) == ("Canary", 0)
+    assert SetTraffic("old", "new", 10) in decision.actions
