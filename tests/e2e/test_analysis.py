@@ -67,6 +67,7 @@ def test_better_candidate_goes_through_every_step_and_is_promoted(
         "Promoted",
     )
     v2 = done["stable"]["revision"]
+    md.cluster.wait("the gateway routes all to v2", lambda: load.share_now(models.BETTER) == 100)
     shares = [c.shares.get(v2, 0.0) for c in load.changes]
     # Both steps were seen by users: 1 of 3 pods (20% asked), 2 of 4 (50%), then all.
     assert {round(s) for s in shares} >= {33, 50, 100}

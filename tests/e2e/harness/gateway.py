@@ -169,7 +169,7 @@ class Gateway:
         for thread in self._threads:
             thread.join(timeout=30)
         if self._api is not None:
-            self._api.close()
+            self._api.close()  # type: ignore[no-untyped-call]
 
     # --- following the API ----------------------------------------------------------
 

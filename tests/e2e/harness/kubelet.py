@@ -84,7 +84,7 @@ class PodServer:
 
     @property
     def url(self) -> str:
-        return self.server.url
+        return str(self.server.url)
 
 
 def read(method: Callable[..., Any], *args: str) -> Object:
@@ -157,13 +157,6 @@ class Kubelet:
 
     # --- what tests and the gateway ask -------------------------------------------
 
-    def ready(self, pod_name: str) -> bool:
-        """Whether `pod_name`'s server passed its readiness probe and still runs."""
-        return any(
-            p.name == pod_name and p.ready_at is not None and p.exited is None
-            for p in list(self.pods.values())
-        )
-
     def servers(self, labels: Mapping[str, str] | None = None) -> list[PodServer]:
         """Running servers whose pods carry `labels`."""
         wanted = dict(labels or {})
@@ -194,7 +187,7 @@ class Kubelet:
             self._stopper.submit(self.pods.pop(uid).server.stop)
         self._stopper.shutdown(wait=True)
         if self._api is not None:
-            self._api.close()
+            self._api.close()  # type: ignore[no-untyped-call]
 
     # --- the loop -------------------------------------------------------------------
 
@@ -291,6 +284,8 @@ class Kubelet:
         return str(folder / "rootfs") + value
 
     def _volume_files(self, served: PodServer, volume: Object) -> dict[str, bytes] | None:
+        reader: Callable[..., Any]
+        decode: Callable[[str], bytes]
         if "configMap" in volume:
             source = volume["configMap"]
             name, reader = source["name"], self._core().read_namespaced_config_map

@@ -73,9 +73,9 @@ def build() -> dict[str, str]:
     from harness import faults
 
     frame = fraud_frame(2000, seed=1)
-    good = fraud_model(frame)
+    good: Any = fraud_model(frame)  # a fitted Pipeline (typed `object` there)
     features = frame.drop(columns="label")
-    broken = copy.deepcopy(good)
+    broken: Any = copy.deepcopy(good)
     broken[-1].coef_ = np.full_like(broken[-1].coef_, np.nan)
     models = {
         GOOD: good,
