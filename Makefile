@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint unit integration bench crd manifests venv binaries clean
+.PHONY: demo test lint unit integration bench crd manifests venv binaries system-deps clean
 
 ## make demo: start a local control plane, run the operator, deploy a model, show status.
 demo: venv binaries
@@ -25,8 +25,16 @@ lint: venv
 unit: venv
 	$(BIN)/pytest tests/unit
 
-integration: venv binaries
+integration: venv binaries system-deps
 	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/benchmarks
+
+## make system-deps: Debian packages the tests run for real (Prometheus), installed only
+## when missing (as root). The packaged service is not used: tests start their own
+## Prometheus on a free port; if the package started its daemon, it is stopped again.
+system-deps:
+	@command -v prometheus >/dev/null || { \
+	  apt-get update && apt-get install -y --no-install-recommends prometheus && \
+	  { invoke-rc.d prometheus stop >/dev/null 2>&1 || true; }; }
 
 bench: venv binaries
 	$(BIN)/pytest tests/benchmarks -m benchmark -s
