@@ -9,9 +9,10 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: demo test lint unit integration bench crd manifests venv binaries system-deps clean
 
-## make demo: start a local control plane, run the operator, deploy a model, show status.
+## make demo: the whole story on a local control plane with real model servers:
+## v1 deploys, v2 goes through canary steps and is promoted, v3 is rolled back by itself.
 demo: venv binaries
-	$(BIN)/pitstop demo
+	$(BIN)/python tests/e2e/demo.py
 
 ## make test: the whole suite: lint, types, layer contracts, unit and integration tests.
 test: lint unit integration

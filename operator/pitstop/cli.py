@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from pitstop import demo, gates, view
+from pitstop import gates, view
 from pitstop.devcluster import cli as devcluster_cli
 from pitstop.packaging import cli as packaging_cli
 
@@ -66,7 +66,6 @@ def crd(paths: tuple[Path, ...]) -> None:
         click.echo(f"wrote {target}", err=True)
 
 
-main.add_command(demo.demo)
 main.add_command(view.status)
 for command in gates.COMMANDS:
     main.add_command(command)

@@ -40,6 +40,10 @@ _OWNED = ("pki", "etcd-data", "logs", "kwok", "kwok.yaml", STATE_FILE, "kubeconf
 Log = Callable[[str], None]
 
 
+# Starts tried when a chosen port is taken before a component binds it.
+PORT_ATTEMPTS = 3
+
+
 class ClusterError(RuntimeError):
     """The control plane did not come up; the message names the component and its log."""
 
@@ -177,14 +181,26 @@ class Cluster:
             self.log("stale cluster state found; stopping what is left of it")
             self.down()
         bin_dir = binaries.ensure_binaries(log=self.log, only=binaries.CLUSTER_BUILDS)
-        self._clean()
-        started: list[processes.Running] = []
-        try:
-            return self._start(bin_dir, started, deadline=time.monotonic() + timeout)
-        except BaseException:
-            for proc in reversed(started):
-                processes.stop(proc)
-            raise
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self._clean()
+            started: list[processes.Running] = []
+            try:
+                return self._start(bin_dir, started, deadline=time.monotonic() + timeout)
+            except ClusterError as error:
+                # Ports are chosen free, then bound by the components a moment later:
+                # another process on the host may take one in between. Start afresh.
+                for proc in reversed(started):
+                    processes.stop(proc)
+                if "address already in use" not in str(error) or attempt == PORT_ATTEMPTS:
+                    raise
+                self.log(
+                    f"a port was taken while starting; trying again ({attempt}/{PORT_ATTEMPTS})"
+                )
+            except BaseException:
+                for proc in reversed(started):
+                    processes.stop(proc)
+                raise
+        raise AssertionError("unreachable")
 
     def _clean(self) -> None:
         for name in _OWNED:
