@@ -1,6 +1,9 @@
 """Fixtures for end-to-end tests: the control plane and operator of the integration
 suite, real model servers (`kubelet`) and user traffic (`gateway`).
 
+`prometheus_server` is a real Prometheus scraping the namespace's Ready pods, found the
+way its Kubernetes service discovery would (see harness.prometheus).
+
 `cluster` is this suite's own (a separate control plane from the integration suite's,
 on a pod range of its own): its pods' IPs are bound by real servers, which must not
 collide with another e2e session on the host. `namespace`, `crd` and `operator` are the
@@ -30,7 +33,7 @@ TESTS = HERE.parent
 # tests/serving on sys.path only once it reaches that folder's conftest.
 sys.path.insert(0, str(TESTS / "serving"))
 
-from harness import deployment, gateway, kubelet, models  # noqa: E402
+from harness import deployment, gateway, kubelet, models, prometheus  # noqa: E402
 
 
 def _integration_fixtures() -> Any:
@@ -155,3 +158,16 @@ def gateway_for(
     finally:
         for load in started:
             load.stop()
+
+
+@pytest.fixture
+def prometheus_server(
+    cluster: testing.DevCluster, namespace: str, tmp_path: Path
+) -> Iterator[prometheus.Prometheus]:
+    """A real Prometheus on 127.0.0.1 (a free port) scraping the namespace's Ready pods
+    every second; `.url` is its address. Installed by `make system-deps`."""
+    if prometheus.binary() is None:
+        pytest.fail("no `prometheus` on PATH: run `make system-deps` (as root)")
+    with prometheus.Prometheus(cluster, namespace, tmp_path / "prometheus") as server:
+        yield server
+    assert not server.problems, server.problems
