@@ -1,5 +1,8 @@
 """The servers compared: bare BentoML, the Pitstop template, MLServer, a thin floor.
 
+Also a near-zero-CPU stand-in shadow (nginx answering a fixed body) for measuring
+the primary's own mirroring cost.
+
 Each is started with one worker on a free loopback port, and waited on (readiness
 polled against a deadline). MLServer gets a virtualenv of its own in the cache
 folder: its pins clash with BentoML's, and uvloop 0.22+ crashes its worker
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,6 +74,38 @@ async def health(request: Request) -> PlainTextResponse:
 app = Starlette(
     routes=[Route("/predict", predict, methods=["POST"]), Route("/health", health)]
 )
+"""
+
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    # The primary pipelines copies over one kept-alive connection: never close it.
+    keepalive_requests 1000000000;
+    keepalive_timeout 3600s;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /predict {{
+            default_type application/json;
+            add_header Server-Timing "app;dur=0.010" always;
+            return 200 '{body}';
+        }}
+        location = /readyz {{
+            return 200 'ok';
+        }}
+    }}
+}}
 """
 
 
@@ -173,6 +209,43 @@ def template(
     url = f"http://127.0.0.1:{port}"
     process = Process(argv, env, TEMPLATE, folder / f"{name}.log", f"{url}/readyz", cpus, nice)
     return process, f"{url}/predict"
+
+
+def ensure_nginx() -> str:
+    """nginx from Debian, installed on first use (no service is started: run by hand)."""
+    found = shutil.which("nginx")
+    if found:
+        return found
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    for package in ("nginx-light", "nginx"):
+        installed = subprocess.run(
+            ["apt-get", "install", "-y", "-qq", package],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        if installed.returncode == 0 and shutil.which("nginx"):
+            return str(shutil.which("nginx"))
+    raise RuntimeError("nginx could not be installed")
+
+
+def fixed_shadow(
+    binary: str, folder: Path, answer: bytes, cpus: str | None = None
+) -> tuple[Process, str]:
+    """nginx in the foreground answering every POST /predict with `answer` (JSON).
+
+    It reports `Server-Timing: app;dur=` like the template, so the primary's whole
+    mirroring path (pipelined copies, answer parsing, comparison, counters) runs
+    while the shadow itself costs almost no CPU."""
+    text = json.dumps(json.loads(answer), separators=(",", ":"))
+    if "'" in text or "\\" in text or "$" in text:
+        raise ValueError(f"cannot quote {text!r} for nginx")
+    root = folder / "nginx"
+    root.mkdir(exist_ok=True)
+    port = free_port()
+    conf = root / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(folder=root, port=port, body=text))
+    url = f"http://127.0.0.1:{port}"
+    argv = [binary, "-p", str(root), "-e", str(root / "nginx-error.log"), "-c", str(conf)]
+    return Process(argv, {}, root, folder / "nginx.log", f"{url}/readyz", cpus), f"{url}/predict"
 
 
 def thin(folder: Path, model_file: Path, names: list[str]) -> tuple[Process, str]:
