@@ -58,20 +58,39 @@ class Server:
         host: str = "127.0.0.1",
         port: int | None = None,
     ) -> None:
-        self.port = free_port() if port is None else port
-        self.url = f"http://{host}:{self.port}"
+        self.target, self.env, self.cwd, self.host = target, dict(env), cwd, host
+        self.fixed_port = port
         self.log = log
         self._log_file = log.open("wb")
+        self._launch()
+
+    def _launch(self) -> None:
+        self.port = free_port() if self.fixed_port is None else self.fixed_port
+        self.url = f"http://{self.host}:{self.port}"
         self.process = subprocess.Popen(
-            [BENTOML, "serve", target, "--host", host, "--port", str(self.port)],
-            env={**os.environ, **env},
-            cwd=cwd,
+            [BENTOML, "serve", self.target, "--host", self.host, "--port", str(self.port)],
+            env={**os.environ, **self.env},
+            cwd=self.cwd,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
     def wait_ready(self, deadline: float = 90.0) -> Server:
+        # A free port is only free until someone binds it: another process may take it
+        # before the server does. Then start again on another port (twice at most).
+        for attempt in range(3):
+            try:
+                self._wait_ready(deadline)
+                return self
+            except AssertionError as error:
+                taken = "Address already in use" in str(error)
+                if not taken or self.fixed_port is not None or attempt == 2:
+                    raise
+                self._launch()
+        return self
+
+    def _wait_ready(self, deadline: float) -> None:
         def ready() -> bool:
             if self.process.poll() is not None:
                 raise AssertionError(
@@ -81,7 +100,6 @@ class Server:
             return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
 
         wait_for(ready, deadline, f"readiness of {self.url}")
-        return self
 
     def stop(self) -> None:
         if self.process.poll() is None:
