@@ -173,12 +173,8 @@ def _traffic(router: traffic.Provider, md: ModelDeployment) -> Traffic:
     expected = rollout.current_split(md)
     if expected is None or md.status.candidate is None:
         return Traffic(by_replicas)
-    check = router.verify(md, _split(expected))
+    check = router.verify(md, expected)
     return Traffic(by_replicas, verified=check.ok, message=check.message)
-
-
-def _split(action: SetTraffic) -> traffic.Split:
-    return traffic.Split(action.stable, action.candidate, action.weight, action.mirror)
 
 
 def _observe(kube: KubeClient, md: ModelDeployment) -> dict[str, RevisionState]:
@@ -224,7 +220,7 @@ def _act(
                     # With a mesh or gateway the route splits traffic; the entry Service
                     # still exists for callers inside the cluster and selects the stable.
                     kube.apply(children.entry_service(md, action.stable))
-                router.apply(md, _split(action))
+                router.apply(md, action)
             case DeleteRevision(revision=revision):
                 child = labels.revision_name(name, revision)
                 kube.delete("apps/v1", "Deployment", ns, child)

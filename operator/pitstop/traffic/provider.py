@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from pitstop.api.resource import ModelDeployment
+from pitstop.strategies.decision import SetTraffic
 
 # Capabilities a provider may declare.
 WEIGHTS = "weights"  # split user traffic between stable and candidate by percent
@@ -14,14 +15,9 @@ MIRROR = "mirror"  # copy a percent of requests to the candidate, answers discar
 WEIGHTS_BY_REPLICAS = "weights-by-replicas"
 
 
-@dataclass(frozen=True)
-class Split:
-    """Desired routing: `weight`% answered by the candidate, `mirror`% copied to it."""
-
-    stable: str
-    candidate: str | None = None
-    weight: int = 0
-    mirror: int = 0
+# The split a provider routes is exactly the engine's SetTraffic action: stable and
+# candidate revisions, `weight`% answered by the candidate, `mirror`% copied to it.
+Split = SetTraffic
 
 
 @dataclass(frozen=True)
