@@ -12,7 +12,6 @@ integration suite's fixtures, imported rather than copied.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -35,18 +34,9 @@ sys.path.insert(0, str(TESTS / "serving"))
 
 from harness import deployment, gateway, kubelet, models, prometheus  # noqa: E402
 
-
-def _integration_fixtures() -> Any:
-    path = TESTS / "integration" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("pitstop_integration_fixtures", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_integration = _integration_fixtures()
+_integration = testing.conftest_module(
+    TESTS / "integration" / "conftest.py", "pitstop_integration_fixtures"
+)
 namespace = _integration.namespace
 crd = _integration.crd
 operator = _integration.operator

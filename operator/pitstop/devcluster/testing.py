@@ -8,10 +8,12 @@ integration and e2e suites share one handle; the pytest fixtures that create it 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
 
 from kubernetes import client as k8s_client
@@ -82,3 +84,14 @@ class DevCluster:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
             time.sleep(interval)
+
+
+def conftest_module(path: Path, name: str) -> ModuleType:
+    """Load another suite's conftest.py by path, so its fixtures can be re-exported
+    (pytest shares conftest fixtures only down a folder tree, not across suites)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
