@@ -16,7 +16,10 @@ path is kept as short as Python allows (measured: see model_images/README.md):
 - at most `QUEUE_SIZE` copies are queued or unanswered; beyond that, copies are
   dropped and counted (`pitstop_shadow_dropped_total`), never buffered without limit.
 - answers are read at most every `LINGER` seconds (reading pauses in between), so
-  one wake-up reads many answers instead of one each.
+  one wake-up reads many answers instead of one each;
+- an answer is first compared byte for byte with ours (a healthy shadow of the same
+  template answers the same bytes); only when they differ are both parsed and their
+  predictions compared within the tolerance. Outcomes are counted once per read.
 Sampling is deterministic (every 100/percent-th request), so 100 % mirrors every
 request and 10 % exactly one in ten. The shadow latency of a copy is the time the
 shadow itself reports spending on it (`Server-Timing: app;dur=`, which the template
@@ -36,14 +39,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from pitstop_serving import metrics as metrics_
 
 RECHECK_SECONDS = 1.0
 QUEUE_SIZE = 1024
-BATCH = 32
+BATCH = 64
 LINGER = 0.02
 RETRY_SECONDS = 0.5
 TIMING = b"\r\nserver-timing: app;dur="  # the shadow's own time, in ms
@@ -98,6 +101,15 @@ def agree(ours: list[Any], theirs: Any, tolerance: float) -> bool:
     return True
 
 
+def compare(ours: bytes, theirs: bytes, tolerance: float) -> bool | None:
+    """Whether two answer bodies carry the same predictions; None if theirs is unreadable."""
+    try:
+        predictions = json.loads(theirs).get("predictions")
+    except (ValueError, AttributeError):
+        return None
+    return agree(json.loads(ours)["predictions"], predictions, tolerance)
+
+
 class Connection(asyncio.Protocol):
     """One kept-alive HTTP/1.1 connection to the shadow, requests pipelined.
 
@@ -110,8 +122,8 @@ class Connection(asyncio.Protocol):
         self.settings = settings
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        # (our predictions, send time) of copies sent and not yet answered, in order.
-        self.pending: collections.deque[tuple[list[Any], float]] = collections.deque()
+        # (our answer body, send time) of copies sent and not yet answered, in order.
+        self.pending: collections.deque[tuple[bytes, float]] = collections.deque()
         self._buffer = b""
         self._last_answer = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
@@ -121,8 +133,8 @@ class Connection(asyncio.Protocol):
         self.errors = metrics.shadow.labels("error")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -139,7 +151,7 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
         self.closed = True
 
-    def send(self, data: bytes, copies: list[list[Any]]) -> None:
+    def send(self, data: bytes, copies: list[bytes]) -> None:
         assert self.transport is not None
         now = time.perf_counter()
         self.transport.write(data)
@@ -163,44 +175,83 @@ class Connection(asyncio.Protocol):
         self._watchdog = asyncio.get_running_loop().call_later(overdue, self._check_timeout)
 
     def data_received(self, data: bytes) -> None:
+        # One pass over everything read: each complete answer is matched with the
+        # oldest unanswered copy, compared and counted; a partial one waits in
+        # `_buffer`. Offsets, not re-slicing, walk the buffer.
         buffer = self._buffer + data if self._buffer else data
-        answers: list[tuple[int, bytes, float]] = []
+        size = len(buffer)
+        pending = self.pending
+        tolerance = self.settings.tolerance
+        observe = self._latency.observe
+        first_sent = pending[0][1] if pending else 0.0
+        at = 0
+        untimed = agreed = disagreed = errors = 0
         close = False
         while True:
-            end = buffer.find(b"\r\n\r\n")
+            end = buffer.find(b"\r\n\r\n", at)
             if end < 0:
                 break
-            head = buffer[:end].lower()
-            at = head.find(b"\r\ncontent-length:")
-            if at < 0 or not head[9:12].isdigit():
+            head = buffer[at:end].lower()
+            field = head.find(b"\r\ncontent-length:")
+            status = head[9:12]
+            if field < 0 or not status.isdigit():
                 # Not an answer this reader understands (e.g. chunked): start over.
                 log.debug("unreadable shadow answer head: %r", head[:200])
-                self.close()
-                return
-            stop = head.find(b"\r\n", at + 17)
-            status = int(head[9:12])
-            length = int(head[at + 17 : stop if stop >= 0 else len(head)])
-            if len(buffer) < end + 4 + length:
+                close = True
                 break
+            stop = head.find(b"\r\n", field + 17)
+            body = end + 4
+            length = int(head[field + 17 : stop if stop >= 0 else len(head)])
+            if size < body + length:
+                break
+            if not pending:
+                log.debug("shadow answered more than it was asked")
+                close = True
+                break
+            ours = pending.popleft()[0]
             timing = head.find(TIMING)
             if timing >= 0:
                 stop = head.find(b"\r\n", timing + len(TIMING))
                 try:
-                    took = float(head[timing + len(TIMING) : stop if stop >= 0 else len(head)])
-                    took /= 1000
+                    observe(float(head[timing + len(TIMING) : stop if stop >= 0 else None]) / 1000)
                 except ValueError:
-                    took = -1.0
+                    untimed += 1
             else:
-                took = -1.0
-            answers.append((status, buffer[end + 4 : end + 4 + length], took))
-            close = close or b"\r\nconnection: close" in head
-            buffer = buffer[end + 4 + length :]
-        self._buffer = buffer
-        if answers:
-            self._count(answers)
+                untimed += 1
+            at = body + length
+            if status != b"200":
+                errors += 1
+            elif buffer[body:at] == ours:
+                # A healthy shadow of the same template answers the same bytes.
+                agreed += 1
+            else:
+                outcome = compare(ours, buffer[body:at], tolerance)
+                if outcome is None:
+                    errors += 1
+                elif outcome:
+                    agreed += 1
+                else:
+                    disagreed += 1
+            if b"\r\nconnection: close" in head:
+                close = True
+                break
+        self._buffer = buffer[at:] if at else buffer
+        self._agree.value += agreed
+        self._disagree.value += disagreed
+        self.errors.value += errors
+        answered = agreed + disagreed + errors
+        if answered:
+            now = time.perf_counter()
+            if untimed:
+                # Without the shadow's own figure: the time since it could start on
+                # these answers (its send time or the last read), shared among them.
+                share = (now - max(first_sent, self._last_answer)) / answered
+                for _ in range(untimed):
+                    observe(share)
+            self._last_answer = now
         if close:
             self.close()
-        elif self.pending and self.transport is not None and not self.transport.is_closing():
+        elif pending and self.transport is not None and not self.transport.is_closing():
             # Let the next answers gather in the socket: one wake-up then reads them all.
             self.transport.pause_reading()
             asyncio.get_running_loop().call_later(LINGER, self._resume_reading)
@@ -208,30 +259,6 @@ class Connection(asyncio.Protocol):
     def _resume_reading(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
-
-    def _count(self, answers: list[tuple[int, bytes, float]]) -> None:
-        now = time.perf_counter()
-        # Answers read together share the time since the shadow could start on them.
-        start = max(self.pending[0][1], self._last_answer) if self.pending else now
-        share = (now - start) / len(answers)
-        self._last_answer = now
-        tolerance = self.settings.tolerance
-        for status, payload, took in answers:
-            if not self.pending:
-                log.debug("shadow answered more than it was asked")
-                self.close()
-                return
-            ours, _ = self.pending.popleft()
-            self._latency.observe(took if took >= 0 else share)
-            if status != 200:
-                self.errors.inc()
-                continue
-            try:
-                theirs = json.loads(payload).get("predictions")
-            except (ValueError, AttributeError):
-                self.errors.inc()
-                continue
-            (self._agree if agree(ours, theirs, tolerance) else self._disagree).inc()
 
 
 class Mirror:
@@ -244,7 +271,7 @@ class Mirror:
         self._credit = 0.0
         self._prefix = b""
         self._out: list[bytes] = []
-        self._copies: list[list[Any]] = []
+        self._copies: list[bytes] = []
         self._timer: asyncio.TimerHandle | None = None
         self._connection: Connection | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -301,10 +328,11 @@ class Mirror:
             return True
         return False
 
-    def submit(self, body: bytes, headers: bytes, ours: list[Any]) -> None:
+    def submit(self, body: bytes, headers: bytes, ours: bytes) -> None:
         """Queue a copy (call only after the client's answer is sent).
 
-        `headers` are extra header lines, each ending in CRLF."""
+        `headers` are extra header lines, each ending in CRLF; `ours` is the body of
+        our own answer, which the shadow's is compared with."""
         connection = self._connection
         queued = len(self._copies) + (len(connection.pending) if connection else 0)
         if queued >= QUEUE_SIZE:
@@ -312,7 +340,7 @@ class Mirror:
             return
         if connection is None and self._connecting is None and time.monotonic() < self._retry_at:
             # The shadow refused the last connection: fail fast until the retry time.
-            self.metrics.shadow.labels("error").inc()
+            self.metrics.shadow.labels("error").value += 1
             return
         self._out.append(b"%s%d\r\n%s\r\n%s" % (self._prefix, len(body), headers, body))
         self._copies.append(ours)
