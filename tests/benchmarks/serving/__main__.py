@@ -1,9 +1,10 @@
 """`python -m tests.benchmarks.serving`: one run, all servers, both models.
 
-Each server runs alone (started, warmed up, measured at 1 and 32 connections,
-stopped); the figures that matter are the ratios within this run, since absolute
-numbers drift between runs and machines. Results are printed and written as JSON to
-the cache folder.
+Per model, the four servers are started together and take turns (`--peer-rounds`
+rounds, the order rotating; each turn: warm-up, then 1 and 32 connections; the
+others sit idle), and medians over the rounds are kept. The figures that matter are
+the ratios within this run, since absolute numbers drift between runs and machines.
+Results are printed and written as JSON to the cache folder.
 
 `--only mirroring` measures only the cost of mirroring 100 % of the traffic (cheap
 model), twice: against a near-zero-CPU shadow (nginx with a fixed answer: the
@@ -22,7 +23,8 @@ from pathlib import Path
 
 CACHE = Path(os.environ.get("PITSTOP_BENCH_CACHE", Path.home() / ".cache" / "pitstop-bench"))
 FEATURES = 20
-ROUNDS = 3  # alternating mirroring-off/on rounds
+ROUNDS = 8  # mirroring off/on rounds, in ABBA order
+PEER_ROUNDS = 3  # rounds over the four servers, order rotating
 API_KEY = "bench-key"
 
 
@@ -33,6 +35,8 @@ def main() -> None:
     parser.add_argument("--models", default="logistic,forest")
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help="alternating mirroring-off/on rounds")  # fmt: skip
+    parser.add_argument("--peer-rounds", type=int, default=PEER_ROUNDS,
+                        help="rounds over the four servers")  # fmt: skip
     parser.add_argument(
         "--only", choices=("all", "mirroring"), default="all",
         help="'mirroring': only the mirroring cost (logistic model), no peers",
@@ -42,12 +46,13 @@ def main() -> None:
     only_mirroring = args.only == "mirroring"
     models = ["logistic"] if only_mirroring else args.models.split(",")
     with tempfile.TemporaryDirectory(prefix="pitstop-bench-") as scratch:
-        run(Path(scratch), args.seconds, args.warmup, models, only_mirroring, max(1, args.rounds))
+        run(Path(scratch), args.seconds, args.warmup, models, only_mirroring, max(1, args.rounds),
+            max(1, args.peer_rounds))  # fmt: skip
 
 
 def run(
     folder: Path, seconds: float, warmup: float, model_names: list[str],
-    only_mirroring: bool = False, rounds: int = ROUNDS,
+    only_mirroring: bool = False, rounds: int = ROUNDS, peer_rounds: int = PEER_ROUNDS,
 ) -> None:  # fmt: skip
     home = folder / "bentoml"
     # BentoML fixes its home at import; the packages go to this run's scratch store.
@@ -88,19 +93,35 @@ def run(
     )  # fmt: skip
     table: list[dict[str, object]] = []
 
-    def measure(model: str, server: str, started: tuple[peers.Process, str], lua: Path) -> None:
-        process, url = started
+    def measure(model: str, servers: dict[str, tuple[tuple[peers.Process, str], Path]]) -> None:
+        """Every server of one model, in `peer_rounds` rounds, medians kept.
+
+        All of them are up at once (idle ones cost nothing) and take turns, in an
+        order that rotates each round, so the machine's drifting load touches each
+        alike; a tail figure from one 8 s run on a shared machine is mostly luck."""
+        names = list(servers)
+        runs: dict[tuple[str, int], list[load.Result]] = {}
         try:
-            process.wait()
-            load.run(wrk, url, lua, 32, warmup)
-            for connections in (1, 32):
-                result = load.run(wrk, url, lua, connections, seconds)
-                table.append({"model": model, "server": server, "c": connections, **asdict(result)})
-                print(f"{model:9} {server:16} c={connections:<3} {result.rps:8.0f} req/s  "
-                      f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
-                      f"errors {result.errors}", flush=True)  # fmt: skip
+            for started, _ in servers.values():
+                started[0].wait()
+            for round_ in range(peer_rounds):
+                for server in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                    (_, url), lua = servers[server]
+                    load.run(wrk, url, lua, 32, warmup)
+                    for connections in (1, 32):
+                        result = load.run(wrk, url, lua, connections, seconds)
+                        runs.setdefault((server, connections), []).append(result)
+                        print(f"{model:9} {server:16} c={connections:<3} {result.rps:8.0f} req/s  "
+                              f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+                              f"errors {result.errors}  (round {round_ + 1})", flush=True)  # fmt: skip
         finally:
-            process.stop()
+            for (process, _), _ in servers.values():
+                process.stop()
+        for (server, connections), results in sorted(runs.items()):
+            medians = {key: statistics.median(asdict(r)[key] for r in results)
+                       for key in asdict(results[0])}  # fmt: skip
+            table.append({"model": model, "server": server, "c": connections, **medians,
+                          "rounds": len(results)})  # fmt: skip
 
     for model in model_names:
         estimator = estimators[model]
@@ -110,13 +131,14 @@ def run(
         package.create(estimator, pd.DataFrame(x, columns=names), name=f"bench-{model}",
                        version="1")  # fmt: skip
         if mlserver_bin is not None:
-            measure(model, "a bare-bentoml", peers.bare(folder, model_file, names, home), plain)
             no_mirror.write_text("{}")
-            measure(model, "b template", peers.template(folder, tag, home, keys, no_mirror),
-                    keyed)  # fmt: skip
-            measure(model, "c mlserver", peers.mlserver(mlserver_bin, folder, model_file, model),
-                    v2)  # fmt: skip
-            measure(model, "d thin-floor", peers.thin(folder, model_file, names), plain)
+            measure(model, {
+                "a bare-bentoml": (peers.bare(folder, model_file, names, home), plain),
+                "b template": (peers.template(folder, tag, home, keys, no_mirror,
+                                              f"template-{model}"), keyed),
+                "c mlserver": (peers.mlserver(mlserver_bin, folder, model_file, model), v2),
+                "d thin-floor": (peers.thin(folder, model_file, names), plain),
+            })  # fmt: skip
         if model == "logistic":
             mirroring(folder, tag, home, keys, mirror, wrk, keyed, row, seconds, warmup, rounds,
                       table)  # fmt: skip
@@ -198,10 +220,11 @@ def mirroring(
         samples: dict[tuple[str, int], list[dict[str, float]]] = {}
         totals = {"agree": 0.0, "disagree": 0.0, "error": 0.0, "dropped": 0.0}
         off, on = f"b pinned [{mode}]", f"b+mirror100% [{mode}]"
-        # Off and on alternate, and medians are kept: the machine's other load
-        # drifts over a run, and this way it touches both sides alike.
+        # Off and on alternate in ABBA order, and medians are kept: the machine's
+        # other load drifts over a run, and this way it touches both sides alike.
         for round_ in range(1, rounds + 1):
-            for label, config in ((off, {}), (on, {"url": shadow_url, "percent": 100})):
+            order = [(off, {}), (on, {"url": shadow_url, "percent": 100})]
+            for label, config in order if round_ % 2 else order[::-1]:
                 mirror.write_text(json.dumps(config))
                 load.run(wrk, url, lua, 32, max(warmup, 2.0), other_cpu)  # and it re-reads
                 before = outcomes()
@@ -230,9 +253,17 @@ def mirroring(
                         raise RuntimeError("the primary did not mirror: see mirrored.log")
         for (label, connections), runs in samples.items():
             medians = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-            extra = {f"shadow_{key}_total": value for key, value in totals.items()}
+            extra: dict[str, float] = {}
+            if label == on:
+                extra = {f"shadow_{key}_total": value for key, value in totals.items()}
+                # Paired within each round (on vs the off run next to it): the ratio
+                # the target is about, with the drift between rounds taken out.
+                paired = list(zip(samples[off, connections], runs, strict=True))
+                for key in ("p50_ms", "primary_cpu_ms_per_request"):
+                    extra[f"{key}_paired_ratio"] = statistics.median(b[key] / a[key]
+                                                                     for a, b in paired)  # fmt: skip
             table.append({"model": "logistic", "server": label, "c": connections, **medians,
-                          "rounds": len(runs), **(extra if label == on else {})})  # fmt: skip
+                          "rounds": len(runs), **extra})  # fmt: skip
 
     try:
         primary.wait()
@@ -286,15 +317,20 @@ def report(table: list[dict[str, object]], name: str = "serving-benchmark.json")
         if off not in servers:
             continue
         rounds = get("logistic", off, 1, "rounds")
-        print(f"\nmirroring 100% cost, {title}; pinned, medians of {rounds:.0f} rounds:")
+        print(
+            f"\nmirroring 100% cost, {title}; pinned, medians of {rounds:.0f} rounds "
+            "(paired: median of the per-round on/off ratios):"
+        )
         for c in (1, 32):
             base = get("logistic", off, c, "p50_ms")
             mirrored = get("logistic", on, c, "p50_ms")
             cpu = get("logistic", off, c, "primary_cpu_ms_per_request")
             cpu_mirrored = get("logistic", on, c, "primary_cpu_ms_per_request")
-            print(f"  c={c:<3} p50 {base:.2f} -> {mirrored:.2f} ms "
-                  f"({(mirrored / base - 1) * 100:+.1f}%); primary CPU {cpu:.3f} -> "
-                  f"{cpu_mirrored:.3f} ms/req ({(cpu_mirrored / cpu - 1) * 100:+.1f}%)")  # fmt: skip
+            p50_ratio = get("logistic", on, c, "p50_ms_paired_ratio")
+            cpu_ratio = get("logistic", on, c, "primary_cpu_ms_per_request_paired_ratio")
+            print(f"  c={c:<3} p50 {base:.2f} -> {mirrored:.2f} ms, paired {(p50_ratio - 1) * 100:+.1f}%; "
+                  f"primary CPU {cpu:.3f} -> {cpu_mirrored:.3f} ms/req, paired "
+                  f"{(cpu_ratio - 1) * 100:+.1f}%")  # fmt: skip
         counted = {key: get("logistic", on, 1, f"shadow_{key}_total")
                    for key in ("agree", "disagree", "error", "dropped")}  # fmt: skip
         print(f"  copies over all rounds: {counted['agree']:.0f} agree, "
