@@ -108,16 +108,12 @@ class Family:
 
     def render(self) -> Metric:
         labels = list(self.label_names)
-        if self.kind == "counter":
-            counter = CounterMetricFamily(self.name, self.documentation, labels=labels)
+        if self.kind != "histogram":
+            kind = CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily
+            family = kind(self.name, self.documentation, labels=labels)
             for values, series in self.series.items():
-                counter.add_metric(list(values), series.value)
-            return counter
-        if self.kind == "gauge":
-            gauge = GaugeMetricFamily(self.name, self.documentation, labels=labels)
-            for values, series in self.series.items():
-                gauge.add_metric(list(values), series.value)
-            return gauge
+                family.add_metric(list(values), series.value)
+            return family
         histogram = HistogramMetricFamily(self.name, self.documentation, labels=labels)
         bounds = [floatToGoString(b) for b in (*self.buckets, math.inf)]
         for values, series in self.series.items():
