@@ -7,8 +7,9 @@ the ratios within this run, since absolute numbers drift between runs and machin
 Results are printed and written as JSON to the cache folder.
 
 `--only mirroring` measures only the cost of mirroring 100 % of the traffic (cheap
-model), twice: against a near-zero-CPU shadow (nginx with a fixed answer: the
-primary's own cost) and against a real shadow sharing a core with wrk.
+model): two primaries side by side, one of them mirroring, twice: against a
+near-zero-CPU shadow (nginx with a fixed answer: the primary's own cost) and against
+a real shadow sharing a core with wrk.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 CACHE = Path(os.environ.get("PITSTOP_BENCH_CACHE", Path.home() / ".cache" / "pitstop-bench"))
 FEATURES = 20
-ROUNDS = 8  # mirroring off/on rounds, in ABBA order
+ROUNDS = 8  # mirroring rounds, the mirroring primary swapped each round
 PEER_ROUNDS = 3  # rounds over the four servers, order rotating
 API_KEY = "bench-key"
 
@@ -34,7 +35,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--models", default="logistic,forest")
     parser.add_argument("--rounds", type=int, default=ROUNDS,
-                        help="alternating mirroring-off/on rounds")  # fmt: skip
+                        help="mirroring rounds (which primary mirrors swaps each round)")  # fmt: skip
     parser.add_argument("--peer-rounds", type=int, default=PEER_ROUNDS,
                         help="rounds over the four servers")  # fmt: skip
     parser.add_argument(
@@ -81,7 +82,6 @@ def run(
     keys.mkdir()
     (keys / "bench").write_text(API_KEY)
     no_mirror = folder / "no-mirror.json"
-    mirror = folder / "mirror.json"
     row = dict(zip(names, rng.normal(size=FEATURES).round(4).tolist(), strict=True))
     plain = load.script(folder, row, {})
     keyed = load.script(folder, row, {"Authorization": f"Bearer {API_KEY}"})
@@ -140,7 +140,7 @@ def run(
                 "d thin-floor": (peers.thin(folder, model_file, names), plain),
             })  # fmt: skip
         if model == "logistic":
-            mirroring(folder, tag, home, keys, mirror, wrk, keyed, row, seconds, warmup, rounds,
+            mirroring(folder, tag, home, keys, wrk, keyed, row, seconds, warmup, rounds,
                       table)  # fmt: skip
     report(table, "serving-mirroring.json" if only_mirroring else "serving-benchmark.json")
 
@@ -155,38 +155,44 @@ MODES = {
 
 
 def cpu_sets() -> tuple[str, str] | None:
-    """(primary's CPU, shadow's and wrk's CPU) when at least two CPUs are usable."""
+    """(primaries' CPU, shadow's and wrk's CPU) when at least two CPUs are usable."""
     cpus = sorted(os.sched_getaffinity(0))
     return (str(cpus[0]), str(cpus[1])) if len(cpus) >= 2 else None
 
 
 def mirroring(
-    folder: Path, tag: str, home: Path, keys: Path, mirror: Path, wrk: str, lua: Path,
+    folder: Path, tag: str, home: Path, keys: Path, wrk: str, lua: Path,
     row: dict[str, float], seconds: float, warmup: float, rounds: int,
     table: list[dict[str, object]],
 ) -> None:  # fmt: skip
-    """The primary's cost of mirroring 100 % of its traffic, measured fairly.
+    """The primary's cost of mirroring 100 % of its traffic, measured side by side.
 
-    One primary process is measured with mirroring off and on, alternately for
-    `rounds` rounds (its mirror file is rewritten; it re-reads it within a second),
-    with the shadow running in both; the medians are reported. On two or more CPUs
-    the primary gets a CPU of its own and the shadow and wrk share another.
+    Two identical primaries share one CPU. In every round one of them mirrors all of
+    its traffic and the other does not; the roles swap each round (their mirror
+    files are rewritten; they re-read them within a second). At 32 connections both
+    are loaded at the same time, each by its own wrk with the same settings: they
+    see the machine at the same moment, so its other load touches both alike, and
+    the kernel's fair scheduler gives each half the CPU, so what differs is their
+    work per request. (Run one after the other instead, off and on swung by ±10 %
+    per round on this shared machine, more than the effect being measured.) At 1
+    connection they take turns in 1 s slices instead (see `pair`). The per-round
+    ratio mirroring/plain of p50, throughput and CPU time per request is the cost;
+    medians over the rounds are kept.
 
     It is done twice, against two shadows (MODES):
-    - isolated: nginx answering every copy with the primary's own answer to the
+    - isolated: nginx answering every copy with the primaries' own answer to the
       benchmark's row (and a `Server-Timing` header, as the template sends). The
-      primary does all of its mirroring work (copies queued, pipelined, answers
-      parsed, compared and counted: they agree) while the shadow costs next to no
-      CPU, so wrk keeps its core and what moves is the primary's own cost: the
-      figure the target is about.
+      mirroring primary does all of its mirroring work (copies queued, pipelined,
+      answers parsed, compared and counted: they agree) while the shadow costs next
+      to no CPU: the primary's own cost, the figure the target is about.
     - real shadow: another template doing the predictions, at nice 19 (at equal
-      priority it would delay wrk's own reading of answers and that delay would
-      show up as the primary's latency). On a 2-core machine it competes with wrk
-      for CPU 1, so this measures the primary's cost plus some of that contention.
-    Copies the shadow could not keep up with are dropped by the primary and
-    printed. The primary's CPU time per request is read from /proc as well: it does
-    not depend on the other load on the machine.
+      priority it would delay wrk's reading of answers, and that delay would show up
+      as the primary's latency). It competes with the two wrk processes for the
+      other CPU.
+    Copies the shadow could not keep up with are dropped by the primary and printed.
     """
+    import concurrent.futures
+
     import httpx
 
     from tests.benchmarks.serving import load, peers
@@ -194,19 +200,23 @@ def mirroring(
     pins = cpu_sets()
     primary_cpu, other_cpu = pins if pins else (None, None)
     print(
-        f"\nmirroring setup: primary on CPU {primary_cpu}, shadow and wrk on CPU "
-        f"{other_cpu}; mirroring off/on alternately, {rounds} rounds, medians"
+        f"\nmirroring setup: two primaries side by side on CPU {primary_cpu}, shadow and "
+        f"wrk on CPU {other_cpu}; one mirrors, roles swapped each round, {rounds} rounds"
         if pins
         else "\nmirroring setup: one CPU only, nothing pinned"
     )
     nginx = peers.ensure_nginx()
-    mirror.write_text("{}")
-    primary, url = peers.template(folder, tag, home, keys, mirror, "mirrored", primary_cpu)
-    base = url.removesuffix("/predict")
+    files = [folder / "mirror-a.json", folder / "mirror-b.json"]
+    for file in files:
+        file.write_text("{}")
+    primaries = [
+        peers.template(folder, tag, home, keys, file, f"primary-{name}", primary_cpu)
+        for name, file in zip("ab", files, strict=True)
+    ]
 
-    def outcomes() -> dict[str, float]:
-        """Copies counted by the primary so far: by outcome, and dropped."""
-        text = httpx.get(f"{base}/metrics", timeout=5).text
+    def outcomes(url: str) -> dict[str, float]:
+        """Copies counted by a primary so far: by outcome, and dropped."""
+        text = httpx.get(url.removesuffix("/predict") + "/metrics", timeout=5).text
         counts = {"agree": 0.0, "disagree": 0.0, "error": 0.0, "dropped": 0.0}
         for line in text.splitlines():
             if line.startswith("pitstop_shadow_requests_total{"):
@@ -216,78 +226,122 @@ def mirroring(
                 counts["dropped"] = float(line.rsplit(" ", 1)[1])
         return counts
 
+    def measured(index: int, connections: int, duration: float) -> tuple[load.Result, float]:
+        """One wrk run on primary `index`: its result and the primary's CPU seconds."""
+        process, url = primaries[index]
+        before = process.cpu_seconds()
+        result = load.run(wrk, url, lua, connections, duration, other_cpu)
+        return result, process.cpu_seconds() - before
+
+    def pair(connections: int, on: int, round_: int) -> list[tuple[load.Result, float]]:
+        """Both primaries' results and CPU ms per request, in the primaries' order.
+
+        At 32 connections they are loaded at the same time. At 1 connection, loaded
+        together each would wait behind the other's requests and p50 would be a queue
+        rather than one request's latency; so they take turns in 1 s slices (order
+        swapping every slice) while the other idles, and each one's figures are the
+        medians over its slices: the machine drifts little within a second."""
+        if connections == 32:
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                runs = list(pool.map(lambda index: measured(index, 32, seconds), (0, 1)))
+            return [(result, cpu / (result.rps * max(1, round(seconds))) * 1000)
+                    for result, cpu in runs]  # fmt: skip
+        slices: list[list[tuple[load.Result, float]]] = [[], []]
+        for slice_ in range(max(1, round(seconds))):
+            order = [on, 1 - on] if (slice_ + round_) % 2 == 0 else [1 - on, on]
+            for index in order:
+                slices[index].append(measured(index, connections, 1.0))
+        combined = []
+        for runs in slices:
+            results = [result for result, _ in runs]
+            requests = sum(result.rps for result in results)  # 1 s each
+            combined.append((
+                load.Result(
+                    rps=requests / len(results),
+                    p50_ms=statistics.median(result.p50_ms for result in results),
+                    p99_ms=statistics.median(result.p99_ms for result in results),
+                    errors=sum(result.errors for result in results),
+                ),
+                sum(cpu for _, cpu in runs) / requests * 1000,
+            ))  # fmt: skip
+        return combined
+
+    def warm_up() -> None:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda url: load.run(wrk, url, lua, 32, max(warmup, 2.0), other_cpu),
+                          [url for _, url in primaries]))  # fmt: skip
+
     def alternate(mode: str, shadow_url: str) -> None:
+        plain, mirrored = f"b plain [{mode}]", f"b+mirror100% [{mode}]"
         samples: dict[tuple[str, int], list[dict[str, float]]] = {}
         totals = {"agree": 0.0, "disagree": 0.0, "error": 0.0, "dropped": 0.0}
-        off, on = f"b pinned [{mode}]", f"b+mirror100% [{mode}]"
-        # Off and on alternate in ABBA order, and medians are kept: the machine's
-        # other load drifts over a run, and this way it touches both sides alike.
-        for round_ in range(1, rounds + 1):
-            order = [(off, {}), (on, {"url": shadow_url, "percent": 100})]
-            for label, config in order if round_ % 2 else order[::-1]:
-                mirror.write_text(json.dumps(config))
-                load.run(wrk, url, lua, 32, max(warmup, 2.0), other_cpu)  # and it re-reads
-                before = outcomes()
-                for connections in (1, 32):
-                    cpu = primary.cpu_seconds()
-                    result = load.run(wrk, url, lua, connections, seconds, other_cpu)
-                    requests = result.rps * max(1, round(seconds))
-                    cpu_ms = (primary.cpu_seconds() - cpu) / requests * 1000
+        for round_ in range(rounds):
+            on = round_ % 2
+            for index, file in enumerate(files):
+                file.write_text(json.dumps({"url": shadow_url, "percent": 100} if index == on
+                                           else {}))  # fmt: skip
+            warm_up()  # and they re-read their mirror files
+            before = outcomes(primaries[on][1])
+            for connections in (1, 32):
+                for index, (result, cpu_ms) in enumerate(pair(connections, on, round_)):
+                    label = mirrored if index == on else plain
                     samples.setdefault((label, connections), []).append(
                         {**asdict(result), "primary_cpu_ms_per_request": cpu_ms}
                     )
                     print(f"{'logistic':9} {label:26} c={connections:<3} {result.rps:6.0f} req/s  "
                           f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
                           f"errors {result.errors}  primary CPU {cpu_ms:.3f} ms/req  "
-                          f"(round {round_})", flush=True)  # fmt: skip
-                after = outcomes()
-                delta = {key: after[key] - before[key] for key in after}
-                if config:
-                    for key in totals:
-                        totals[key] += delta[key]
-                    print(f"{'':9} {'':26} copies counted by the primary: "
-                          f"{delta['agree']:.0f} agree, {delta['disagree']:.0f} disagree, "
-                          f"{delta['error']:.0f} shadow errors, {delta['dropped']:.0f} dropped",
-                          flush=True)  # fmt: skip
-                    if delta["agree"] + delta["disagree"] + delta["error"] <= 0:
-                        raise RuntimeError("the primary did not mirror: see mirrored.log")
+                          f"(round {round_ + 1}, primary {'ab'[index]})", flush=True)  # fmt: skip
+            after = outcomes(primaries[on][1])
+            delta = {key: after[key] - before[key] for key in after}
+            for key in totals:
+                totals[key] += delta[key]
+            print(f"{'':9} {'':26} copies counted by primary {'ab'[on]}: "
+                  f"{delta['agree']:.0f} agree, {delta['disagree']:.0f} disagree, "
+                  f"{delta['error']:.0f} shadow errors, {delta['dropped']:.0f} dropped",
+                  flush=True)  # fmt: skip
+            if delta["agree"] + delta["disagree"] + delta["error"] <= 0:
+                raise RuntimeError("the primary did not mirror: see its log")
+        for file in files:
+            file.write_text("{}")
         for (label, connections), runs in samples.items():
             medians = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
             extra: dict[str, float] = {}
-            if label == on:
+            if label == mirrored:
                 extra = {f"shadow_{key}_total": value for key, value in totals.items()}
-                # Paired within each round (on vs the off run next to it): the ratio
-                # the target is about, with the drift between rounds taken out.
-                paired = list(zip(samples[off, connections], runs, strict=True))
-                for key in ("p50_ms", "primary_cpu_ms_per_request"):
+                # Per round, the mirroring primary against the plain one beside it.
+                paired = list(zip(samples[plain, connections], runs, strict=True))
+                for key in ("p50_ms", "rps", "primary_cpu_ms_per_request"):
                     extra[f"{key}_paired_ratio"] = statistics.median(b[key] / a[key]
                                                                      for a, b in paired)  # fmt: skip
             table.append({"model": "logistic", "server": label, "c": connections, **medians,
                           "rounds": len(runs), **extra})  # fmt: skip
 
     try:
-        primary.wait()
-        # The fixed shadow answers what the primary answers: the copies agree, so the
-        # primary's comparison runs to the end as it would against a healthy shadow.
-        answer = httpx.post(url, json=row, headers={"Authorization": f"Bearer {API_KEY}"},
-                            timeout=5)  # fmt: skip
+        for process, _ in primaries:
+            process.wait()
+        # The fixed shadow answers what the primaries answer: the copies agree, so the
+        # comparison runs to the end as it would against a healthy shadow.
+        answer = httpx.post(primaries[0][1], json=row, timeout=5,
+                            headers={"Authorization": f"Bearer {API_KEY}"})  # fmt: skip
         answer.raise_for_status()
         for mode, title in MODES.items():
             print(f"\nmirroring, {title}:", flush=True)
             if mode == "isolated":
                 shadow, shadow_url = peers.fixed_shadow(nginx, folder, answer.content, other_cpu)
             else:
-                shadow, shadow_url = peers.template(
-                    folder, tag, home, keys, mirror.with_name("off.json"), "shadow", other_cpu,
-                    nice=19,
-                )  # fmt: skip
+                off = folder / "shadow-mirror.json"
+                off.write_text("{}")
+                shadow, shadow_url = peers.template(folder, tag, home, keys, off, "shadow",
+                                                    other_cpu, nice=19)  # fmt: skip
             try:
                 shadow.wait()
                 alternate(mode, shadow_url)
             finally:
                 shadow.stop()
     finally:
-        primary.stop()
+        for process, _ in primaries:
+            process.stop()
 
 
 def report(table: list[dict[str, object]], name: str = "serving-benchmark.json") -> None:
@@ -313,13 +367,13 @@ def report(table: list[dict[str, object]], name: str = "serving-benchmark.json")
             f"mlserver {get(model, 'c mlserver', 32, 'p99_ms'):.1f} ms"
         )
     for mode, title in MODES.items():
-        off, on = f"b pinned [{mode}]", f"b+mirror100% [{mode}]"
+        off, on = f"b plain [{mode}]", f"b+mirror100% [{mode}]"
         if off not in servers:
             continue
         rounds = get("logistic", off, 1, "rounds")
         print(
-            f"\nmirroring 100% cost, {title}; pinned, medians of {rounds:.0f} rounds "
-            "(paired: median of the per-round on/off ratios):"
+            f"\nmirroring 100% cost, {title}; side by side, medians of {rounds:.0f} rounds "
+            "(each: the per-round ratio of the mirroring primary to the plain one):"
         )
         for c in (1, 32):
             base = get("logistic", off, c, "p50_ms")
@@ -327,10 +381,11 @@ def report(table: list[dict[str, object]], name: str = "serving-benchmark.json")
             cpu = get("logistic", off, c, "primary_cpu_ms_per_request")
             cpu_mirrored = get("logistic", on, c, "primary_cpu_ms_per_request")
             p50_ratio = get("logistic", on, c, "p50_ms_paired_ratio")
+            rps_ratio = get("logistic", on, c, "rps_paired_ratio")
             cpu_ratio = get("logistic", on, c, "primary_cpu_ms_per_request_paired_ratio")
-            print(f"  c={c:<3} p50 {base:.2f} -> {mirrored:.2f} ms, paired {(p50_ratio - 1) * 100:+.1f}%; "
-                  f"primary CPU {cpu:.3f} -> {cpu_mirrored:.3f} ms/req, paired "
-                  f"{(cpu_ratio - 1) * 100:+.1f}%")  # fmt: skip
+            print(f"  c={c:<3} p50 {base:.2f} -> {mirrored:.2f} ms, {(p50_ratio - 1) * 100:+.1f}%; "
+                  f"throughput {(rps_ratio - 1) * 100:+.1f}%; primary CPU {cpu:.3f} -> "
+                  f"{cpu_mirrored:.3f} ms/req, {(cpu_ratio - 1) * 100:+.1f}%")  # fmt: skip
         counted = {key: get("logistic", on, 1, f"shadow_{key}_total")
                    for key in ("agree", "disagree", "error", "dropped")}  # fmt: skip
         print(f"  copies over all rounds: {counted['agree']:.0f} agree, "
