@@ -233,6 +233,11 @@ def mirroring(
         result = load.run(wrk, url, lua, connections, duration, other_cpu)
         return result, process.cpu_seconds() - before
 
+    def together(connections: int, duration: float) -> list[tuple[load.Result, float]]:
+        """Both primaries loaded at the same time, each by its own wrk."""
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            return list(pool.map(lambda index: measured(index, connections, duration), (0, 1)))
+
     def pair(connections: int, on: int, round_: int) -> list[tuple[load.Result, float]]:
         """Both primaries' results and CPU ms per request, in the primaries' order.
 
@@ -242,10 +247,8 @@ def mirroring(
         swapping every slice) while the other idles, and each one's figures are the
         medians over its slices: the machine drifts little within a second."""
         if connections == 32:
-            with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                runs = list(pool.map(lambda index: measured(index, 32, seconds), (0, 1)))
             return [(result, cpu / (result.rps * max(1, round(seconds))) * 1000)
-                    for result, cpu in runs]  # fmt: skip
+                    for result, cpu in together(32, seconds)]  # fmt: skip
         slices: list[list[tuple[load.Result, float]]] = [[], []]
         for slice_ in range(max(1, round(seconds))):
             order = [on, 1 - on] if (slice_ + round_) % 2 == 0 else [1 - on, on]
@@ -266,11 +269,6 @@ def mirroring(
             ))  # fmt: skip
         return combined
 
-    def warm_up() -> None:
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda url: load.run(wrk, url, lua, 32, max(warmup, 2.0), other_cpu),
-                          [url for _, url in primaries]))  # fmt: skip
-
     def alternate(mode: str, shadow_url: str) -> None:
         plain, mirrored = f"b plain [{mode}]", f"b+mirror100% [{mode}]"
         samples: dict[tuple[str, int], list[dict[str, float]]] = {}
@@ -280,7 +278,7 @@ def mirroring(
             for index, file in enumerate(files):
                 file.write_text(json.dumps({"url": shadow_url, "percent": 100} if index == on
                                            else {}))  # fmt: skip
-            warm_up()  # and they re-read their mirror files
+            together(32, max(warmup, 2.0))  # and they re-read their mirror files
             before = outcomes(primaries[on][1])
             for connections in (1, 32):
                 for index, (result, cpu_ms) in enumerate(pair(connections, on, round_)):
