@@ -9,13 +9,15 @@ image, traffic, manual requests) and carries out the actions.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from pitstop.analysis import verdict
+from pitstop.analysis import judge
+from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.status import AnalysisStatus, ModelDeploymentStatus, SmokeResult
 from pitstop.images import resolve as images
@@ -23,7 +25,7 @@ from pitstop.k8s.client import KubeClient
 from pitstop.metrics import collect, smoke
 from pitstop.metrics.builtin import Scraper
 from pitstop.rendering import children, labels
-from pitstop.strategies import conditions, phase, requests, rollout
+from pitstop.strategies import conditions, engine, phase, requests
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import (
     Action,
@@ -88,7 +90,7 @@ def reconcile(
         request=request,
     )
     analysis, seen = _analyse(kube, scraper, md, seen, now)
-    decision = rollout.decide(md, seen, now)
+    decision = engine.decide(md, seen, now)
     _act(kube, router, md, image.image, decision.actions)
     decision = Decision(
         decision.actions,
@@ -99,8 +101,25 @@ def reconcile(
     _write(kube, obj, md.status, decision)
     delays = [d for d in (decision.requeue_after, image.requeue_after) if d is not None]
     if _analysed(decision.status) is not None and md.spec.analysis.metrics:
-        delays.append(max(0.5, verdict.seconds_until_due(md.spec.analysis, analysis, now)))
+        delays.append(_next_look(md, analysis, now))
     return Result(min(delays) if delays else None)
+
+
+# How often the builtin evidence is read while a revision is analysed: new evidence can
+# change a verdict at any moment, and the judge's confidence does not suffer from
+# looking often (its bounds hold at every look).
+LOOK_SECONDS = float(os.environ.get("PITSTOP_LOOK_SECONDS", "1.0"))
+
+
+def _next_look(md: ModelDeployment, analysis: AnalysisStatus | None, now: datetime) -> float:
+    metrics = md.spec.analysis.metrics
+    if any(m.builtin is not None for m in metrics):
+        return LOOK_SECONDS
+    last = analysis.last_value_check if analysis is not None else None
+    if last is None:
+        return LOOK_SECONDS
+    left = last + durations.parse(md.spec.analysis.interval) - now
+    return max(LOOK_SECONDS, left.total_seconds())
 
 
 def _analysed(status: ModelDeploymentStatus) -> tuple[str, str] | None:
@@ -145,15 +164,28 @@ def _analyse(
         )  # fmt: skip
     target = _analysed(md.status)
     checks = Checks()
-    if spec.metrics and target is not None:
-        revision, baseline = target
-        if verdict.due(spec, current, revision, now):
-            measured = collect.measure(scraper, md, revision, baseline)
-            current = verdict.evaluate(spec, current, revision, measured, now)
-        if current is not None and current.revision == revision:
-            checks = Checks(current.verdict, current.message)
-        else:
-            checks = Checks("Inconclusive", "not measured yet")
+    ns, name = md.metadata.namespace, md.metadata.name
+    if not spec.metrics or target is None:
+        scraper.forget(ns, name)
+        return current, replace(seen, checks=checks, smoke=smoke_checks)
+    revision, baseline = target
+    if current is None or current.revision != revision:
+        scraper.forget(ns, name)  # every pod's first look of this analysis is a baseline
+        current = judge.evaluate(spec, current, revision, now)
+    note = None
+    look = None
+    if any(m.builtin is not None for m in spec.metrics):
+        look, note = collect.look(scraper, md, revision, baseline)
+    counts = values = None
+    if any(m.prometheus is not None or m.webhook is not None for m in spec.metrics) and (
+        current.last_value_check is None
+        or now - current.last_value_check >= durations.parse(spec.interval)
+    ):
+        counts, values = collect.measure(md, revision, baseline)
+    if look is not None or counts is not None or values is not None:
+        current = judge.evaluate(spec, current, revision, now, look, counts, values)
+    message = current.message if note is None else f"{current.message} ({note})"
+    checks = Checks(current.verdict, message)
     return current, replace(seen, checks=checks, smoke=smoke_checks)
 
 
@@ -170,7 +202,7 @@ def _traffic(router: traffic.Provider, md: ModelDeployment) -> Traffic:
                    f"strategy {strategy.type} needs")  # fmt: skip
     if problem is not None:
         return Traffic(by_replicas, problem=problem, verified=False, message=problem)
-    expected = rollout.current_split(md)
+    expected = engine.current_split(md)
     if expected is None or md.status.candidate is None:
         return Traffic(by_replicas)
     check = router.verify(md, expected)

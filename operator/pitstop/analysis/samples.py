@@ -1,44 +1,81 @@
-"""The counters Pitstop reads from a serving-template pod's /metrics (see model_images/)."""
+"""What Pitstop reads from one serving-template pod: its cumulative counters.
+
+The template answers `GET /evidence` (model_images/README.md, "Evidence for the
+operator's judge"): request and error counts, /predict latencies in the fine buckets of
+Prometheus' native-histogram schema 3 (each bucket 9 % wider than the last, fine enough
+to tell a p99 1.2x slower), drift rows per training-profile bin and shadow comparisons.
+Images built before that endpoint existed are read from `/metrics` instead, with its
+coarse latency buckets and no drift bins.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 PREDICT = "predict"  # the label value the serving template exports (tests/serving)
+SCHEMA = 3  # the exponential bucket layout /evidence uses
 
 
 @dataclass(frozen=True)
 class PodCounters:
-    """One pod's cumulative counters at one moment (gauges as they are)."""
+    """One pod's cumulative counters at one moment."""
 
+    instance: str | None = None
+    """Changes when the server restarts (its counters start again from zero)."""
     requests: float = 0.0
     """Answers of /predict, every status code."""
     errors: float = 0.0
     """Answers of /predict with a 5xx code."""
-    buckets: tuple[tuple[float, float], ...] = ()
-    """/predict latency histogram: (upper bound in seconds, cumulative count)."""
-    drift: float | None = None
-    """pitstop_drift_psi_max: the largest feature's PSI over the recent window."""
+    latency: Mapping[float, float] = field(default_factory=dict)
+    """/predict answers per latency bucket (not cumulative), by upper bound in seconds."""
+    bins: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """Drift: rows binned per profile bin, by feature."""
+    expected: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """Drift: the training shares of those bins."""
     agree: float = 0.0
     disagree: float = 0.0
     shadow_errors: float = 0.0
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """A revision's pods at one scrape, by pod name: counters reset with their pod."""
-
-    pods: dict[str, PodCounters] = field(default_factory=dict)
+def bucket_bound(index: int) -> float:
+    """Upper bound in seconds of bucket `index` of schema 3: 2 ** (index / 8)."""
+    return float(2.0 ** (index / 2**SCHEMA))
 
 
-def parse(text: str) -> PodCounters:
-    """Read the counters Pitstop needs from a Prometheus text exposition."""
+def parse_evidence(body: Mapping[str, Any]) -> PodCounters:
+    """Read the template's /evidence answer."""
+    predict = body.get("predict") or {}
+    latency_section = predict.get("latency") or {}
+    if latency_section.get("schema", SCHEMA) != SCHEMA:
+        raise ValueError(f"unknown latency schema {latency_section.get('schema')}")
+    latency = {
+        bucket_bound(int(index)): float(count)
+        for index, count in (latency_section.get("counts") or {}).items()
+    }
+    bins: dict[str, tuple[float, ...]] = {}
+    expected: dict[str, tuple[float, ...]] = {}
+    for name, feature in ((body.get("drift") or {}).get("features") or {}).items():
+        bins[name] = tuple(float(c) for c in feature.get("counts") or ())
+        expected[name] = tuple(float(e) for e in feature.get("expected") or ())
+    shadow = body.get("shadow") or {}
+    return PodCounters(
+        instance=str(body.get("instance")) if body.get("instance") is not None else None,
+        requests=float(predict.get("requests", 0)), errors=float(predict.get("errors", 0)),
+        latency=latency, bins=bins, expected=expected,
+        agree=float(shadow.get("agree", 0)), disagree=float(shadow.get("disagree", 0)),
+        shadow_errors=float(shadow.get("error", 0)),
+    )  # fmt: skip
+
+
+def parse_metrics(text: str) -> PodCounters:
+    """Read the counters Pitstop needs from a Prometheus text exposition (old images)."""
     requests = errors = agree = disagree = shadow_errors = 0.0
-    drift: float | None = None
-    buckets: dict[float, float] = {}
+    cumulative: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels, value = sample.labels, sample.value
@@ -51,9 +88,7 @@ def parse(text: str) -> PodCounters:
                 and labels.get("endpoint") == PREDICT
             ):
                 bound = math.inf if labels["le"] in ("+Inf", "inf") else float(labels["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + value
-            elif sample.name == "pitstop_drift_psi_max":
-                drift = value
+                cumulative[bound] = cumulative.get(bound, 0.0) + value
             elif sample.name == "pitstop_shadow_requests_total":
                 outcome = labels.get("outcome")
                 if outcome == "agree":
@@ -62,7 +97,11 @@ def parse(text: str) -> PodCounters:
                     disagree += value
                 elif outcome == "error":
                     shadow_errors += value
+    latency, below = {}, 0.0
+    for bound, count in sorted(cumulative.items()):
+        latency[bound] = max(0.0, count - below)
+        below = count
     return PodCounters(
-        requests=requests, errors=errors, buckets=tuple(sorted(buckets.items())), drift=drift,
+        requests=requests, errors=errors, latency=latency,
         agree=agree, disagree=disagree, shadow_errors=shadow_errors,
     )  # fmt: skip

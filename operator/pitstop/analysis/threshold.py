@@ -1,8 +1,12 @@
-"""Hold measurements against the spec's limits; count failures against failureLimit.
+"""The fixed-threshold judge: one interval's value against the limits, failures counted.
 
-A measurement with too little traffic (fewer than `minRequests`), or without a value,
-is *inconclusive*: it neither passes nor fails, and holds a step where it is. A failed
-measurement counts; more than `failureLimit` of them fail the analysis (rollback).
+This is how value metrics (a PromQL `query`, a webhook) are judged, and how every
+metric was judged before the sequential judge (`judge`): a measurement with too little
+traffic (fewer than `minRequests`), or without a value, is *inconclusive*; a failed
+measurement counts; more than `failureLimit` of them fail the analysis. Its weakness
+is why the sequential judge exists: each interval is another chance of a false alarm,
+and small windows are noise. `evaluate` stays, unchanged, as the baseline the verdict
+benchmark (tests/benchmarks/verdicts) measures the sequential judge against.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def seconds_until_due(spec: AnalysisSpec, status: AnalysisStatus | None, now: da
 
 def judge(metric: MetricSpec, m: Measurement, min_requests: int) -> tuple[MetricResult, str]:
     """One metric's verdict, and a sentence saying why when it is not a pass."""
-    limit = _limit_text(metric)
+    limit = limit_text(metric)
     result = MetricResult(name=metric.name, value=m.value, stable_value=m.stable_value, limit=limit)
     if m.error is not None:
         return result, f"{metric.name}: {m.error}"
@@ -84,7 +88,7 @@ def _broken(metric: MetricSpec, m: Measurement) -> str | None:
     return None
 
 
-def _limit_text(metric: MetricSpec) -> str:
+def limit_text(metric: MetricSpec) -> str:
     parts = []
     if metric.max is not None:
         parts.append(f"<= {metric.max:g}")

@@ -1,88 +1,98 @@
-"""One interval's numbers for one revision, from two scrapes of its pods.
+"""What one revision's pods served between two looks: the deltas of their counters.
 
-Rates come from counter deltas between scrapes. A pod that restarted (its counter went
-down) or appeared since the last scrape contributes everything it counted since it
-started, as Prometheus' `increase()` does for a reset.
+A pod seen for the first time contributes nothing yet (its counters become its
+baseline: what it served before cannot be placed in time). A pod whose counters went
+down, or whose server instance changed, restarted: everything it counted since then
+belongs to this interval, as with Prometheus' increase(). Pure.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from pitstop.analysis.samples import PodCounters, Snapshot
+from pitstop.analysis.samples import PodCounters
 
 
 @dataclass(frozen=True)
 class Window:
-    requests: float
-    errors: float
-    buckets: tuple[tuple[float, float], ...]
-    drift: float | None
-    agree: float
-    disagree: float
-    shadow_errors: float
+    requests: float = 0.0
+    errors: float = 0.0
+    latency: Mapping[float, float] = field(default_factory=dict)
+    """Answers per latency bucket, by upper bound in seconds."""
+    bins: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    expected: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    agree: float = 0.0
+    disagree: float = 0.0
+    shadow_errors: float = 0.0
+    pods: int = 0
+    """Pods whose interval is counted (pods seen for the first time are not)."""
+
+    @property
+    def compared(self) -> float:
+        """Mirrored predictions compared with production (shadow errors count as not agreeing)."""
+        return self.agree + self.disagree + self.shadow_errors
 
 
-def between(before: Snapshot, after: Snapshot) -> Window:
-    total = Window(0.0, 0.0, (), None, 0.0, 0.0, 0.0)
-    for pod, now in after.pods.items():
-        total = _add(total, _delta(before.pods.get(pod), now))
+def between(before: Mapping[str, PodCounters], after: Mapping[str, PodCounters]) -> Window:
+    """The interval's totals over the pods in `after`, against their counters in `before`."""
+    total = Window()
+    for pod, now in after.items():
+        old = before.get(pod)
+        if old is None:
+            continue
+        total = _add(total, _delta(old, now))
     return total
 
 
-def _delta(old: PodCounters | None, new: PodCounters) -> Window:
-    reset = old is None or new.requests < old.requests or new.agree < old.agree
-    base = PodCounters() if reset or old is None else old
-    before = dict(base.buckets)
-    return Window(
-        requests=new.requests - base.requests,
-        errors=max(0.0, new.errors - base.errors),
-        buckets=tuple((le, max(0.0, n - before.get(le, 0.0))) for le, n in new.buckets),
-        drift=new.drift,
-        agree=new.agree - base.agree,
-        disagree=max(0.0, new.disagree - base.disagree),
-        shadow_errors=max(0.0, new.shadow_errors - base.shadow_errors),
-    )
+def _restarted(old: PodCounters, new: PodCounters) -> bool:
+    if old.instance is not None and new.instance is not None and old.instance != new.instance:
+        return True
+    return new.requests < old.requests or new.agree < old.agree
 
 
-def _add(a: Window, b: Window) -> Window:
-    buckets = dict(a.buckets)
-    for le, n in b.buckets:
-        buckets[le] = buckets.get(le, 0.0) + n
-    drifts = [d for d in (a.drift, b.drift) if d is not None]
+def _delta(old: PodCounters, new: PodCounters) -> Window:
+    base = PodCounters() if _restarted(old, new) else old
+
+    def minus(a: float, b: float) -> float:
+        return max(0.0, a - b)
+
+    bins = {
+        name: tuple(
+            minus(n, o) for n, o in zip(counts, _padded(base.bins.get(name), counts), strict=True)
+        )
+        for name, counts in new.bins.items()
+    }
     return Window(
-        requests=a.requests + b.requests, errors=a.errors + b.errors,
-        buckets=tuple(sorted(buckets.items())), drift=max(drifts) if drifts else None,
-        agree=a.agree + b.agree, disagree=a.disagree + b.disagree,
-        shadow_errors=a.shadow_errors + b.shadow_errors,
+        requests=minus(new.requests, base.requests), errors=minus(new.errors, base.errors),
+        latency={b: minus(n, base.latency.get(b, 0.0)) for b, n in new.latency.items()},
+        bins=bins, expected=dict(new.expected),
+        agree=minus(new.agree, base.agree), disagree=minus(new.disagree, base.disagree),
+        shadow_errors=minus(new.shadow_errors, base.shadow_errors), pods=1,
     )  # fmt: skip
 
 
-def error_rate(w: Window) -> float | None:
-    return w.errors / w.requests if w.requests > 0 else None
+def _padded(old: tuple[float, ...] | None, like: tuple[float, ...]) -> tuple[float, ...]:
+    if old is None or len(old) != len(like):
+        return (0.0,) * len(like)
+    return old
 
 
-def quantile(w: Window, q: float) -> float | None:
-    """The q-quantile from histogram buckets, interpolated as `histogram_quantile` does."""
-    if not w.buckets or w.buckets[-1][1] <= 0:
-        return None
-    rank = q * w.buckets[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in w.buckets:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower_bound  # the tail is beyond the largest finite bucket
-            if count == lower_count:
-                return bound
-            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
-                count - lower_count
-            )
-        lower_bound, lower_count = bound, count
-    return lower_bound
-
-
-def agreement(w: Window) -> float | None:
-    """Share of compared predictions that matched production (shadow errors count as not)."""
-    compared = w.agree + w.disagree + w.shadow_errors
-    return w.agree / compared if compared > 0 else None
+def _add(a: Window, b: Window) -> Window:
+    latency = dict(a.latency)
+    for bound, count in b.latency.items():
+        latency[bound] = latency.get(bound, 0.0) + count
+    bins = dict(a.bins)
+    for name, counts in b.bins.items():
+        mine = bins.get(name)
+        bins[name] = (
+            counts
+            if mine is None or len(mine) != len(counts)
+            else tuple(x + y for x, y in zip(mine, counts, strict=True))
+        )
+    return Window(
+        requests=a.requests + b.requests, errors=a.errors + b.errors, latency=latency,
+        bins=bins, expected={**a.expected, **b.expected},
+        agree=a.agree + b.agree, disagree=a.disagree + b.disagree,
+        shadow_errors=a.shadow_errors + b.shadow_errors, pods=a.pods + b.pods,
+    )  # fmt: skip

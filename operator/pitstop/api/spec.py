@@ -166,13 +166,33 @@ class ServingSpec(SpecModel):
 
 
 class CanaryStep(SpecModel):
-    """One canary step: send `weight` percent to the candidate, then pause."""
+    """One canary step: send `weight` percent to the candidate until the analysis says."""
+
+    model_config = spec_config(
+        (
+            "!has(self.minPause) || has(self.pause)",
+            "minPause needs pause (a step without pause waits for a manual promote)",
+        ),
+        (
+            "!has(self.minPause) || !has(self.pause)"
+            " || duration(self.minPause) <= duration(self.pause)",
+            "minPause must not be longer than pause",
+        ),
+    )
 
     weight: int = Field(ge=0, le=100, description="Percent of traffic for the candidate.")
     pause: Duration | None = Field(
         default=None,
-        description="How long to hold this step (analysis runs meanwhile). "
-        "Absent: wait for a manual promote.",
+        description="The longest this step waits for the analysis to pass: it advances as "
+        "soon as every metric passes (after minPause), rolls back as soon as one fails, and "
+        "when pause runs out with metrics still inconclusive does what "
+        "analysis.onInconclusive says. Without analysis metrics the step lasts exactly "
+        "this long. Absent: wait for a manual promote.",
+    )
+    min_pause: Duration | None = Field(
+        default=None,
+        description="The least time at this step, even when every metric already passes "
+        "(default 0s: evidence from earlier steps counts).",
     )
 
 
@@ -207,8 +227,26 @@ class BlueGreenSpec(SpecModel):
 class ShadowSpec(SpecModel):
     """Mirror traffic to the candidate, compare its answers, never let it answer users."""
 
+    model_config = spec_config(
+        (
+            "!has(self.minDuration) || !has(self.duration)"
+            " || duration(self.minDuration) <= duration(self.duration)",
+            "spec.strategy.shadow.minDuration must not be longer than duration",
+        ),
+    )
+
     percent: int = Field(default=100, ge=1, le=100, description="Share of requests mirrored.")
-    duration: Duration = Field(default="10m", description="How long to mirror.")
+    duration: Duration = Field(
+        default="10m",
+        description="The longest the candidate is mirrored waiting for the analysis to pass; "
+        "then an inconclusive analysis does what analysis.onInconclusive says. Without "
+        "analysis metrics the shadow phase lasts exactly this long.",
+    )
+    min_duration: Duration = Field(
+        default="0s",
+        description="The least time the candidate is mirrored, even when every "
+        "metric already passes.",
+    )
     min_agreement: float = Field(
         default=0.97, ge=0, le=1, description="Share of predictions that must match production."
     )
@@ -252,9 +290,39 @@ class StrategySpec(SpecModel):
 
 
 class PrometheusQuery(SpecModel):
-    """A PromQL query; {{name}}, {{namespace}}, {{revision}}, {{interval}} are filled in."""
+    """PromQL; {{name}}, {{namespace}}, {{revision}} and {{interval}} are filled in.
 
-    query: str = Field(min_length=1, max_length=4096, description="PromQL returning one value.")
+    Either one `query` giving a value, held against the limits each interval (failures
+    counted against failureLimit), or `numerator` and `denominator` giving counts over
+    {{interval}} (bad events and all events, e.g. 5xx answers and all answers), judged
+    like the builtin metrics: sequentially, candidate against stable, at the analysis'
+    confidence.
+    """
+
+    model_config = spec_config(
+        (
+            "has(self.query) != (has(self.numerator) && has(self.denominator))"
+            " && has(self.numerator) == has(self.denominator)",
+            "set either query, or numerator and denominator",
+        ),
+    )
+
+    query: str | None = Field(
+        default=None, min_length=1, max_length=4096, description="PromQL returning one value."
+    )
+    numerator: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="PromQL returning the count of bad events over {{interval}}, e.g. "
+        'sum(increase(http_requests_total{code=~"5.."}[{{interval}}])).',
+    )
+    denominator: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="PromQL returning the count of all events over {{interval}}.",
+    )
     address: str | None = Field(
         default=None,
         pattern=r"^https?://[^\s]+$",
@@ -285,6 +353,21 @@ class MetricSpec(SpecModel):
             "!has(self.max) || !has(self.min) || self.min <= self.max",
             "min must not be greater than max",
         ),
+        (
+            "!has(self.maxAboveStable) || !has(self.maxRatioToStable)",
+            "set one of maxAboveStable or maxRatioToStable (use two metrics for both)",
+        ),
+        (
+            "!has(self.builtin) || self.builtin != 'drift'"
+            " || (!has(self.min) && !has(self.maxAboveStable) && !has(self.maxRatioToStable))",
+            "builtin drift takes max only: it is judged against the candidate's own "
+            "training profile",
+        ),
+        (
+            "!has(self.builtin) || self.builtin != 'agreement'"
+            " || (!has(self.max) && !has(self.maxAboveStable) && !has(self.maxRatioToStable))",
+            "builtin agreement takes min only",
+        ),
     )
 
     name: DnsLabel = Field(description="Unique name of the metric in this analysis.")
@@ -293,19 +376,24 @@ class MetricSpec(SpecModel):
     )
     prometheus: PrometheusQuery | None = Field(default=None, description="A PromQL query.")
     webhook: WebhookCheck | None = Field(default=None, description="An external check.")
-    max: float | None = Field(default=None, description="Fails when the value is above.")
-    min: float | None = Field(default=None, description="Fails when the value is below.")
+    max: float | None = Field(
+        default=None, description="Fails when confident the value is above this."
+    )
+    min: float | None = Field(
+        default=None, description="Fails when confident the value is below this."
+    )
     max_above_stable: float | None = Field(
         default=None,
         ge=0,
-        description="Fails when the candidate's value exceeds the stable's, measured in the "
-        "same window, by more than this (e.g. 0.005 = half a point of error rate).",
+        description="Fails when confident the candidate's value exceeds the stable's, "
+        "measured over the same intervals, by more than this (e.g. 0.005 = half a point "
+        "of error rate; seconds for latency).",
     )
     max_ratio_to_stable: float | None = Field(
         default=None,
         gt=0,
-        description="Fails when the candidate's value is more than this multiple of the "
-        "stable's, measured in the same window (e.g. 1.2 for p99 latency).",
+        description="Fails when confident the candidate's value is more than this multiple "
+        "of the stable's, measured over the same intervals (e.g. 1.5 for p99 latency).",
     )
 
 
@@ -327,15 +415,63 @@ class SmokeTestSpec(SpecModel):
     timeout: Duration = Field(default="10s", description="Longest wait for each answer.")
 
 
-class AnalysisSpec(SpecModel):
-    """How the candidate's health is judged during and after a rollout."""
+class LoadSpec(SpecModel):
+    """Requests Pitstop generates from the training data profile while analysis runs."""
 
-    interval: Duration = Field(default="15s", description="Time between two measurements.")
+    requests_per_second: float = Field(
+        gt=0, le=1000, description="Rate sent to each of candidate and stable."
+    )
+
+
+class AnalysisSpec(SpecModel):
+    """How the candidate's health is judged during and after a rollout.
+
+    Builtin metrics and PromQL counts are judged sequentially: evidence accumulates,
+    candidate against stable over the same intervals, and a metric Fails only when the
+    analysis is confident (see `confidence`) that a limit is broken, Passes when
+    confident it holds, and stays Inconclusive in between.
+    """
+
+    model_config = spec_config(
+        ("self.confidence > 0.5 && self.confidence < 1.0", "confidence must be in (0.5, 1)"),
+    )
+
+    interval: Duration = Field(
+        default="15s",
+        description="How often value metrics (a PromQL query, a webhook) are measured, and "
+        "the {{interval}} of PromQL. Builtin metrics are read about every second.",
+    )
     failure_limit: int = Field(
-        default=1, ge=0, le=100, description="Failed measurements tolerated before rollback."
+        default=1,
+        ge=0,
+        le=100,
+        description="Failed measurements of value metrics (PromQL query, webhook) tolerated "
+        "before rollback.",
     )
     min_requests: int = Field(
-        default=50, ge=0, description="Fewer requests in an interval give no verdict."
+        default=50,
+        ge=0,
+        description="No metric passes on fewer candidate requests than this (rows for "
+        "drift, compared predictions for agreement). A failure needs no minimum: the "
+        "confidence already accounts for small samples.",
+    )
+    confidence: float = Field(
+        default=0.99,
+        description="Probability that a candidate within every limit is not rolled back, "
+        "over the whole rollout and all sequentially judged metrics together; it also "
+        "bounds the chance that a candidate breaking a limit passes it.",
+    )
+    on_inconclusive: Literal["Hold", "Rollback", "Promote"] = Field(
+        default="Hold",
+        description="When a step's pause (or the shadow's duration) runs out with a metric "
+        "still inconclusive: Hold (stay at the step and keep gathering evidence, with a "
+        "condition saying which metric needs how many more requests), Rollback, or "
+        "Promote (continue as if it passed).",
+    )
+    load: LoadSpec | None = Field(
+        default=None,
+        description="Generated requests for models with too little traffic for a verdict "
+        "(off when absent).",
     )
     post_promotion_window: Duration = Field(
         default="0s",

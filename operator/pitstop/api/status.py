@@ -74,17 +74,70 @@ class TrafficStatus(StatusModel):
     summary: str = Field(default="", description="The split at a glance, for printer columns.")
 
 
+class Tally(StatusModel):
+    """What one revision served over the analysed intervals, summed."""
+
+    requests: float = Field(default=0.0, description="Requests (rows for drift).")
+    bad: float = Field(default=0.0, description="Of those, bad ones: errors, disagreements.")
+    buckets: dict[str, float] | None = Field(
+        default=None, description="Latency: answers per bucket, by upper bound in seconds."
+    )
+    bins: dict[str, list[float]] | None = Field(
+        default=None, description="Drift: rows per profile bin, by feature."
+    )
+
+
+class MetricEvidence(StatusModel):
+    """The evidence a sequentially judged metric has gathered (the judge's memory)."""
+
+    candidate: Tally = Field(default_factory=Tally, description="The candidate's tally.")
+    stable: Tally | None = Field(default=None, description="The stable's, same intervals.")
+    above: list[float] = Field(
+        default_factory=list,
+        description="Relative limits: log evidence that the candidate exceeds each "
+        "threshold of the judge's grid.",
+    )
+    below: list[float] = Field(
+        default_factory=list, description="Relative limits: log evidence that it stays below."
+    )
+    expected: dict[str, list[float]] | None = Field(
+        default=None, description="Drift: the training shares of each feature's bins."
+    )
+    test: str | None = Field(
+        default=None, description="The relative limit `above` and `below` are kept for."
+    )
+
+
 class MetricResult(StatusModel):
-    """The last measurement of one analysis metric."""
+    """Where one analysis metric stands."""
 
     name: str = Field(description="The metric's name in spec.analysis.metrics.")
-    value: float | None = Field(default=None, description="The candidate's value.")
+    value: float | None = Field(default=None, description="The candidate's estimate.")
     stable_value: float | None = Field(
-        default=None, description="The stable's value in the same window (relative limits)."
+        default=None, description="The stable's estimate over the same intervals."
     )
-    limit: str = Field(default="", description="The limit it was held against.")
+    lower: float | None = Field(
+        default=None,
+        description="Lower end of the interval the judged quantity lies in, at the "
+        "analysis' confidence (the difference or ratio to the stable for relative limits).",
+    )
+    upper: float | None = Field(default=None, description="Upper end of that interval.")
+    limit: str = Field(default="", description="The limit it is held against.")
     verdict: Literal["Pass", "Fail", "Inconclusive"] = Field(
-        default="Inconclusive", description="Pass, Fail or Inconclusive (too little data)."
+        default="Inconclusive",
+        description="Pass (confident within the limit), Fail (confident it is broken) or "
+        "Inconclusive (not enough evidence either way).",
+    )
+    requests: float | None = Field(
+        default=None, description="Candidate requests (rows, compared predictions) judged."
+    )
+    needs: int | None = Field(
+        default=None,
+        description="About how many more candidate requests a verdict needs, were the "
+        "estimate to stay where it is.",
+    )
+    evidence: MetricEvidence | None = Field(
+        default=None, description="The judge's accumulated evidence (sequential metrics)."
     )
 
 
@@ -100,14 +153,24 @@ class AnalysisStatus(StatusModel):
     """The analysis of the current candidate (or of a just-promoted stable)."""
 
     revision: str | None = Field(default=None, description="The revision being analysed.")
-    last_check: datetime | None = Field(default=None, description="When it was last measured.")
-    failures: int = Field(default=0, description="Failed measurements so far.")
+    last_check: datetime | None = Field(
+        default=None, description="When new evidence was last judged."
+    )
+    failures: int = Field(
+        default=0, description="Failed measurements of value metrics (PromQL query, webhook)."
+    )
     verdict: Literal["Pass", "Fail", "Inconclusive"] | None = Field(
         default=None, description="The verdict of the last measurement, counting failures."
     )
     message: str = Field(default="", description="Why, for a person.")
     metrics: list[MetricResult] = Field(default_factory=list, description="Per metric.")
     smoke: SmokeResult | None = Field(default=None, description="The smoke test's result.")
+    last_value_check: datetime | None = Field(
+        default=None, description="When value metrics (PromQL query, webhook) were measured."
+    )
+    generated: int | None = Field(
+        default=None, description="Requests Pitstop generated (analysis.load) so far."
+    )
 
 
 class HistoryEntry(StatusModel):

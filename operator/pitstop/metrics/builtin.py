@@ -1,50 +1,70 @@
-"""The builtin provider: scrape each pod of a revision, remember the last scrape.
+"""The builtin provider: read each pod's counters and hand the judge what is new.
 
-Interval values are deltas between this scrape and the previous one, so the previous
-scrape of every analysed revision is kept in memory. A restarted operator has none:
-its first interval is inconclusive, which only delays a verdict by one interval.
+Each look reads every ready pod of the analysed revisions (`/evidence`, or `/metrics`
+on images older than that endpoint) and returns, per revision, what its pods served
+since the previous look. The previous counters of each pod are kept in memory. A look
+where some pod cannot be read is skipped as a whole and changes nothing, so the next
+one covers the same span for every pod of both revisions — never a pod's lifetime,
+and never one revision's longer interval against the other's shorter one. A restarted
+operator has no memory: its first look only takes baselines.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
+
 import httpx
 
 from pitstop.analysis import samples, window
-from pitstop.analysis.samples import Snapshot
+from pitstop.analysis.samples import PodCounters
 from pitstop.k8s.client import KubeClient
 from pitstop.metrics import pods
 
 SCRAPE_TIMEOUT = 2.0
 
+Counters = dict[str, PodCounters]  # by pod name
+
+
+class Unreadable(Exception):
+    """A pod's counters could not be read; the look is skipped."""
+
 
 class Scraper:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
-        self._last: dict[tuple[str, str, str], Snapshot] = {}
+        # By ModelDeployment, then revision: the last counters read of each pod.
+        self._memory: dict[tuple[str, str], dict[str, Counters]] = {}
+        self._lock = threading.Lock()  # reconciles of different objects run in threads
         self._http = httpx.Client(timeout=SCRAPE_TIMEOUT)
 
-    def snapshot(self, namespace: str, deployment: str, revision: str) -> Snapshot:
-        found = {}
-        for pod, url in pods.ready_addresses(self.kube, namespace, deployment, revision).items():
-            try:
-                response = self._http.get(f"{url}/metrics")
-            except httpx.HTTPError:
-                continue  # an unreachable pod counts as no data, not as zero
-            if response.status_code == 200:
-                found[pod] = samples.parse(response.text)
-        return Snapshot(found)
+    def read(self, url: str) -> PodCounters:
+        try:
+            answer = self._http.get(f"{url}/evidence")
+            if answer.status_code == 404:  # an image older than /evidence
+                answer = self._http.get(f"{url}/metrics")
+                answer.raise_for_status()
+                return samples.parse_metrics(answer.text)
+            answer.raise_for_status()
+            return samples.parse_evidence(answer.json())
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+            raise Unreadable(f"{url}: {type(error).__name__}: {error}") from error
 
-    def window(self, namespace: str, deployment: str, revision: str) -> window.Window | None:
-        """The interval since the last call for this revision (None on the first call)."""
-        key = (namespace, deployment, revision)
-        now = self.snapshot(namespace, deployment, revision)
-        before = self._last.get(key)
-        self._last[key] = now
-        if before is None or not now.pods:
-            return None
-        return window.between(before, now)
+    def look(
+        self, namespace: str, name: str, revisions: tuple[str, ...]
+    ) -> Mapping[str, window.Window]:
+        """What each revision served since the last look (raises Unreadable)."""
+        now: dict[str, Counters] = {}
+        for revision in revisions:
+            ready = pods.ready_addresses(self.kube, namespace, name, revision)
+            now[revision] = {pod: self.read(url) for pod, url in ready.items()}
+        key = (namespace, name)
+        with self._lock:
+            before = self._memory.get(key, {})
+            self._memory[key] = now
+        return {r: window.between(before.get(r, {}), counters) for r, counters in now.items()}
 
-    def forget(self, namespace: str, deployment: str, keep: set[str]) -> None:
-        """Drop remembered scrapes of revisions no longer analysed."""
-        for key in [k for k in self._last if k[:2] == (namespace, deployment) and k[2] not in keep]:
-            del self._last[key]
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop the memory of a ModelDeployment no longer analysed."""
+        with self._lock:
+            self._memory.pop((namespace, name), None)

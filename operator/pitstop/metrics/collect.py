@@ -1,63 +1,106 @@
-"""Measure every metric of a spec for one interval: candidate against stable."""
+"""Gather what the judge needs for one ModelDeployment: candidate against stable.
+
+`look` reads the builtin evidence (every analysis pass); `measure` queries PromQL and
+webhooks (once per `analysis.interval`). Provider errors become explanations, never
+exceptions: an unreachable provider leaves a metric inconclusive.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from pitstop.analysis import window
-from pitstop.analysis.verdict import Measurement
+from pitstop.analysis.judge import Counts, Look
+from pitstop.analysis.threshold import Measurement
 from pitstop.api.resource import ModelDeployment
-from pitstop.api.spec import MetricSpec
+from pitstop.api.spec import MetricSpec, PrometheusQuery
 from pitstop.metrics import prometheus, webhook
-from pitstop.metrics.builtin import Scraper
+from pitstop.metrics.builtin import Scraper, Unreadable
+
+
+def look(
+    scraper: Scraper, md: ModelDeployment, candidate: str, stable: str | None
+) -> tuple[Look | None, str | None]:
+    """New builtin evidence since the last look, or None and why there is none."""
+    revisions = (candidate, stable) if stable else (candidate,)
+    try:
+        windows = scraper.look(md.metadata.namespace, md.metadata.name, revisions)
+    except Unreadable as error:
+        return None, f"look skipped: {error}"
+    mine, theirs = windows[candidate], windows.get(stable) if stable else None
+    served = mine.requests + (theirs.requests + theirs.compared if theirs else 0.0)
+    if served <= 0:
+        return None, None
+    return Look(mine, theirs), None
 
 
 def measure(
-    scraper: Scraper, md: ModelDeployment, candidate: str, stable: str | None
-) -> list[Measurement]:
-    """One Measurement per metric; provider errors become inconclusive measurements."""
-    ns, name = md.metadata.namespace, md.metadata.name
-    windows: dict[str, window.Window | None] = {}
-    if any(m.builtin for m in md.spec.analysis.metrics):
-        windows["candidate"] = scraper.window(ns, name, candidate)
-        windows["stable"] = scraper.window(ns, name, stable) if stable else None
-    scraper.forget(ns, name, {r for r in (candidate, stable) if r})
-    found = []
+    md: ModelDeployment, candidate: str, stable: str | None
+) -> tuple[dict[str, Counts], list[Measurement]]:
+    """PromQL counts and values, webhook answers: one interval's measurements."""
+    counts: dict[str, Counts] = {}
+    values: list[Measurement] = []
     for metric in md.spec.analysis.metrics:
-        try:
-            found.append(_one(md, metric, candidate, stable, windows))
-        except (httpx.HTTPError, ValueError, KeyError) as error:
-            found.append(Measurement(metric.name, None, error=f"{type(error).__name__}: {error}"))
-    return found
+        query = metric.prometheus
+        if query is not None and query.numerator is not None:
+            counts[metric.name] = _counts(md, metric, query, candidate, stable)
+        elif query is not None or metric.webhook is not None:
+            try:
+                values.append(_value(md, metric, candidate, stable))
+            except (httpx.HTTPError, ValueError, KeyError) as error:
+                values.append(Measurement(metric.name, None, error=_why(error)))
+    return counts, values
 
 
-def _one(
-    md: ModelDeployment,
-    metric: MetricSpec,
-    candidate: str,
+def _why(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _render(md: ModelDeployment, promql: str, revision: str) -> str:
+    return prometheus.render(
+        promql, name=md.metadata.name, namespace=md.metadata.namespace,
+        revision=revision, interval=md.spec.analysis.interval,
+    )  # fmt: skip
+
+
+def _counts(
+    md: ModelDeployment, metric: MetricSpec, query: PrometheusQuery, candidate: str,
     stable: str | None,
-    windows: dict[str, window.Window | None],
+) -> Counts:  # fmt: skip
+    assert query.numerator is not None
+    assert query.denominator is not None
+    address = query.address or prometheus.DEFAULT_ADDRESS
+    relative = metric.max_above_stable is not None or metric.max_ratio_to_stable is not None
+
+    def pair(revision: str) -> tuple[float, float]:
+        numerator = prometheus.query(address, _render(md, query.numerator or "", revision))
+        denominator = prometheus.query(address, _render(md, query.denominator or "", revision))
+        return numerator or 0.0, denominator or 0.0
+
+    try:
+        bad, total = pair(candidate)
+        stable_bad, stable_total = pair(stable) if relative and stable else (None, None)
+    except (httpx.HTTPError, ValueError, KeyError) as error:
+        return Counts(error=_why(error))
+    return Counts(bad, total, stable_bad, stable_total)
+
+
+def _value(
+    md: ModelDeployment, metric: MetricSpec, candidate: str, stable: str | None
 ) -> Measurement:
-    if metric.builtin is not None:
-        return _builtin(
-            metric.name, metric.builtin, windows.get("candidate"), windows.get("stable")
-        )
     if metric.prometheus is not None:
         query = metric.prometheus
+        assert query.query is not None
+        address = query.address or prometheus.DEFAULT_ADDRESS
         relative = metric.max_above_stable is not None or metric.max_ratio_to_stable is not None
-
-        def value(revision: str) -> float | None:
-            promql = prometheus.render(
-                query.query, name=md.metadata.name, namespace=md.metadata.namespace,
-                revision=revision, interval=md.spec.analysis.interval,
-            )  # fmt: skip
-            return prometheus.query(query.address or prometheus.DEFAULT_ADDRESS, promql)
-
-        baseline = value(stable) if relative and stable else None
-        return Measurement(metric.name, value(candidate), baseline)
+        value = prometheus.query(address, _render(md, query.query, candidate))
+        baseline = (
+            prometheus.query(address, _render(md, query.query, stable))
+            if relative and stable
+            else None
+        )
+        return Measurement(metric.name, value, baseline)
     assert metric.webhook is not None
     context: dict[str, Any] = {
         "name": md.metadata.name, "namespace": md.metadata.namespace, "metric": metric.name,
@@ -65,26 +108,3 @@ def _one(
     }  # fmt: skip
     passed, answer = webhook.ask(metric.webhook.url, context)
     return Measurement(metric.name, answer, passed=passed)
-
-
-def _builtin(
-    name: str, kind: str, candidate: window.Window | None, stable: window.Window | None
-) -> Measurement:
-    if kind == "agreement":
-        # Mirrored requests are compared on the stable's pods, which send the copies.
-        if stable is None:
-            return Measurement(name, None, error="no interval measured on the stable yet")
-        compared = stable.agree + stable.disagree + stable.shadow_errors
-        return Measurement(name, window.agreement(stable), requests=compared)
-    if candidate is None:
-        return Measurement(name, None, error="no interval measured yet")
-    picks: dict[str, Callable[[window.Window], float | None]] = {
-        "errorRate": window.error_rate,
-        "latencyP99": lambda w: window.quantile(w, 0.99),
-        "drift": lambda w: w.drift,
-    }
-    pick = picks[kind]
-    return Measurement(
-        name, pick(candidate), pick(stable) if stable is not None else None,
-        requests=candidate.requests if kind != "drift" else None,
-    )  # fmt: skip

@@ -19,7 +19,8 @@ def render(query: str, *, name: str, namespace: str, revision: str, interval: st
 
 
 def query(address: str, promql: str, timeout: float = 5.0) -> float | None:
-    """The single value `promql` returns; None when it returns nothing or NaN."""
+    """The single value `promql` returns; None when it returns nothing or NaN, an
+    error when it returns several series."""
     if not address:
         raise ValueError(
             "no Prometheus address: set the metric's address or PITSTOP_PROMETHEUS_URL"
@@ -33,7 +34,14 @@ def query(address: str, promql: str, timeout: float = 5.0) -> float | None:
     result = body["data"]["result"]
     if not result:
         return None
-    value = (
-        float(result[0]["value"][1]) if body["data"]["resultType"] == "vector" else float(result[1])
-    )
+    if body["data"]["resultType"] == "vector":
+        if len(result) > 1:
+            # Picking one series would judge an arbitrary pod or label set.
+            raise ValueError(
+                f"the query returned {len(result)} series; aggregate it to one, "
+                "e.g. sum(...) or max(...)"
+            )
+        value = float(result[0]["value"][1])
+    else:
+        value = float(result[1])
     return None if math.isnan(value) else value

@@ -4,16 +4,19 @@ promote`. The old stable stays up for `scaleDownDelay`, so going back is instant
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from pitstop.api.resource import ModelDeployment
 from pitstop.api.spec import BlueGreenSpec
 from pitstop.rendering import labels
-from pitstop.strategies import progress
+from pitstop.strategies import engine, progress
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import EnsureRevision, SetTraffic
+from pitstop.strategies.working import Rollout
 
-if TYPE_CHECKING:
-    from pitstop.strategies.rollout import Rollout
+
+def split(md: ModelDeployment) -> SetTraffic:
+    """A preview takes no user traffic."""
+    assert md.status.stable is not None
+    return SetTraffic(stable=md.status.stable.revision)
 
 
 def step(r: Rollout) -> None:
@@ -37,3 +40,15 @@ def step(r: Rollout) -> None:
                     f"preview behind Service {preview}; run `pitstop promote "
                     f"{r.md.metadata.name}` to switch traffic")  # fmt: skip
         r.progress = (Reason.AWAITING_PROMOTION, r.paused)
+
+
+STRATEGY = engine.register(
+    engine.Strategy(
+        kind="BlueGreen",
+        state="Preview",
+        step=step,
+        split=split,
+        first_weight=lambda spec: 100,
+        stepped=False,
+    )
+)

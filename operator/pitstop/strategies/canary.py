@@ -1,19 +1,16 @@
-"""Canary: weighted steps towards the candidate. A step advances after its pause and a
-passing verdict (an inconclusive one holds it); a step without a pause waits for
+"""Canary: weighted steps towards the candidate. A step advances as soon as the analysis
+passes (after the step's minPause), and at the end of its pause with the analysis still
+inconclusive does what analysis.onInconclusive says; a step without a pause waits for
 `pitstop promote`. After the last step the candidate becomes stable."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from pitstop.api import durations
+from pitstop.api.resource import ModelDeployment
 from pitstop.api.spec import CanaryStep, ModelDeploymentSpec
-from pitstop.strategies import progress
+from pitstop.strategies import engine, progress, shares
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import EnsureRevision, SetTraffic
-
-if TYPE_CHECKING:
-    from pitstop.strategies.rollout import Rollout
+from pitstop.strategies.working import Rollout
 
 # Used when `strategy.canary` is omitted.
 DEFAULT_STEPS = (CanaryStep(weight=20, pause="30s"), CanaryStep(weight=50, pause="30s"))
@@ -24,6 +21,15 @@ def steps_of(spec: ModelDeploymentSpec) -> tuple[CanaryStep, ...]:
     return tuple(settings.steps) if settings is not None else DEFAULT_STEPS
 
 
+def split(md: ModelDeployment) -> SetTraffic:
+    """The current step's weight: what the provider must show before the step counts."""
+    assert md.status.stable is not None
+    assert md.status.candidate is not None
+    steps = steps_of(md.spec)
+    weight = steps[min(md.status.candidate.step or 0, len(steps) - 1)].weight
+    return SetTraffic(md.status.stable.revision, md.status.candidate.revision, weight)
+
+
 def step(r: Rollout) -> None:
     candidate, stable = r.candidate, r.stable
     assert candidate is not None
@@ -31,7 +37,7 @@ def step(r: Rollout) -> None:
     steps = steps_of(r.spec)
     index = min(candidate.step or 0, len(steps) - 1)
     current = steps[index]
-    wanted = progress.candidate_replicas(
+    wanted = shares.candidate_replicas(
         r.replicas, current.weight, r.seen.traffic.weights_by_replicas
     )
     r.actions.append(EnsureRevision(candidate.revision, wanted))
@@ -44,8 +50,7 @@ def step(r: Rollout) -> None:
     label = (f"step {index + 1}/{len(steps)}: {r.effective_weight(current.weight)}% of traffic "
              f"to revision {candidate.revision} (version {candidate.version})")  # fmt: skip
     if not r.routed:
-        r.progress = (Reason.WAITING_FOR_TRAFFIC, f"{label}; waiting for the route: "
-                      f"{r.seen.traffic.message}")  # fmt: skip
+        progress.waiting_for_route(r, label, "route")
         return
     if current.pause is None:
         if not r.promote_requested:
@@ -54,14 +59,7 @@ def step(r: Rollout) -> None:
             return
     else:
         started = candidate.step_started_at or r.now
-        left = (started + durations.parse(current.pause) - r.now).total_seconds()
-        if left > 0:
-            r.progress = (Reason.ROLLOUT_IN_PROGRESS, f"{label}; {left:.0f}s left in this step")
-            r.wake.append(left)
-            return
-        if r.seen.checks.verdict == "Inconclusive":
-            r.progress = (Reason.ROLLOUT_IN_PROGRESS, f"{label}; holding: analysis "
-                          f"inconclusive ({r.seen.checks.message})")  # fmt: skip
+        if progress.gate(r, label, started, current.min_pause, current.pause) != "advance":
             return
     if index + 1 < len(steps):
         nxt = steps[index + 1]
@@ -73,3 +71,15 @@ def step(r: Rollout) -> None:
     else:
         r.actions.clear()
         r.promote("0s")
+
+
+STRATEGY = engine.register(
+    engine.Strategy(
+        kind="Canary",
+        state="Canary",
+        step=step,
+        split=split,
+        first_weight=lambda spec: steps_of(spec)[0].weight,
+        stepped=True,
+    )
+)

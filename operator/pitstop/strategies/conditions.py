@@ -53,6 +53,8 @@ class Reason:
     BAD_REQUEST = "InvalidRequest"
     SMOKE_TEST = "SmokeTest"
     SMOKE_FAILED = "SmokeTestFailed"
+    INSUFFICIENT_EVIDENCE = "InsufficientEvidence"
+    INCONCLUSIVE_PROMOTED = "PromotedWithoutVerdict"
 
 
 def set_condition(
@@ -87,3 +89,9 @@ def find(conditions: list[Condition], type_: str) -> Condition | None:
 def is_true(conditions: list[Condition], type_: str) -> bool:
     condition = find(conditions, type_)
     return condition is not None and condition.status == "True"
+
+
+def text(conditions: list[Condition], type_: str) -> str:
+    """A condition's message, or "" when it is not set."""
+    condition = find(conditions, type_)
+    return condition.message if condition is not None else ""

@@ -1,42 +1,22 @@
-"""Moves shared by every strategy: first deployment, start-up, failure, undo.
-
-`advance` brings a new candidate up (state Starting) and then hands it to the module
-of its current state: `bluegreen` (Preview), `shadow` (Shadow), `canary` (Canary).
-"""
+"""Moves the strategies share: first deployment, start-up checks, failure, undo, and
+the evidence gate that ends a canary step or a shadow phase."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import Literal
 
-from pitstop.api.status import CandidateState
-from pitstop.strategies import bluegreen, canary, shadow
+from pitstop.api import durations
+from pitstop.api.status import RevisionStatus
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import EnsureRevision, SetTraffic
+from pitstop.strategies.working import Rollout
 
-if TYPE_CHECKING:
-    from pitstop.strategies.rollout import Rollout
-
-FIRST_STATE: dict[str, CandidateState] = {
-    "BlueGreen": "Preview",
-    "Shadow": "Shadow",
-    "Canary": "Canary",
-}
-
-
-def candidate_replicas(total: int, weight: int, by_replicas: bool) -> int:
-    """Pods for the candidate. With exact weights it runs full size; with the `service`
-    provider the share of pods *is* the weight: c / (total + c) ≈ weight / 100."""
-    if not by_replicas or weight >= 100:
-        return total
-    if weight <= 0:
-        return 0
-    return max(1, round(total * weight / (100 - weight)))
+Gate = Literal["advance", "wait", "ended"]
 
 
 def first(r: Rollout, target: str, image: str) -> None:
     """Nothing serves yet: bring the first revision up and make it stable once available."""
-    from pitstop.api.status import RevisionStatus
-
     candidate = r.candidate
     if candidate is None:
         candidate = RevisionStatus(
@@ -59,31 +39,6 @@ def first(r: Rollout, target: str, image: str) -> None:
         ready = state.ready_replicas if state else 0
         r.progress = (Reason.WAITING_FOR_PODS, f"waiting for revision {target} "
                       f"(version {candidate.version}): {ready}/{r.replicas} ready replicas")  # fmt: skip
-
-
-def advance(r: Rollout) -> None:
-    candidate, stable = r.candidate, r.stable
-    assert candidate is not None
-    assert stable is not None
-    if candidate.state in (None, "Starting"):
-        kind = r.spec.strategy.type
-        weight = canary.steps_of(r.spec)[0].weight if kind == "Canary" else 100
-        wanted = candidate_replicas(r.replicas, weight, r.seen.traffic.weights_by_replicas)
-        r.actions.append(EnsureRevision(candidate.revision, wanted))
-        r.scale(stable.revision, r.replicas)
-        r.split = SetTraffic(stable=stable.revision)
-        if failed(r) or not available(r, wanted) or not smoke_passed(r):
-            return
-        candidate = candidate.model_copy(
-            update={"state": FIRST_STATE[kind], "step": 0 if kind == "Canary" else None,
-                    "step_started_at": r.now}
-        )  # fmt: skip
-        r.candidate = candidate
-        r.actions.clear()  # the state's own step decides this pass's actions
-        r.routed = False  # what the provider verified was the split before this state
-    {"Preview": bluegreen.step, "Shadow": shadow.step, "Canary": canary.step}[
-        candidate.state or "Canary"
-    ](r)
 
 
 def failed(r: Rollout) -> bool:
@@ -126,6 +81,65 @@ def available(r: Rollout, replicas: int) -> bool:
     r.progress = (Reason.WAITING_FOR_PODS, f"waiting for revision {candidate.revision} "
                   f"(version {candidate.version}): {ready}/{replicas} ready replicas")  # fmt: skip
     return False
+
+
+def waiting_for_route(r: Rollout, label: str, what: str) -> None:
+    message = r.seen.traffic.message
+    r.progress = (Reason.WAITING_FOR_TRAFFIC,
+                  f"{label}; waiting for the {what}" + (f": {message}" if message else
+                  " to show it"))  # fmt: skip
+
+
+def gate(r: Rollout, label: str, started: datetime, least: str | None, most: str) -> Gate:
+    """Whether the current step (or shadow phase) may end now.
+
+    With analysis metrics it ends as soon as every metric passes once `least` has gone
+    by; a failure never reaches here (it rolls back first). When `most` runs out with a
+    metric still inconclusive, `analysis.onInconclusive` decides: Hold (stay, saying
+    what lacks evidence), Rollback, or Promote. Without metrics it lasts `most`.
+    """
+    elapsed = r.now - started
+    shortest = durations.parse(least) if least else timedelta(0)
+    longest = durations.parse(most)
+    verdict = r.seen.checks.verdict
+    if r.promote_requested:
+        return "advance"
+    if verdict is None:  # no analysis: a fixed pause
+        return (
+            "advance" if elapsed >= longest else _wait(r, f"{label}; {{}}s left", longest - elapsed)
+        )
+    if elapsed < shortest:
+        return _wait(r, f"{label}; at least {{}}s left", shortest - elapsed)
+    if verdict == "Pass":
+        return "advance"
+    if elapsed < longest:
+        left = longest - elapsed
+        r.progress = (Reason.ROLLOUT_IN_PROGRESS, f"{label}; gathering evidence "
+                      f"({left.total_seconds():.0f}s at most): {r.seen.checks.message}")  # fmt: skip
+        r.wake.append(left.total_seconds())
+        return "wait"
+    action = r.spec.analysis.on_inconclusive
+    why = f"no verdict after {most}: {r.seen.checks.message}"
+    if action == "Promote":
+        r.note(Reason.INCONCLUSIVE_PROMOTED, f"{label}: {why}; continuing (onInconclusive: "
+               "Promote)")  # fmt: skip
+        return "advance"
+    if action == "Rollback":
+        candidate = r.candidate
+        assert candidate is not None
+        r.degraded = f"revision {candidate.revision} rolled back: {why} (onInconclusive: Rollback)"
+        r.end_candidate("RolledBack", why, reject=True)
+        r.actions.clear()
+        r.hold()
+        return "ended"
+    r.progress = (Reason.INSUFFICIENT_EVIDENCE, f"{label}; held (onInconclusive: Hold): {why}")
+    return "wait"
+
+
+def _wait(r: Rollout, text: str, left: timedelta) -> Gate:
+    r.progress = (Reason.ROLLOUT_IN_PROGRESS, text.format(f"{left.total_seconds():.0f}"))
+    r.wake.append(left.total_seconds())
+    return "wait"
 
 
 def restore(r: Rollout) -> None:

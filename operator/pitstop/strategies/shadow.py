@@ -1,19 +1,25 @@
-"""Shadow: the candidate receives a mirrored share of requests for `duration` and never
-answers users; its answers are compared with production's. Then it is promoted (by a
-blue/green switch or canary steps, as configured) or held for `pitstop promote`."""
+"""Shadow: the candidate receives a mirrored share of requests and never answers users;
+its answers are compared with production's. The phase ends as soon as the analysis
+passes (after minDuration), and at the end of `duration` with it still inconclusive
+does what analysis.onInconclusive says. Then the candidate is promoted (by a blue/green
+switch or canary steps, as configured) or held for `pitstop promote`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from pitstop.api import durations
+from pitstop.api.resource import ModelDeployment
 from pitstop.api.spec import BlueGreenSpec, ShadowSpec
-from pitstop.strategies import progress
+from pitstop.strategies import engine, progress
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import EnsureRevision, SetTraffic
+from pitstop.strategies.working import Rollout
 
-if TYPE_CHECKING:
-    from pitstop.strategies.rollout import Rollout
+
+def split(md: ModelDeployment) -> SetTraffic:
+    """The mirror: what the provider must show before mirrored evidence counts."""
+    assert md.status.stable is not None
+    assert md.status.candidate is not None
+    percent = (md.spec.strategy.shadow or ShadowSpec()).percent
+    return SetTraffic(md.status.stable.revision, md.status.candidate.revision, mirror=percent)
 
 
 def step(r: Rollout) -> None:
@@ -29,18 +35,13 @@ def step(r: Rollout) -> None:
     if progress.failed(r) or not progress.available(r, r.replicas):
         return
     label = f"mirroring {settings.percent}% of requests to revision {candidate.revision}"
+    if not r.routed:
+        progress.waiting_for_route(r, label, "mirror")
+        return
     started = candidate.step_started_at or r.now
-    left = (started + durations.parse(settings.duration) - r.now).total_seconds()
-    if left > 0:
-        r.progress = (Reason.SHADOW_STARTED, f"{label}; {left:.0f}s left")
-        r.wake.append(left)
-    elif not r.routed:
-        r.progress = (Reason.WAITING_FOR_TRAFFIC, f"{label}; waiting for the mirror: "
-                      f"{r.seen.traffic.message}")  # fmt: skip
-    elif r.seen.checks.verdict == "Inconclusive":
-        r.progress = (Reason.ROLLOUT_IN_PROGRESS, f"{label}; holding: analysis inconclusive "
-                      f"({r.seen.checks.message})")  # fmt: skip
-    elif settings.promote == "Auto" or r.promote_requested:
+    if progress.gate(r, label, started, settings.min_duration, settings.duration) != "advance":
+        return
+    if settings.promote == "Auto" or r.promote_requested:
         if settings.promote_with == "BlueGreen":
             r.actions.clear()
             r.promote((r.spec.strategy.blue_green or BlueGreenSpec()).scale_down_delay)
@@ -56,3 +57,15 @@ def step(r: Rollout) -> None:
         r.paused = (f"shadow of revision {candidate.revision} complete; run `pitstop promote "
                     f"{r.md.metadata.name}` to promote it")  # fmt: skip
         r.progress = (Reason.AWAITING_PROMOTION, r.paused)
+
+
+STRATEGY = engine.register(
+    engine.Strategy(
+        kind="Shadow",
+        state="Shadow",
+        step=step,
+        split=split,
+        first_weight=lambda spec: 100,
+        stepped=False,
+    )
+)

@@ -1,4 +1,4 @@
-"""Limits, relative limits, inconclusive measurements and the failure limit."""
+"""The fixed-threshold judge of value metrics: limits, inconclusive measurements, failureLimit."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pitstop.analysis import verdict
-from pitstop.analysis.verdict import Measurement
+from pitstop.analysis import threshold
+from pitstop.analysis.threshold import Measurement
 from pitstop.api.spec import AnalysisSpec, MetricSpec
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -32,7 +32,7 @@ def metric(**limits: Any) -> MetricSpec:
     ],
 )  # fmt: skip
 def test_judge(limits: dict[str, Any], measured: Measurement, expected: str, why: str) -> None:
-    result, reason = verdict.judge(metric(**limits), measured, min_requests=50)
+    result, reason = threshold.judge(metric(**limits), measured, min_requests=50)
     assert result.verdict == expected
     assert why in reason
 
@@ -48,22 +48,22 @@ SPEC = AnalysisSpec.model_validate(
 
 def test_failures_count_up_to_the_limit_then_fail() -> None:
     bad = [Measurement("m", 0.2, requests=100)]
-    first = verdict.evaluate(SPEC, None, "cand", bad, NOW)
+    first = threshold.evaluate(SPEC, None, "cand", bad, NOW)
     assert (first.failures, first.verdict) == (1, "Inconclusive")  # within failureLimit: hold
-    second = verdict.evaluate(SPEC, first, "cand", bad, NOW + timedelta(seconds=5))
+    second = threshold.evaluate(SPEC, first, "cand", bad, NOW + timedelta(seconds=5))
     assert (second.failures, second.verdict) == (2, "Fail")
     assert "m 0.2 > max 0.01" in second.message
 
 
 def test_a_new_revision_starts_counting_again() -> None:
-    failed = verdict.evaluate(SPEC, None, "old", [Measurement("m", 0.2, requests=100)], NOW)
-    fresh = verdict.evaluate(SPEC, failed, "new", [Measurement("m", 0.0, requests=100)], NOW)
+    failed = threshold.evaluate(SPEC, None, "old", [Measurement("m", 0.2, requests=100)], NOW)
+    fresh = threshold.evaluate(SPEC, failed, "new", [Measurement("m", 0.0, requests=100)], NOW)
     assert (fresh.failures, fresh.verdict) == (0, "Pass")
 
 
 def test_due_after_an_interval() -> None:
-    done = verdict.evaluate(SPEC, None, "cand", [], NOW)
-    assert not verdict.due(SPEC, done, "cand", NOW + timedelta(seconds=4))
-    assert verdict.due(SPEC, done, "cand", NOW + timedelta(seconds=5))
-    assert verdict.due(SPEC, done, "other", NOW)
-    assert verdict.seconds_until_due(SPEC, done, NOW + timedelta(seconds=2)) == 3
+    done = threshold.evaluate(SPEC, None, "cand", [], NOW)
+    assert not threshold.due(SPEC, done, "cand", NOW + timedelta(seconds=4))
+    assert threshold.due(SPEC, done, "cand", NOW + timedelta(seconds=5))
+    assert threshold.due(SPEC, done, "other", NOW)
+    assert threshold.seconds_until_due(SPEC, done, NOW + timedelta(seconds=2)) == 3

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from pitstop.api.resource import ModelDeployment
-from pitstop.strategies import conditions, rollout
+from pitstop.strategies import conditions, engine
 from pitstop.strategies.decision import (
     Checks,
     DeleteRevision,
@@ -174,7 +174,7 @@ def test_decide(
     stable: str | None,
     candidate_state: str | None,
 ) -> None:
-    decision = rollout.decide(model, world, NOW)
+    decision = engine.decide(model, world, NOW)
     assert list(decision.actions) == actions
     status = decision.status
     assert status.phase == phase
@@ -192,7 +192,7 @@ def history(*entries: tuple[str, str, datetime | None]) -> list[dict[str, Any]]:
 def test_blue_green_switch_keeps_the_old_stable_up_then_retires_it() -> None:
     model = md({"type": "BlueGreen", "blueGreen": {"scaleDownDelay": "30s"}},
                {**STABLE, "candidate": cand("Preview")})  # fmt: skip
-    switched = rollout.decide(model, seen({"old": up(), "new": up()}), NOW)
+    switched = engine.decide(model, seen({"old": up(), "new": up()}), NOW)
     status = switched.status
     assert status.stable is not None
     assert status.stable.revision == "new"
@@ -204,7 +204,7 @@ def test_blue_green_switch_keeps_the_old_stable_up_then_retires_it() -> None:
         ("new", "Promoted"),
     ]
     later = md({"type": "BlueGreen"}, status.model_dump(by_alias=True))
-    retired = rollout.decide(later, seen({"old": up(), "new": up()}), NOW + timedelta(seconds=31))
+    retired = engine.decide(later, seen({"old": up(), "new": up()}), NOW + timedelta(seconds=31))
     assert ScaleRevision("old", 0) in retired.actions
     assert retired.status.previous is None
 
@@ -213,7 +213,7 @@ def test_failure_after_promotion_goes_back_to_the_previous_stable() -> None:
     model = md({"type": "BlueGreen"}, {
         "stable": rev("new", "7"), "previous": rev("old", until=NOW + timedelta(seconds=20)),
         "history": history(("old", "Retired", EARLIER), ("new", "Promoted", None))})  # fmt: skip
-    decision = rollout.decide(model, seen({"old": up(), "new": up()},
+    decision = engine.decide(model, seen({"old": up(), "new": up()},
                                           checks=Checks("Fail", "p99 0.9 > 0.25")), NOW)  # fmt: skip
     status = decision.status
     assert status.stable is not None
@@ -231,13 +231,13 @@ def test_failure_after_promotion_goes_back_to_the_previous_stable() -> None:
 def test_abort_request_rolls_back_and_is_handled_once() -> None:
     model = md(STEPS, {**STABLE, "candidate": cand("Canary", step=0)})
     request = Request("abort", "req-1")
-    aborted = rollout.decide(model, seen({"old": up(), "new": up()}, request=request), NOW)
+    aborted = engine.decide(model, seen({"old": up(), "new": up()}, request=request), NOW)
     assert aborted.status.candidate is None
     assert aborted.status.rejected_revision == "new"
     assert aborted.status.last_request == "req-1"
     assert aborted.status.history[-1].outcome == "Aborted"
     again = md(STEPS, aborted.status.model_dump(by_alias=True))
-    second = rollout.decide(again, seen({"old": up(), "new": up(0)}, request=request), NOW)
+    second = engine.decide(again, seen({"old": up(), "new": up(0)}, request=request), NOW)
     assert second.status.phase == "RolledBack"
     assert [e.reason for e in second.events if e.reason == "Aborted"] == []
 
@@ -258,7 +258,7 @@ def test_a_traffic_problem_is_reported_not_routed_and_looked_at_again(
     model: ModelDeployment, revisions: dict[str, RevisionState], progressing: str
 ) -> None:
     """The provider would fail on a missing route; nothing watches routes, so poll."""
-    decision = rollout.decide(model, seen(revisions, traffic=Traffic(problem=MISSING)), NOW)
+    decision = engine.decide(model, seen(revisions, traffic=Traffic(problem=MISSING)), NOW)
     assert [a for a in decision.actions if isinstance(a, SetTraffic)] == []
     found = conditions.find(decision.status.conditions, conditions.PROGRESSING)
     assert found is not None
@@ -267,12 +267,12 @@ def test_a_traffic_problem_is_reported_not_routed_and_looked_at_again(
         "TrafficUnavailable",
         MISSING,
     )
-    assert decision.requeue_after == rollout.POLL_SECONDS
+    assert decision.requeue_after == engine.POLL_SECONDS
 
 
 def test_retry_clears_the_rejection_and_the_rollout_starts_again() -> None:
     model = md(STEPS, {**STABLE, "rejectedRevision": "new"})
-    decision = rollout.decide(model, seen({"old": up()}, request=Request("retry", "r2")), NOW)
+    decision = engine.decide(model, seen({"old": up()}, request=Request("retry", "r2")), NOW)
     assert decision.status.rejected_revision is None
     assert decision.status.candidate is not None
     assert decision.status.candidate.state == "Starting"
@@ -282,12 +282,12 @@ def test_undo_brings_a_retained_revision_back_and_holds_the_spec_revision() -> N
     model = md(STEPS, {"stable": rev("new", "7"), "history": history(
         ("older", "Retired", EARLIER - timedelta(minutes=1)), ("new", "Promoted", None))})  # fmt: skip
     world = {"new": up(), "older": up(0)}
-    first = rollout.decide(model, seen(world, request=Request("undo", "u1", "older")), NOW)
+    first = engine.decide(model, seen(world, request=Request("undo", "u1", "older")), NOW)
     assert ScaleRevision("older", 2) in first.actions
     assert first.status.candidate is not None
     assert first.status.candidate.state == "Restoring"
     back = md(STEPS, first.status.model_dump(by_alias=True))
-    done = rollout.decide(back, seen({"new": up(), "older": up()}), NOW)
+    done = engine.decide(back, seen({"new": up(), "older": up()}), NOW)
     assert done.status.stable is not None
     assert done.status.stable.revision == "older"
     assert done.status.rejected_revision == "new"
@@ -297,7 +297,7 @@ def test_undo_brings_a_retained_revision_back_and_holds_the_spec_revision() -> N
 
 def test_undo_to_an_unknown_revision_is_refused_with_an_event() -> None:
     model = md(STEPS, {"stable": rev("new", "7")})
-    decision = rollout.decide(model, seen({"new": up()}, request=Request("undo", "u", "nope")), NOW)
+    decision = engine.decide(model, seen({"new": up()}, request=Request("undo", "u", "nope")), NOW)
     assert decision.status.stable is not None
     assert decision.status.stable.revision == "new"
     assert [(e.type, e.reason) for e in decision.events] == [("Warning", "InvalidRequest")]
@@ -309,7 +309,7 @@ def test_retired_revisions_scale_to_zero_and_go_beyond_the_history_limit() -> No
         ("r3", "RolledBack", NOW - timedelta(hours=1)), ("new", "Promoted", None))},
         revisionHistoryLimit=2)  # fmt: skip
     world = {"new": up(), "r1": up(0), "r2": up(), "r3": up(0), "stray": up()}
-    decision = rollout.decide(model, seen(world), NOW)
+    decision = engine.decide(model, seen(world), NOW)
     assert ScaleRevision("r2", 0) in decision.actions
     assert DeleteRevision("r1") in decision.actions
     assert DeleteRevision("stray") in decision.actions
@@ -319,19 +319,19 @@ def test_retired_revisions_scale_to_zero_and_go_beyond_the_history_limit() -> No
 
 def test_current_split_follows_the_recorded_step() -> None:
     model = md(STEPS, {**STABLE, "candidate": cand("Canary", step=1)})
-    assert rollout.current_split(model) == SetTraffic("old", "new", 50)
+    assert engine.current_split(model) == SetTraffic("old", "new", 50)
     shadow = md(
         {"type": "Shadow", "shadow": {"percent": 30}}, {**STABLE, "candidate": cand("Shadow")}
     )
-    assert rollout.current_split(shadow) == SetTraffic("old", "new", 0, 30)
-    assert rollout.current_split(md(STEPS, STABLE)) == SetTraffic("old")
+    assert engine.current_split(shadow) == SetTraffic("old", "new", 0, 30)
+    assert engine.current_split(md(STEPS, STABLE)) == SetTraffic("old")
 
 
 def test_status_is_unchanged_when_the_world_is() -> None:
     """The reconciler skips the status write when nothing changed: decide is idempotent."""
-    first = rollout.decide(md(status={"candidate": cand("Starting")}), seen({"new": up()}), NOW)
+    first = engine.decide(md(status={"candidate": cand("Starting")}), seen({"new": up()}), NOW)
     again = md(status=first.status.model_dump(by_alias=True))
-    second = rollout.decide(again, seen({"new": up()}), NOW + timedelta(hours=1))
+    second = engine.decide(again, seen({"new": up()}), NOW + timedelta(hours=1))
     assert second.status == first.status
     assert second.events == ()
     assert second.requeue_after is None
@@ -339,7 +339,7 @@ def test_status_is_unchanged_when_the_world_is() -> None:
 
 def test_a_failed_smoke_test_aborts_before_any_traffic() -> None:
     model = md(STEPS, {**STABLE, "candidate": cand("Starting")})
-    decision = rollout.decide(model, seen({"old": up(), "new": up()},
+    decision = engine.decide(model, seen({"old": up(), "new": up()},
                                           smoke=Checks("Fail", "HTTP 500: boom")), NOW)  # fmt: skip
     status = decision.status
     assert status.candidate is None
@@ -354,7 +354,7 @@ def test_a_failed_smoke_test_aborts_before_any_traffic() -> None:
 
 def test_a_pending_smoke_test_holds_the_candidate_without_traffic() -> None:
     model = md(STEPS, {**STABLE, "candidate": cand("Starting")})
-    decision = rollout.decide(model, seen({"old": up(), "new": up()},
+    decision = engine.decide(model, seen({"old": up(), "new": up()},
                                           smoke=Checks("Inconclusive", "waiting")), NOW)  # fmt: skip
     assert decision.status.candidate is not None
     assert decision.status.candidate.state == "Starting"
@@ -364,7 +364,7 @@ def test_a_pending_smoke_test_holds_the_candidate_without_traffic() -> None:
 def test_post_promotion_window_keeps_the_previous_stable_up() -> None:
     model = md(STEPS, {**STABLE, "candidate": cand("Canary", step=1)},
                analysis={"postPromotionWindow": "2m"})  # fmt: skip
-    decision = rollout.decide(
+    decision = engine.decide(
         model, seen({"old": up(), "new": up()}, request=Request("promote", "p")), NOW
     )
     assert decision.status.previous is not None
@@ -375,7 +375,7 @@ def test_a_step_entered_in_this_pass_waits_for_its_route_to_be_verified() -> Non
     """The provider verified the split from before the step: a promote must not skip it."""
     model = md({"type": "Canary", "canary": {"steps": [{"weight": 10}, {"weight": 50}]}},
                {**STABLE, "candidate": cand("Starting")})  # fmt: skip
-    decision = rollout.decide(
+    decision = engine.decide(
         model, seen({"old": up(), "new": up()}, request=Request("promote", "p")), NOW
     )
     assert decision.status.candidate is not None

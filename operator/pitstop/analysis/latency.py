@@ -1,0 +1,151 @@
+"""Judge the p99 latency from both revisions' latency buckets — not a ratio of two noisy
+p99 estimates, but bounds on each quantile that hold at every look (`bounds`).
+
+"p99 <= 1.2 x stable" fails when confident the candidate's p99 lies above 1.2 times
+an upper bound of the stable's, passes when confident it lies below 1.2 times a lower
+bound of it. Four bounds are in play (lower and upper, candidate and stable): each gets
+a quarter of the limit's error budget. Bucket bounds are the precision: the template's
+buckets are 9 % apart, so a 1.2 ratio can be told apart once there is evidence enough;
+older images' coarse buckets (2-2.5x apart) cannot show a ratio below about 5 to pass.
+Pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pitstop.analysis import bounds
+from pitstop.analysis.bounds import QuantileBounds
+from pitstop.analysis.outcome import Outcome, combine, reasons
+from pitstop.api.spec import MetricSpec
+from pitstop.api.status import MetricEvidence, MetricResult, Tally
+
+Q = 0.99
+
+
+@dataclass(frozen=True)
+class Block:
+    """One look's answers per latency bucket (by upper bound in seconds)."""
+
+    candidate: Mapping[float, float]
+    stable: Mapping[float, float] | None = None
+
+
+def _key(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else format(bound, ".6g")
+
+
+def _merge(tally: Tally | None, buckets: Mapping[float, float]) -> Tally:
+    old = dict((tally.buckets or {}) if tally else {})
+    for bound, count in buckets.items():
+        if count > 0:
+            old[_key(bound)] = old.get(_key(bound), 0.0) + count
+    return Tally(requests=sum(old.values()), buckets=old)
+
+
+def _buckets(tally: Tally | None) -> list[tuple[float, float]]:
+    found = sorted(
+        (float(bound), count) for bound, count in ((tally.buckets or {}) if tally else {}).items()
+    )
+    return found
+
+
+def judge(
+    metric: MetricSpec,
+    previous: MetricEvidence | None,
+    block: Block | None,
+    alpha: float,
+    min_requests: int,
+) -> tuple[MetricResult, str]:
+    evidence = previous or MetricEvidence()
+    if block is not None:
+        stable = evidence.stable
+        if block.stable is not None:
+            stable = _merge(stable, block.stable)
+        evidence = MetricEvidence(candidate=_merge(evidence.candidate, block.candidate),
+                                  stable=stable)  # fmt: skip
+    limits = [
+        x for x in (metric.max, metric.min, metric.max_above_stable, metric.max_ratio_to_stable)
+        if x is not None
+    ]  # fmt: skip
+    share = alpha / max(1, len(limits)) / 4
+    cand = bounds.quantile_bounds(_buckets(evidence.candidate), Q, share)
+    stab = bounds.quantile_bounds(_buckets(evidence.stable), Q, share)
+    outcomes: list[Outcome] = []
+    lower, upper = _positive(cand.lower), _finite(cand.upper)
+    if metric.max is not None:
+        outcomes.append(_check(metric.name, f"<= {metric.max:g}s", cand.lower >= metric.max,
+                               cand.upper <= metric.max))  # fmt: skip
+    if metric.min is not None:
+        outcomes.append(_check(metric.name, f">= {metric.min:g}s", cand.upper < metric.min,
+                               cand.lower >= metric.min))  # fmt: skip
+    if metric.max_ratio_to_stable is not None:
+        r = metric.max_ratio_to_stable
+        outcomes.append(_check(metric.name, f"<= {r:g} x stable", cand.lower >= r * stab.upper,
+                               stab.lower > 0 and cand.upper <= r * stab.lower))  # fmt: skip
+        lower = cand.lower / stab.upper if cand.lower > 0 and math.isfinite(stab.upper) else None
+        upper = cand.upper / stab.lower if stab.lower > 0 and math.isfinite(cand.upper) else None
+    if metric.max_above_stable is not None:
+        d = metric.max_above_stable
+        outcomes.append(_check(metric.name, f"<= stable + {d:g}s", cand.lower - stab.upper >= d,
+                               cand.upper - stab.lower <= d))  # fmt: skip
+        lower = _finite(cand.lower - stab.upper)
+        upper = _finite(cand.upper - stab.lower)
+    n = evidence.candidate.requests
+    outcomes = [_with_needs(o, n, cand, stab, metric) for o in outcomes]
+    verdict, needs = combine(outcomes, n, min_requests)
+    result = MetricResult(
+        name=metric.name, value=cand.estimate, stable_value=stab.estimate, lower=lower,
+        upper=upper, verdict=verdict, requests=n, needs=needs, evidence=evidence,
+    )  # fmt: skip
+    return result, reasons(outcomes)
+
+
+def _check(name: str, limit: str, broken: bool, kept: bool) -> Outcome:
+    if broken:
+        return Outcome("Fail", f"{name} breaks p99 {limit} (confident)")
+    if kept:
+        return Outcome("Pass")
+    return Outcome("Inconclusive", f"{name} p99 {limit}: not enough evidence")
+
+
+def _with_needs(
+    outcome: Outcome, n: float, cand: QuantileBounds, stab: QuantileBounds, metric: MetricSpec
+) -> Outcome:
+    """A rough count: interval widths shrink like 1/sqrt(requests)."""
+    if outcome.verdict != "Inconclusive" or n <= 0 or cand.estimate is None:
+        return outcome
+    limit = _limit_value(metric, stab.estimate)
+    if limit is None or limit <= 0 or cand.estimate <= 0:
+        return outcome
+    low, high = max(cand.lower, 1e-9), cand.upper
+    if not math.isfinite(high) or low <= 1e-9:
+        return outcome
+    width = math.log(high / low) / 2
+    distance = abs(math.log(cand.estimate / limit))
+    if distance <= 1e-9:
+        return outcome
+    needed = n * (width / distance) ** 2
+    return Outcome(outcome.verdict, outcome.reason, max(1, math.ceil(needed - n)))
+
+
+def _limit_value(metric: MetricSpec, stable_p99: float | None) -> float | None:
+    if metric.max is not None:
+        return metric.max
+    if stable_p99 is None:
+        return None
+    if metric.max_ratio_to_stable is not None:
+        return metric.max_ratio_to_stable * stable_p99
+    if metric.max_above_stable is not None:
+        return stable_p99 + metric.max_above_stable
+    return None
+
+
+def _positive(x: float) -> float | None:
+    return x if x > 0 else None
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
