@@ -32,7 +32,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy.optimize import brentq
+import numpy as np
 from scipy.special import betaln
 
 PRIOR = 0.5  # Jeffreys: Beta(1/2, 1/2)
@@ -66,21 +66,45 @@ def below(p: float, k: float, n: float, alpha: float) -> bool:
 
 def interval(k: float, n: float, alpha: float) -> tuple[float, float]:
     """The confidence sequence's interval after k of n (0..1 before any data)."""
-    if n <= 0:
-        return 0.0, 1.0
-    estimate = min(max(k / n, 0.0), 1.0)
-    threshold = math.log(1.0 / alpha)
+    lower, upper = intervals(np.array([k], dtype=float), np.array([n], dtype=float), alpha)
+    return float(lower[0]), float(upper[0])
 
-    def gap(p: float) -> float:
-        return log_martingale(p, k, n) - threshold
 
-    lower = 0.0
-    if estimate > _TINY and gap(_TINY) > 0:
-        lower = float(brentq(gap, _TINY, estimate))
-    upper = 1.0
-    if estimate < 1.0 - _TINY and gap(1.0 - _TINY) > 0:
-        upper = float(brentq(gap, estimate, 1.0 - _TINY))
-    return lower, upper
+def intervals(
+    k: np.ndarray, n: np.ndarray, alpha: float | np.ndarray, iterations: int = 12
+) -> tuple[np.ndarray, np.ndarray]:
+    """`interval` for many counts at once.
+
+    log M_n(p) = C - k log p - (n - k) log(1 - p) with C independent of p, so each end
+    solves k log p + (n - k) log(1 - p) = C - log(1/alpha) on its side of k / n.
+    """
+    n = np.maximum(np.asarray(n, dtype=float), 0.0)
+    k = np.clip(np.asarray(k, dtype=float), 0.0, n)
+    level = betaln(PRIOR + k, PRIOR + n - k) - betaln(PRIOR, PRIOR) + np.log(alpha)
+    lower = _far_end(n - k, k, level, iterations)
+    upper = 1.0 - _far_end(k, n - k, level, iterations)
+    empty = n <= 0
+    return np.where(empty, 0.0, lower), np.where(empty, 1.0, upper)
+
+
+def _far_end(a: np.ndarray, b: np.ndarray, level: np.ndarray, iterations: int) -> np.ndarray:
+    """The smallest probability P with a log(1 - P) + b log P above `level` (0 if none).
+
+    In x = log P the left side is concave and rises until P = b / (a + b), so Newton's
+    method started far to the left climbs to the crossing without overshooting it.
+    """
+    x = np.full(np.shape(level), math.log(_TINY))
+
+    def phi(x: np.ndarray) -> np.ndarray:
+        return np.asarray(a * np.log1p(-np.exp(x)) + b * x)
+
+    open_end = (b <= 0) | (phi(x) >= level)
+    top = np.log(np.maximum(b, _TINY) / np.maximum(a + b, _TINY))
+    for _ in range(iterations):
+        slope = b - a * np.exp(x) / -np.expm1(x)
+        step = (level - phi(x)) / np.where(slope > 0, slope, 1.0)
+        x = np.minimum(x + np.maximum(step, 0.0), top)
+    return np.where(open_end, 0.0, np.exp(x))
 
 
 @dataclass(frozen=True)
@@ -100,19 +124,23 @@ def quantile_bounds(
     `buckets` are (upper bound, count in that bucket) in ascending order of bound; the
     last bound may be +inf. `lower` is 0 and `upper` +inf while the data cannot say.
     """
-    total = sum(count for _, count in buckets)
-    tail_share = 1.0 - q
-    lower, upper = 0.0, math.inf
-    above_bound = total
-    for bound, count in buckets:
-        above_bound -= count  # observations slower than `bound`
-        if math.isinf(bound):
-            break
-        if above(tail_share, above_bound, total, alpha):
-            lower = bound  # more than 1 - q are slower: the quantile is above it
-        elif upper == math.inf and below(tail_share, above_bound, total, alpha):
-            upper = bound
-    return QuantileBounds(lower, upper, quantile(buckets, q))
+    estimate = quantile(buckets, q)
+    finite = [(b, c) for b, c in buckets if math.isfinite(b)]
+    total = float(sum(c for _, c in buckets))
+    if not finite or total <= 0:
+        return QuantileBounds(0.0, math.inf, estimate)
+    bounds_ = np.array([b for b, _ in finite])
+    slower = total - np.cumsum([c for _, c in finite])  # observations above each bound
+    tail = 1.0 - q
+    share = slower / total
+    level = betaln(PRIOR + slower, PRIOR + total - slower) - betaln(PRIOR, PRIOR)
+    evidence = level - slower * math.log(tail) - (total - slower) * math.log1p(-tail)
+    excluded = evidence >= math.log(1.0 / alpha)
+    above_ = np.flatnonzero(excluded & (share > tail))  # confident more than 1 - q are slower
+    below_ = np.flatnonzero(excluded & (share < tail))
+    lower = float(bounds_[above_.max()]) if above_.size else 0.0
+    upper = float(bounds_[below_.min()]) if below_.size else math.inf
+    return QuantileBounds(lower, upper, estimate)
 
 
 def quantile(buckets: Sequence[tuple[float, float]], q: float) -> float | None:

@@ -59,7 +59,7 @@ def judge(
             outcome.reason
         )
     share = alpha / len(bins)
-    found = {name: psi.psi_bounds(expected[name], counts, share) for name, counts in bins.items()}
+    found = psi.many({name: (expected[name], counts) for name, counts in bins.items()}, share)
     worst = max(found, key=lambda name: found[name].lower)
     rows = evidence.candidate.requests
     if found[worst].lower > limit:

@@ -3,8 +3,8 @@ p99 estimates, but bounds on each quantile that hold at every look (`bounds`).
 
 "p99 <= 1.2 x stable" fails when confident the candidate's p99 lies above 1.2 times
 an upper bound of the stable's, passes when confident it lies below 1.2 times a lower
-bound of it. Four bounds are in play (lower and upper, candidate and stable): each gets
-a quarter of the limit's error budget. Bucket bounds are the precision: the template's
+bound of it. A failure rests on two bounds (the candidate's lower, the stable's upper)
+and a pass on the other two, so each bound gets half of the limit's error budget. Bucket bounds are the precision: the template's
 buckets are 9 % apart, so a 1.2 ratio can be told apart once there is evidence enough;
 older images' coarse buckets (2-2.5x apart) cannot show a ratio below about 5 to pass.
 Pure.
@@ -70,7 +70,9 @@ def judge(
         x for x in (metric.max, metric.min, metric.max_above_stable, metric.max_ratio_to_stable)
         if x is not None
     ]  # fmt: skip
-    share = alpha / max(1, len(limits)) / 4
+    # A failure rests on two bounds (the candidate's lower, the stable's upper), a pass on
+    # the other two: half of the limit's budget for each keeps either error within it.
+    share = alpha / max(1, len(limits)) / 2
     cand = bounds.quantile_bounds(_buckets(evidence.candidate), Q, share)
     stab = bounds.quantile_bounds(_buckets(evidence.stable), Q, share)
     outcomes: list[Outcome] = []

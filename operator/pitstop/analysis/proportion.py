@@ -56,7 +56,10 @@ def judge(
         outcomes.append(_absolute(metric.name, k, n, metric.max, share, upper_limit=True))
     if metric.min is not None:
         outcomes.append(_absolute(metric.name, k, n, metric.min, share, upper_limit=False))
-    lower, upper = bounds.interval(k, n, share) if n > 0 else (None, None)
+    lower: float | None = None
+    upper: float | None = None
+    if relative is None and n > 0:
+        lower, upper = bounds.interval(k, n, share)
     stable_value = None
     if relative is not None:
         kind, limit = relative

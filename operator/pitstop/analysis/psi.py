@@ -19,8 +19,10 @@ Pure: no I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from pitstop.analysis import bounds
 
@@ -35,23 +37,45 @@ class PsiBounds:
     rows: float
 
 
-def _term(share: float, expected: float) -> float:
-    a, e = max(share, EPSILON), max(expected, EPSILON)
-    return (a - e) * math.log(a / e)
-
-
 def psi_bounds(expected: Sequence[float], counts: Sequence[float], alpha: float) -> PsiBounds:
     """Bounds on one feature's PSI that hold at level 1 - alpha, at every sample size."""
-    rows = float(sum(counts))
-    if rows <= 0 or not expected:
-        return PsiBounds(None, 0.0, math.inf, rows)
-    per_bin = alpha / len(expected)
-    lower = upper = observed = 0.0
-    for share, count in zip(expected, counts, strict=True):
-        low, high = bounds.interval(count, rows, per_bin)
-        observed += _term(count / rows, share)
-        # Each term is convex in the live share with its minimum at the training share.
-        lower += _term(min(max(share, low), high), share)
-        upper += max(_term(low, share), _term(high, share))
-    unbiased = max(0.0, observed - (len(expected) - 1) / rows)
-    return PsiBounds(unbiased, lower, upper, rows)
+    return many({"": (expected, counts)}, alpha)[""]
+
+
+def many(
+    features: Mapping[str, tuple[Sequence[float], Sequence[float]]], alpha: float
+) -> dict[str, PsiBounds]:
+    """`psi_bounds` of several features (expected shares, counts) at once, each at
+    level 1 - alpha: one vectorised pass over every bin."""
+    names = [n for n, (e, c) in features.items() if e and sum(c) > 0]
+    found: dict[str, PsiBounds] = {
+        n: PsiBounds(None, 0.0, math.inf, float(sum(c)))
+        for n, (e, c) in features.items()
+        if n not in names
+    }
+    if not names:
+        return found
+    shares = np.concatenate([np.asarray(features[n][0], dtype=float) for n in names])
+    counts = np.concatenate([np.asarray(features[n][1], dtype=float) for n in names])
+    sizes = [len(features[n][0]) for n in names]
+    rows = np.repeat([float(sum(features[n][1])) for n in names], sizes)
+    per_bin = np.repeat([alpha / size for size in sizes], sizes)
+    low, high = bounds.intervals(counts, rows, per_bin)
+    observed = _terms(counts / rows, shares)
+    # Each term is convex in the live share with its minimum at the training share.
+    lower = _terms(np.clip(shares, low, high), shares)
+    upper = np.maximum(_terms(low, shares), _terms(high, shares))
+    start = 0
+    for name, size in zip(names, sizes, strict=True):
+        part = slice(start, start + size)
+        total = float(rows[start])
+        unbiased = max(0.0, float(observed[part].sum()) - (size - 1) / total)
+        found[name] = PsiBounds(unbiased, float(lower[part].sum()), float(upper[part].sum()),
+                                total)  # fmt: skip
+        start += size
+    return found
+
+
+def _terms(live: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    a, e = np.maximum(live, EPSILON), np.maximum(expected, EPSILON)
+    return np.asarray((a - e) * np.log(a / e))

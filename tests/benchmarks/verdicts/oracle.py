@@ -1,0 +1,67 @@
+"""What no judge can beat: fixed-sample tests that know the stable's true behaviour.
+
+They are not anytime-valid (they look once, at a time chosen in advance) and they know
+what a real judge must estimate, so they bound from above what any judge can do with
+the same traffic. Where a target asks for more, it is out of reach, not mistuned.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy.stats import binom, norm, poisson
+
+from tests.benchmarks.verdicts import world
+
+STEPS = ((20, 30), (50, 30))  # the default canary: (weight %, pause s)
+
+
+def candidate_requests(rps: float, seconds: float) -> tuple[float, float]:
+    """Expected (candidate, stable) requests after `seconds` of the default canary."""
+    c = s = 0.0
+    left = seconds
+    for weight, pause in STEPS:
+        spent = min(left, pause) if (weight, pause) != STEPS[-1] else left
+        c += rps * spent * weight / 100
+        s += rps * spent * (100 - weight) / 100
+        left -= spent
+        if left <= 0:
+            break
+    return c, s
+
+
+def detection_power(rps: float, seconds: float, p: float, jump: float, limit: float,
+                    alpha: float) -> float:  # fmt: skip
+    """Chance that an exact one-sided binomial test, knowing the stable's rate p, finds a
+    candidate failing p + jump above p + limit from its first `seconds` of requests."""
+    mean, _ = candidate_requests(rps, seconds)
+    total = 0.0
+    for n in range(int(poisson.ppf(1e-6, mean)), int(poisson.ppf(1 - 1e-6, mean)) + 1):
+        critical = binom.isf(alpha, n, p + limit) + 1  # smallest count with tail <= alpha
+        total += poisson.pmf(n, mean) * binom.sf(critical - 1, n, min(1.0, p + jump))
+    return total
+
+
+def seconds_to_pass_errors(rps: float, p: float, limit: float, alpha: float) -> float:
+    """When a z-test, knowing both revisions' rate is p, first shows the difference below
+    `limit` in half of identical rollouts (its estimate sits at 0: half land below)."""
+    z = norm.isf(alpha)
+    for seconds in range(5, 36_000, 5):
+        c, s = candidate_requests(rps, seconds)
+        if c > 0 and s > 0 and z * math.sqrt(p * (1 - p) * (1 / c + 1 / s)) <= limit:
+            return seconds
+    return math.inf
+
+
+def seconds_to_pass_p99(rps: float, ratio: float, alpha: float) -> float:
+    """When an exact binomial test, knowing the stable's p99 exactly, first shows in half
+    of identical rollouts that at most 1% of the candidate's answers are slower than
+    `ratio` x that p99."""
+    tail = 1 - norm.cdf(norm.ppf(0.99) + math.log(ratio) / world.SIGMA)
+    for seconds in range(5, 36_000, 5):
+        n, _ = candidate_requests(rps, seconds)
+        n = int(n)
+        typical = binom.median(n, tail)
+        if n > 0 and binom.cdf(typical, n, 0.01) <= alpha:
+            return seconds
+    return math.inf
