@@ -23,7 +23,17 @@ from typing import Any
 
 from pitstop.packaging import drift
 
-from pitstop_serving import accesslog, auth, config, inputs, metrics, mirror, outputs, predictor
+from pitstop_serving import (
+    accesslog,
+    auth,
+    config,
+    evidence,
+    inputs,
+    metrics,
+    mirror,
+    outputs,
+    predictor,
+)
 from pitstop_serving import throttle as throttle_
 
 Scope = MutableMapping[str, Any]
@@ -32,7 +42,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PATHS = ("/predict", "/livez", "/readyz", "/metrics", "/signature")
+PATHS = ("/predict", "/livez", "/readyz", "/metrics", "/evidence", "/signature")
 JSON = b"application/json"
 log = logging.getLogger("pitstop.runtime")
 _ids = random.Random()  # seeded from os.urandom once
@@ -47,6 +57,7 @@ class Runtime:
 
     def __init__(self) -> None:
         self.metrics = metrics.Metrics()
+        self.evidence = evidence.Evidence()
         self.ready = False
         self.error: str | None = None
         self.config: config.Config | None = None
@@ -132,6 +143,7 @@ class Middleware:
             "/livez": self.livez,
             "/readyz": self.readyz,
             "/metrics": self.metrics,
+            "/evidence": self.evidence,
             "/signature": self.signature,
         }
 
@@ -175,6 +187,11 @@ class Middleware:
     async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.runtime.metrics.exposition()
         await self._simple(send, "metrics", 200, body, metrics.CONTENT_TYPE.encode())
+
+    async def evidence(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rt = self.runtime
+        body = rt.evidence.body(rt.metrics, rt.window if rt.ready else None)
+        await self._simple(send, "evidence", 200, body)
 
     async def signature(self, scope: Scope, receive: Receive, send: Send) -> None:
         rt = self.runtime
@@ -281,6 +298,7 @@ class Middleware:
                 rt.metrics.predicted(predictions)
         elapsed = time.perf_counter() - started
         rt.metrics.observe("predict", status, elapsed)
+        rt.evidence.observe(status, elapsed)
         if rt.log.enabled:
             client = scope.get("client")
             rt.log.write(
