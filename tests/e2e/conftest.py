@@ -94,9 +94,10 @@ def _server_env(home: Path) -> dict[str, str]:
 
 
 # The serving template's defaults, as its image would carry them (model_images/README.md).
+# Not PITSTOP_API_KEYS_DIR: the image leaves it unset, and naming it requires keys (the
+# operator sets it, with the Secret's mount, only for a ModelDeployment with auth).
 TEMPLATE_ENV = {
     "PITSTOP_MIRROR_CONFIG": "/etc/pitstop/mirror/mirror.json",
-    "PITSTOP_API_KEYS_DIR": "/etc/pitstop/api-keys",
 }
 
 

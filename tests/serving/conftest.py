@@ -4,7 +4,7 @@ Models are trained, packaged and built into bentos once per session (in a child
 process, see serving_models.py); the servers start together and are reused by all
 tests, each test using the server whose configuration it needs:
 
-- `guarded`: fraud:1 with API keys, 1 rps / burst 5 throttling, batches of 3 at most
+- `guarded`: fraud:1 with API keys required, 1 rps / burst 5 throttling, batches of 3 at most
 - `open`: fraud:1 without auth, drift window 500, a mirror file the tests rewrite
 - `same`: fraud:1 again (a shadow that agrees), `other`: fraud:2 (disagrees)
 - `broken`: a model whose outputs are all NaN
@@ -61,13 +61,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         (keys_dir / name).write_text(key + "\n")
     mirror_file = root / "mirror" / "mirror.json"
     mirror_file.parent.mkdir()
-    no_keys = str(root / "no-keys")
 
     def start(name: str, bento: str, **settings: str) -> Server:
         return Server(
             bentos[bento],
             # The bento's envs apply inside its image; a local `bentoml serve` needs them.
-            {**env, "PITSTOP_MODEL": bento, "PITSTOP_API_KEYS_DIR": no_keys, **settings},
+            # No PITSTOP_API_KEYS_DIR unless a server asks for auth: naming a directory
+            # requires keys from it (the others look at the default, absent here).
+            {**env, "PITSTOP_MODEL": bento, **settings},
             root / f"{name}.log",
         )
 

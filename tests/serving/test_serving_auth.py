@@ -1,11 +1,22 @@
-"""API keys (401/403, rotation without restart) and per-key throttling (429)."""
+"""API keys (401/403, rotation without restart), failing closed when auth is required but
+no key is readable (503), and per-key throttling (429)."""
 
 from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from conftest import KEYS, Cluster
+from pitstop.packaging.bento import default_template
 from serving_harness import fraud_row, wait_for
+
+sys.path.insert(0, str(default_template()))
+from pitstop_serving import auth, config
 
 pytestmark = pytest.mark.serving
 
@@ -57,3 +68,115 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(cluster: Cluster) -> None
     assert limited
     assert int(limited[0].headers["retry-after"]) >= 1
     assert {r.status_code for r in responses} <= {200, 429}
+
+
+@contextlib.contextmanager
+def keys_unreadable(cluster: Cluster, how: str) -> Iterator[None]:
+    """The guarded server's key directory missing, empty, or holding only a key file
+    that cannot be read (a dangling link, as a Secret mid-update could leave); the
+    keys are put back afterwards and the server's recovery awaited."""
+    folder = cluster.keys_dir
+    away = folder.with_name("keys-away")
+    folder.rename(away)
+    if how != "missing":
+        folder.mkdir()
+    if how == "unreadable":
+        (folder / "alice").symlink_to(folder / "nowhere")
+    try:
+        yield
+    finally:
+        if folder.exists():
+            shutil.rmtree(folder)
+        away.rename(folder)
+        wait_for(
+            lambda: httpx.get(f"{cluster.guarded.url}/readyz", timeout=5).status_code == 200,
+            what="readiness once the keys are back",
+        )
+
+
+@pytest.mark.parametrize("how", ["missing", "empty", "unreadable"])
+def test_required_auth_fails_closed_until_keys_are_readable(cluster: Cluster, how: str) -> None:
+    # The guarded server is given PITSTOP_API_KEYS_DIR: auth was asked for, so no
+    # readable key must never mean "everyone is let in".
+    url = cluster.guarded.url
+    with keys_unreadable(cluster, how):
+        readiness = wait_for(
+            lambda: (r := httpx.get(f"{url}/readyz", timeout=5)).status_code == 503 and r,
+            what="the server reporting that it has no keys",
+        )
+        assert readiness.json()["status"] == "no-keys"
+        assert str(cluster.keys_dir) in readiness.json()["error"]
+        for headers in ({}, {"X-API-Key": KEYS["alice"]}, {"Authorization": "Bearer nope"}):
+            refused = post(cluster, headers)
+            assert refused.status_code == 503, (headers, refused.text)
+            assert refused.headers["content-type"] == "application/json"
+            assert "API keys are required" in refused.json()["error"]
+            assert int(refused.headers["retry-after"]) >= 1
+    # Recovered by itself: the keys are read again and checked again.
+    assert post(cluster, {}).status_code == 401
+    wait_for(
+        lambda: post(cluster, {"X-API-Key": KEYS["alice"]}).status_code == 200,
+        what="a valid key being accepted again (its bucket refills at 1/s)",
+    )
+
+
+def test_auth_is_required_exactly_when_the_keys_directory_is_named() -> None:
+    named = config.from_environ({"PITSTOP_MODEL": "m:1", "PITSTOP_API_KEYS_DIR": "/keys"})
+    assert (named.api_keys_dir, named.auth_required) == (Path("/keys"), True)
+    for unset in ({}, {"PITSTOP_API_KEYS_DIR": " "}):
+        default = config.from_environ({"PITSTOP_MODEL": "m:1", **unset})
+        assert default.api_keys_dir == Path(config.DEFAULT_API_KEYS_DIR)
+        assert not default.auth_required
+
+
+def test_no_keys_means_auth_off_only_when_auth_was_not_asked_for(tmp_path: Path) -> None:
+    store = auth.KeyStore(tmp_path / "missing")
+    store.refresh(0.0)
+    assert (store.enabled, store.problem) == (False, None)
+
+
+@pytest.mark.parametrize(
+    ("layout", "reason"),
+    [
+        ("missing", "does not exist"),
+        ("not a directory", "cannot be read"),
+        ("empty", "holds no key file"),
+        ("blank key", "no key file in"),
+        ("dangling link", "no key file in"),
+    ],
+)
+def test_a_required_store_without_keys_says_why(tmp_path: Path, layout: str, reason: str) -> None:
+    folder = tmp_path / "keys"
+    if layout == "not a directory":
+        folder.write_text("key")
+    elif layout != "missing":
+        folder.mkdir()
+    if layout == "blank key":
+        (folder / "alice").write_text("  \n")
+    if layout == "dangling link":
+        (folder / "alice").symlink_to(folder / "nowhere")
+    store = auth.KeyStore(folder, required=True)
+    store.refresh(0.0)
+    assert not store.enabled
+    assert store.problem is not None
+    assert store.problem.startswith("API keys are required but none can be read: ")
+    assert reason in store.problem
+    assert str(folder) in store.problem
+
+
+def test_a_required_store_recovers_at_its_next_check(tmp_path: Path) -> None:
+    folder = tmp_path / "keys"
+    store = auth.KeyStore(folder, required=True)
+    store.refresh(0.0)
+    assert store.problem is not None
+    folder.mkdir()
+    (folder / "alice").write_text("alice-key\n")
+    store.refresh(0.5)  # checked at most once a second
+    assert store.problem is not None
+    store.refresh(1.0)
+    assert store.problem is None
+    assert store.identify(b"alice-key") == "alice"
+    (folder / "alice").unlink()
+    store.refresh(2.0)
+    assert store.problem is not None
+    assert store.identify(b"alice-key") is None

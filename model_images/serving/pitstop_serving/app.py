@@ -2,10 +2,11 @@
 
 `Middleware` wraps the ASGI app BentoML builds and answers the Pitstop paths itself
 (everything else goes on to BentoML), so a prediction pays for none of BentoML's
-per-request machinery. Order on `POST /predict`: authenticate (401/403) -> throttle
-(429) -> ready? (503) -> read and validate the body (400/413/422) -> predict ->
-check the output (500) -> answer -> metrics, drift window, log line -> queue the
-mirror copy. Everything after the answer is off the client's clock.
+per-request machinery. Order on `POST /predict`: authenticate (401/403, or 503 while
+auth is required but no key is readable) -> throttle (429) -> ready? (503) -> read
+and validate the body (400/413/422) -> predict -> check the output (500) -> answer
+-> metrics, drift window, log line -> queue the mirror copy. Everything after the
+answer is off the client's clock.
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ from typing import Any
 
 from pitstop.packaging import drift
 
-from pitstop_serving import accesslog, auth, config, inputs, metrics, mirror, outputs, predictor
+from pitstop_serving import (
+    accesslog,
+    auth,
+    config,
+    evidence,
+    inputs,
+    metrics,
+    mirror,
+    outputs,
+    predictor,
+)
 from pitstop_serving import throttle as throttle_
 
 Scope = MutableMapping[str, Any]
@@ -31,7 +42,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PATHS = ("/predict", "/livez", "/readyz", "/metrics", "/signature")
+PATHS = ("/predict", "/livez", "/readyz", "/metrics", "/evidence", "/signature")
 JSON = b"application/json"
 log = logging.getLogger("pitstop.runtime")
 _ids = random.Random()  # seeded from os.urandom once
@@ -46,13 +57,14 @@ class Runtime:
 
     def __init__(self) -> None:
         self.metrics = metrics.Metrics()
+        self.evidence = evidence.Evidence()
         self.ready = False
         self.error: str | None = None
         self.config: config.Config | None = None
 
     def start(self, cfg: config.Config | None = None) -> None:
         self.config = cfg = cfg or config.from_environ()
-        self.keys = auth.KeyStore(cfg.api_keys_dir)
+        self.keys = auth.KeyStore(cfg.api_keys_dir, cfg.auth_required)
         self.keys.refresh(time.monotonic())
         self.buckets = throttle_.Buckets(cfg.rate_limit_rps, cfg.rate_limit_burst)
         self.log = accesslog.AccessLog(cfg.access_log)
@@ -131,6 +143,7 @@ class Middleware:
             "/livez": self.livez,
             "/readyz": self.readyz,
             "/metrics": self.metrics,
+            "/evidence": self.evidence,
             "/signature": self.signature,
         }
 
@@ -156,16 +169,29 @@ class Middleware:
 
     async def readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
         rt = self.runtime
-        if rt.ready:
+        # Unready pods get no traffic, so no /predict would re-read the keys: the probe
+        # does, and so notices keys that appeared.
+        rt.keys.refresh(time.monotonic())
+        if rt.ready and rt.keys.problem is None:
             await self._simple(send, "readyz", 200, b'{"status":"ready"}')
+            return
+        if rt.error:
+            status, error = "failed", rt.error
+        elif rt.keys.problem is not None:
+            status, error = "no-keys", rt.keys.problem
         else:
-            status = "failed" if rt.error else "loading"
-            body = json.dumps({"status": status, "error": rt.error}).encode()
-            await self._simple(send, "readyz", 503, body)
+            status, error = "loading", None
+        body = json.dumps({"status": status, "error": error}).encode()
+        await self._simple(send, "readyz", 503, body)
 
     async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.runtime.metrics.exposition()
         await self._simple(send, "metrics", 200, body, metrics.CONTENT_TYPE.encode())
+
+    async def evidence(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rt = self.runtime
+        body = rt.evidence.body(rt.metrics, rt.window if rt.ready else None)
+        await self._simple(send, "evidence", 200, body)
 
     async def signature(self, scope: Scope, receive: Receive, send: Send) -> None:
         rt = self.runtime
@@ -209,7 +235,14 @@ class Middleware:
             else:
                 now = time.monotonic()
                 rt.keys.refresh(now)
-                if rt.keys.enabled:
+                if rt.keys.problem is not None:
+                    # Auth was asked for but no key can be read. Not 401: the client's
+                    # key is not at fault, and a 5xx is what error-rate analysis and
+                    # clients' retries (on another pod) act on. Keys are re-read every
+                    # second, hence Retry-After.
+                    status, failure = 503, rt.keys.problem
+                    extra = [(b"retry-after", b"1")]
+                elif rt.keys.enabled:
                     if presented is None:
                         status, failure = 401, "an API key is required (Authorization: Bearer)"
                         extra = [(b"www-authenticate", b"Bearer")]
@@ -265,6 +298,7 @@ class Middleware:
                 rt.metrics.predicted(predictions)
         elapsed = time.perf_counter() - started
         rt.metrics.observe("predict", status, elapsed)
+        rt.evidence.observe(status, elapsed)
         if rt.log.enabled:
             client = scope.get("client")
             rt.log.write(

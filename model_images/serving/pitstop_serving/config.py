@@ -23,6 +23,9 @@ class ConfigError(ValueError):
 class Config:
     model: str
     api_keys_dir: Path
+    # PITSTOP_API_KEYS_DIR given explicitly: the operator sets it exactly when the
+    # ModelDeployment asks for auth, so then no readable key means refuse, not let in.
+    auth_required: bool
     rate_limit_rps: float
     rate_limit_burst: float
     max_batch: int
@@ -51,9 +54,11 @@ def from_environ(env: Mapping[str, str] | None = None) -> Config:
     if not model:
         raise ConfigError("PITSTOP_MODEL must name the package to serve (name:version)")
     rps = _number(env, "PITSTOP_RATE_LIMIT_RPS", 0.0, 0.0)
+    keys_dir = env.get("PITSTOP_API_KEYS_DIR", "").strip()
     return Config(
         model=model,
-        api_keys_dir=Path(env.get("PITSTOP_API_KEYS_DIR", "") or DEFAULT_API_KEYS_DIR),
+        api_keys_dir=Path(keys_dir or DEFAULT_API_KEYS_DIR),
+        auth_required=bool(keys_dir),
         rate_limit_rps=rps,
         rate_limit_burst=_number(env, "PITSTOP_RATE_LIMIT_BURST", max(rps, 1.0), 1.0),
         max_batch=int(_number(env, "PITSTOP_MAX_BATCH", 1000, 1)),

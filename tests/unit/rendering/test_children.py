@@ -69,6 +69,15 @@ def test_auth_and_rate_limit_reach_the_model_server() -> None:
     assert {"name": "api-keys", "secret": {"secretName": "keys"}} in pod["volumes"]
 
 
+def test_without_auth_the_model_server_is_not_given_a_keys_directory() -> None:
+    # Naming PITSTOP_API_KEYS_DIR makes the serving template require keys (it refuses
+    # predictions while none is readable), so it must come only with spec.serving.auth.
+    pod = children.deployment(md(), "img:1", "r", 1)["spec"]["template"]["spec"]
+    env = {e["name"] for e in pod["containers"][0]["env"]}
+    assert "PITSTOP_API_KEYS_DIR" not in env
+    assert all(volume["name"] != "api-keys" for volume in pod["volumes"])
+
+
 def test_entry_service_selects_exactly_one_revision() -> None:
     entry = children.entry_service(md(), "r1")
     assert entry["metadata"]["name"] == "fraud"
