@@ -16,6 +16,7 @@ from pitstop import reconcile
 from pitstop.api import resource
 from pitstop.k8s import client
 from pitstop.metrics.builtin import Scraper
+from pitstop.metrics.load import LoadGenerator
 from pitstop.rendering import labels
 from pitstop.workqueue import WorkQueue
 
@@ -26,10 +27,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     kube = client.connect()
-    scraper = Scraper(kube)  # remembers each analysed revision's last scrape
+    scraper = Scraper(kube)  # remembers each analysed revision's last counters
+    loader = memo["loader"] = LoadGenerator()  # analysis.load's senders
 
     def work(namespace: str, name: str) -> float | None:
-        return reconcile.reconcile(kube, namespace, name, scraper=scraper).requeue_after
+        return reconcile.reconcile(
+            kube, namespace, name, scraper=scraper, loader=loader
+        ).requeue_after
 
     memo["queue"] = WorkQueue(work)
 
@@ -37,6 +41,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await memo["queue"].stop()
+    memo["loader"].stop_all()
 
 
 @kopf.on.event(resource.GROUP, resource.VERSION, resource.PLURAL)
@@ -47,6 +52,7 @@ async def model_deployment_changed(
     queue: WorkQueue = memo["queue"]
     if event["type"] == "DELETED":
         queue.forget((namespace, name))
+        memo["loader"].stop((namespace, name))
     else:
         queue.kick((namespace, name))
 

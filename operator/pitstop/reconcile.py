@@ -22,8 +22,9 @@ from pitstop.api.resource import ModelDeployment
 from pitstop.api.status import AnalysisStatus, ModelDeploymentStatus, SmokeResult
 from pitstop.images import resolve as images
 from pitstop.k8s.client import KubeClient
-from pitstop.metrics import collect, smoke
+from pitstop.metrics import collect, keys, pods, smoke
 from pitstop.metrics.builtin import Scraper
+from pitstop.metrics.load import LoadGenerator
 from pitstop.rendering import children, labels
 from pitstop.strategies import conditions, engine, phase, requests
 from pitstop.strategies.conditions import Reason
@@ -61,10 +62,12 @@ def reconcile(
     name: str,
     now: datetime | None = None,
     scraper: Scraper | None = None,
+    loader: LoadGenerator | None = None,
 ) -> Result:
     """Bring one ModelDeployment's children and status in line with its spec."""
     now = now or datetime.now(UTC)
     scraper = scraper or Scraper(kube)
+    loader = loader or LoadGenerator()
     obj = kube.get_model_deployment(namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         return Result(None)  # children go with it through garbage collection
@@ -90,6 +93,7 @@ def reconcile(
         request=request,
     )
     analysis, seen = _analyse(kube, scraper, md, seen, now)
+    analysis = _load(kube, loader, md, analysis)
     decision = engine.decide(md, seen, now)
     _act(kube, router, md, image.image, decision.actions)
     decision = Decision(
@@ -187,6 +191,33 @@ def _analyse(
     message = current.message if note is None else f"{current.message} ({note})"
     checks = Checks(current.verdict, message)
     return current, replace(seen, checks=checks, smoke=smoke_checks)
+
+
+def _load(
+    kube: KubeClient, loader: LoadGenerator, md: ModelDeployment, analysis: AnalysisStatus | None
+) -> AnalysisStatus | None:
+    """Keep `analysis.load` running while a revision is analysed; count what it sent."""
+    key = (md.metadata.namespace, md.metadata.name)
+    target = _analysed(md.status)
+    settings = md.spec.analysis.load
+    if settings is None or target is None or analysis is None:
+        loader.stop(key)
+        return analysis
+    try:
+        headers = keys.headers(kube, md)
+    except LookupError as error:
+        log.warning("%s/%s: no generated load: %s", *key, error)
+        loader.stop(key)
+        return analysis
+    targets = {
+        revision: sorted(pods.ready_addresses(kube, key[0], key[1], revision).values())
+        for revision in target
+    }
+    loader.want(key, settings.requests_per_second, targets, headers)
+    sent = loader.take(key)
+    if not sent:
+        return analysis
+    return analysis.model_copy(update={"generated": (analysis.generated or 0) + sent})
 
 
 def _traffic(router: traffic.Provider, md: ModelDeployment) -> Traffic:

@@ -2,7 +2,8 @@
 
 Renders only what the API holds (status), so it shows the same truth as
 `kubectl get md -o yaml`, laid out for a person: revisions, step, traffic, the last
-analysis with each metric against its limit, conditions, and the history.
+analysis with each metric's estimate, interval and verdict against its limit (and
+how many more requests an inconclusive one needs), conditions, and the history.
 """
 
 from __future__ import annotations
@@ -35,12 +36,17 @@ def render(obj: dict[str, Any]) -> Group:
     parts: list[Any] = [head, Text(status.get("message", ""), style="italic")]
     analysis = status.get("analysis") or {}
     if analysis.get("metrics"):
-        table = Table("metric", "candidate", "stable", "limit", "verdict", title="analysis",
-                      title_justify="left")  # fmt: skip
+        title = "analysis" + (f" ({analysis['generated']:,} generated requests)"
+                              if analysis.get("generated") else "")  # fmt: skip
+        table = Table("metric", "candidate", "stable", "interval", "limit", "requests",
+                      "verdict", title=title, title_justify="left")  # fmt: skip
         for m in analysis["metrics"]:
+            verdict = Text(m.get("verdict", ""), style=VERDICT_STYLE.get(m.get("verdict", ""), ""))
+            if m.get("verdict") == "Inconclusive" and m.get("needs") is not None:
+                verdict.append(f" (needs ~{m['needs']:,} more)", style="dim")
             table.add_row(m["name"], _number(m.get("value")), _number(m.get("stableValue")),
-                          m.get("limit", ""), Text(m.get("verdict", ""),
-                                                   style=VERDICT_STYLE.get(m.get("verdict", ""), "")))  # fmt: skip
+                          _interval(m.get("lower"), m.get("upper")), m.get("limit", ""),
+                          _number(m.get("requests")), verdict)  # fmt: skip
         parts.append(table)
     history = status.get("history") or []
     if history:
@@ -59,6 +65,15 @@ def _revision(r: dict[str, Any]) -> str:
 
 def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}"
+
+
+def _interval(lower: Any, upper: Any) -> str:
+    """Where the judge puts the quantity (relative limits: the difference or ratio)."""
+    if lower is None and upper is None:
+        return "-"
+    low = "..." if lower is None else f"{lower:.3g}"
+    high = "..." if upper is None else f"{upper:.3g}"
+    return f"[{low}, {high}]"
 
 
 @click.command()

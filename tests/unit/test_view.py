@@ -13,8 +13,11 @@ OBJ = {
         "stable": {"revision": "aaa", "version": "1"},
         "candidate": {"revision": "bbb", "version": "2", "state": "Canary", "step": 0},
         "traffic": {"summary": "90% / 10%"},
-        "analysis": {"metrics": [
-            {"name": "errors", "value": 0.2, "stableValue": 0.001, "limit": "<= 0.01", "verdict": "Fail"}]},
+        "analysis": {"generated": 1200, "metrics": [
+            {"name": "errors", "value": 0.2, "stableValue": 0.001, "limit": "<= 0.01", "verdict": "Fail",
+             "lower": 0.12, "upper": 0.31, "requests": 180},
+            {"name": "p99", "value": 0.012, "stableValue": 0.011, "lower": 0.8, "upper": None,
+             "limit": "<= 1.2 x stable", "verdict": "Inconclusive", "needs": 4200}]},
         "history": [{"revision": "aaa", "version": "1", "outcome": "Promoted", "reason": "first revision"}],
     },
 }  # fmt: skip
@@ -25,5 +28,6 @@ def test_render_shows_revisions_step_traffic_metrics_and_history() -> None:
     console.print(view.render(OBJ))
     text = console.export_text()
     for expected in ("fraud", "Progressing", "90% / 10%", "v1 (aaa)", "v2 (bbb)", "Canary step 1",
-                     "errors", "0.2", "<= 0.01", "Fail", "first revision"):  # fmt: skip
+                     "errors", "0.2", "<= 0.01", "Fail", "first revision", "[0.12, 0.31]",
+                     "[0.8, ...]", "needs ~4,200 more", "1,200 generated"):  # fmt: skip
         assert expected in text

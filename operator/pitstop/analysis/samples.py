@@ -17,8 +17,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from pitstop.packaging import latency
+
 PREDICT = "predict"  # the label value the serving template exports (tests/serving)
-SCHEMA = 3  # the exponential bucket layout /evidence uses
+SCHEMA = latency.SCHEMA  # the exponential bucket layout /evidence uses
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class PodCounters:
 
 def bucket_bound(index: int) -> float:
     """Upper bound in seconds of bucket `index` of schema 3: 2 ** (index / 8)."""
-    return float(2.0 ** (index / 2**SCHEMA))
+    return latency.upper_bound(index)
 
 
 def parse_evidence(body: Mapping[str, Any]) -> PodCounters:

@@ -8,6 +8,7 @@ operator never rewrites a user's spec (that would fight GitOps).
 
 from __future__ import annotations
 
+import base64
 import functools
 import logging
 import uuid
@@ -145,6 +146,19 @@ class KubeClient:
     def list_pods(self, namespace: str, selector: str) -> list[Object]:
         items = self._core.list_namespaced_pod(namespace, label_selector=selector).items
         return [self.api.sanitize_for_serialization(item) for item in items]
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's entries, decoded; None when it does not exist."""
+        try:
+            secret = self._core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return {
+            key: base64.b64decode(value).decode(errors="replace")
+            for key, value in (secret.data or {}).items()
+        }
 
     def pod_log_tail(self, namespace: str, name: str, container: str, lines: int) -> str | None:
         """The last `lines` lines a container wrote, or None when there is no log to read."""

@@ -1,4 +1,5 @@
-"""Send the smoke test to one ready pod of the candidate, before it gets any traffic."""
+"""Send the smoke test to one ready pod of the candidate, before it gets any traffic
+(with the ModelDeployment's own API key when it asks for auth)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pitstop.analysis import smoke
 from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
 from pitstop.k8s.client import KubeClient
-from pitstop.metrics import pods
+from pitstop.metrics import keys, pods
 
 
 def run(kube: KubeClient, md: ModelDeployment, revision: str) -> tuple[bool, str] | None:
@@ -23,7 +24,11 @@ def run(kube: KubeClient, md: ModelDeployment, revision: str) -> tuple[bool, str
     url = sorted(ready.values())[0]
     timeout = durations.parse(settings.timeout).total_seconds()
     try:
-        with httpx.Client(timeout=timeout) as http:
+        auth = keys.headers(kube, md)
+    except LookupError as error:
+        return False, str(error)
+    try:
+        with httpx.Client(timeout=timeout, headers=auth) as http:
             description: dict[str, Any] = http.get(f"{url}/signature").raise_for_status().json()
             rows = settings.requests or smoke.generate(description, settings.generated)
             for i, row in enumerate(rows):
