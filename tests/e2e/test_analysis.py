@@ -52,8 +52,9 @@ def rolled_back(md: deployment.Deployment) -> dict[str, Any]:
 def test_better_candidate_goes_through_every_step_and_is_promoted(
     md: deployment.Deployment, gateway_for: Start
 ) -> None:
-    steps = {"type": "Canary", "canary": {"steps": [{"weight": 20, "pause": "10s"},
-                                                    {"weight": 50, "pause": "10s"}]}}  # fmt: skip
+    # minPause: users see each step for 10 s even when the evidence already passes.
+    steps = {"type": "Canary", "canary": {"steps": [{"weight": 20, "pause": "60s", "minPause": "10s"},
+                                                    {"weight": 50, "pause": "60s", "minPause": "10s"}]}}  # fmt: skip
     # Latency is judged in the slow-candidate scenario: on a shared 2-core machine the
     # p99 of millisecond answers is one histogram bucket away from noise.
     md.apply(models.GOOD, steps, replicas=2, analysis=analysis(ERRORS))

@@ -97,7 +97,7 @@ def analysis(url: str, **extra: Any) -> dict[str, Any]:
 def test_failing_checks_roll_a_canary_back_by_themselves(
     cluster: testing.DevCluster, namespace: str, operator: OperatorProcess, webhook: Webhook
 ) -> None:
-    spec = {"strategy": {"type": "Canary", "canary": {"steps": [{"weight": 50, "pause": "1h"}]}},
+    spec = {"strategy": {"type": "Canary", "canary": {"steps": [{"weight": 50, "pause": "1h", "minPause": "1h"}]}},
             "analysis": analysis(webhook.url)}  # fmt: skip
     apply(cluster, namespace, "1", spec)
     until(cluster, namespace, "v1 Healthy", lambda s: s.get("phase") == "Healthy")

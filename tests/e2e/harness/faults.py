@@ -9,6 +9,7 @@ import this module by its pickled path `harness.faults`, so the kubelet emulator
 from __future__ import annotations
 
 import itertools
+import random
 import time
 from typing import Any
 
@@ -57,6 +58,19 @@ class Flaky(_Wrapper):
         state: dict[str, Any] = super().__getstate__()
         state.pop("_calls", None)
         return state
+
+
+class Unreliable(_Wrapper):
+    """Raises on a random `rate` of calls: an error rate with the variance of real
+    traffic (a fault every n-th call has none, and hides how noisy small windows are)."""
+
+    def __init__(self, estimator: Any, rate: float = 0.01) -> None:
+        super().__init__(estimator)
+        self.rate = rate
+
+    def _misbehave(self) -> None:
+        if random.random() < self.rate:
+            raise RuntimeError("injected fault: this call fails at random")
 
 
 class Paced(_Wrapper):

@@ -14,6 +14,8 @@ touch the user's store. The test process imports only the constants and `rows`.
 | 5 CONTRARY | GOOD with its intercept shifted until it disagrees on ~15% of rows |
 | 6 BROKEN | GOOD with NaN coefficients: every answer fails output validation |
 | 7 PACED | GOOD wrapped in `faults.Paced(0.01)`: the baseline for SLOW |
+| 8 UNRELIABLE | GOOD wrapped in `faults.Unreliable(0.01)`: 1% of calls fail at random |
+| 9 UNRELIABLE_TOO | the same model as UNRELIABLE, another version: an A/A candidate |
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 GOOD, BETTER, FLAKY, SLOW, CONTRARY, BROKEN, PACED = "1", "2", "3", "4", "5", "6", "7"
+UNRELIABLE, UNRELIABLE_TOO = "8", "9"
 NAME = "fraud"
 DISAGREEMENT = 0.15
 COUNTRIES = ("de", "fr", "us")  # serving_models.COUNTRIES, without importing BentoML
@@ -85,6 +88,8 @@ def build() -> dict[str, str]:
         CONTRARY: _contrary(good, fraud_frame(5000, seed=9).drop(columns="label")),
         BROKEN: broken,
         PACED: faults.Paced(good, seconds=0.01).fit(features),
+        UNRELIABLE: faults.Unreliable(good, rate=0.01).fit(features),
+        UNRELIABLE_TOO: faults.Unreliable(good, rate=0.01).fit(features),
     }
     tags = {}
     for version, model in models.items():
