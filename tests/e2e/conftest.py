@@ -6,8 +6,9 @@ way its Kubernetes service discovery would (see harness.prometheus).
 
 `cluster` is this suite's own (a separate control plane from the integration suite's,
 on a pod range of its own): its pods' IPs are bound by real servers, which must not
-collide with another e2e session on the host. `namespace`, `crd` and `operator` are the
-integration suite's fixtures, imported rather than copied.
+collide with another e2e session on the host. `namespace`, `release`, `crd`,
+`operator_kubeconfig` and `operator` are the integration suite's fixtures (the chart
+installed with helm, the operator on its ServiceAccount), imported rather than copied.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ _integration = testing.conftest_module(
 )
 namespace = _integration.namespace
 crd = _integration.crd
+release = _integration.release
+operator_kubeconfig = _integration.operator_kubeconfig
 operator = _integration.operator
 
 
