@@ -70,7 +70,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testing.DevClu
 
 @pytest.fixture(scope="session")
 def model_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """The scenario models, packaged and built once: (BENTOML_HOME, {version: bento})."""
+    """The scenario models, packaged and built once: (BENTOML_HOME, {version: the bento
+    folder its image holds})."""
     home = tmp_path_factory.mktemp("e2e-models") / "bentoml"
     built = subprocess.run(
         [sys.executable, "-m", "harness.models"],
