@@ -72,10 +72,11 @@ def install(
     watch_namespaces: tuple[str, ...] = (),
     args: tuple[str, ...] = (),
 ) -> Release:
-    """`helm install` into `namespace`, created here at the restricted Pod Security level
-    (the operator pod meets it). Watched namespaces must exist: their Roles go there."""
+    """`helm install` (an upgrade if the release exists) into `namespace`, created here at
+    the restricted Pod Security level (the operator pod meets it). Watched namespaces
+    must exist: their Roles go there."""
     cluster.create_namespace(namespace, pod_security="restricted")
-    command = ["install", name, str(CHART), "--namespace", namespace, *args]
+    command = ["upgrade", "--install", name, str(CHART), "--namespace", namespace, *args]
     if watch_namespaces:
         command += ["--set", "watchNamespaces={" + ",".join(watch_namespaces) + "}"]
     helm(cluster, *command)

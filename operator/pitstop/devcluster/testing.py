@@ -66,12 +66,13 @@ class DevCluster:
         )
 
     def create_namespace(self, name: str, *, pod_security: PodSecurityLevel) -> None:
-        """A namespace whose pods must meet a Pod Security Standard level (enforced by
-        the API server's PodSecurity admission), ready for pods once it returns."""
+        """A namespace (created, or updated if it exists) whose pods must meet a Pod
+        Security Standard level, enforced by the API server's PodSecurity admission;
+        ready for pods once it returns."""
         labels = {"pod-security.kubernetes.io/enforce": pod_security}
         namespace = {"apiVersion": "v1", "kind": "Namespace",
                      "metadata": {"name": name, "labels": labels}}  # fmt: skip
-        self.kubectl("create", "-f", "-", input=json.dumps(namespace))
+        self.kubectl("apply", "-f", "-", input=json.dumps(namespace))
         # Pods are refused until the controller-manager has created the namespace's
         # `default` ServiceAccount.
         self.wait(
