@@ -13,7 +13,6 @@ import uuid
 
 import click
 
-from pitstop.api import resource
 from pitstop.k8s import client
 from pitstop.strategies import requests
 
@@ -37,10 +36,7 @@ def _send(
     if kube.get_model_deployment(namespace, name) is None:
         raise click.ClickException(f"ModelDeployment {namespace}/{name} not found")
     request = requests.Request(action, uuid.uuid4().hex[:12], revision)
-    kube.annotate(
-        resource.API_VERSION, resource.KIND, namespace, name,
-        {requests.ANNOTATION: request.to_annotation()},
-    )  # fmt: skip
+    kube.annotate_model_deployment(namespace, name, {requests.ANNOTATION: request.to_annotation()})
     click.echo(f"{action} requested for {namespace}/{name} (request {request.id})")
     if not wait:
         return

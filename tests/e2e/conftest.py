@@ -6,8 +6,9 @@ way its Kubernetes service discovery would (see harness.prometheus).
 
 `cluster` is this suite's own (a separate control plane from the integration suite's,
 on a pod range of its own): its pods' IPs are bound by real servers, which must not
-collide with another e2e session on the host. `namespace`, `crd` and `operator` are the
-integration suite's fixtures, imported rather than copied.
+collide with another e2e session on the host. `namespace`, `release`, `crd`,
+`operator_kubeconfig` and `operator` are the integration suite's fixtures (the chart
+installed with helm, the operator on its ServiceAccount), imported rather than copied.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ _integration = testing.conftest_module(
 )
 namespace = _integration.namespace
 crd = _integration.crd
+release = _integration.release
+operator_kubeconfig = _integration.operator_kubeconfig
 operator = _integration.operator
 
 
@@ -67,7 +70,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testing.DevClu
 
 @pytest.fixture(scope="session")
 def model_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """The scenario models, packaged and built once: (BENTOML_HOME, {version: bento})."""
+    """The scenario models, packaged and built once: (BENTOML_HOME, {version: the bento
+    folder its image holds})."""
     home = tmp_path_factory.mktemp("e2e-models") / "bentoml"
     built = subprocess.run(
         [sys.executable, "-m", "harness.models"],

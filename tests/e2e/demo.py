@@ -6,7 +6,9 @@ view shows the rollout as the API holds it and the traffic users really got; the
 ends with the revision history.
 
 It runs the same parts as tests/e2e: the real control plane (kube-apiserver, etcd,
-controller-manager, scheduler, KWOK), the real operator process, real `bentoml serve`
+controller-manager, scheduler, KWOK), the chart installed with `helm install`, the real
+operator process on the chart's ServiceAccount (its RBAC, nothing more; the demo fails
+if the API server refused it anything), real `bentoml serve`
 model servers started for each pod on the address the pod reports (the kubelet
 emulator), and steady user traffic that follows what the operator wrote (the gateway
 emulator). Nothing is mocked but those two, which cannot exist on this machine.
@@ -31,7 +33,7 @@ sys.path[:0] = [str(HERE), str(REPO / "tests" / "serving")]
 from harness import deployment, gateway, kubelet, models  # noqa: E402
 from pitstop import view  # noqa: E402
 from pitstop.devcluster import cluster as devcluster  # noqa: E402
-from pitstop.devcluster import testing  # noqa: E402
+from pitstop.devcluster import install, testing  # noqa: E402
 from pitstop.devcluster.operator_process import OperatorProcess  # noqa: E402
 from rich.console import Console, Group  # noqa: E402
 from rich.live import Live  # noqa: E402
@@ -108,15 +110,20 @@ def main() -> None:
                                 log=lambda m: console.print(f"  {m}"))  # fmt: skip
     cluster = testing.DevCluster(handle.up())
     try:
-        cluster.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
+        # Installed as a user installs it; the operator (run outside the cluster, to
+        # see its log) authenticates as the chart's ServiceAccount, with its RBAC.
+        release = install.install(cluster, "pitstop", "pitstop-system")
         cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.pitstop.dev")
-        cluster.kubectl("create", "namespace", NAMESPACE, check=False)
+        cluster.create_namespace(NAMESPACE, pod_security="restricted")
         home = STATE / "bentoml"
         bentos = build_models(home)
         console.print(
-            "2. The operator (pitstop run), real model servers for every pod, user traffic"
+            "2. The chart (helm install), the operator on its ServiceAccount, real model "
+            "servers for every pod, user traffic"
         )
-        operator = OperatorProcess(cluster.kubeconfig, STATE / "operator.log")
+        kubeconfig = install.release_kubeconfig(cluster, release, STATE / "operator.kubeconfig")
+        (STATE / "operator.log").unlink(missing_ok=True)
+        operator = OperatorProcess(kubeconfig, STATE / "operator.log")
         operator.start()
         images = {models.image(v): kubelet.Image(b, {"PITSTOP_MIRROR_CONFIG": "/etc/pitstop/mirror/mirror.json",
                                                      "PITSTOP_MODEL": f"{models.NAME}:{v}"})
@@ -149,6 +156,12 @@ def main() -> None:
         console.print("User requests answered per version: "
                       + ", ".join(f"v{v}: {n}" for v, n in sorted((v, n) for v, n in answered.items() if v)))  # fmt: skip
         operator.stop()
+        refused = operator.forbidden()
+        console.print(f"operator log: {len(refused)} lines with Forbidden")
+        if refused:
+            raise SystemExit(
+                "the operator was refused by the API server:\n" + "\n".join(refused[:5])
+            )
     finally:
         handle.down()
     console.print("Done: the control plane is stopped. `make test` runs the whole suite.")

@@ -3,7 +3,13 @@
 `cluster` (session-scoped) starts a control plane with the same code as `pitstop dev up`
 but in its own state dir under pytest's tmp path and with its own pod IP range, so it
 never collides with a developer's cluster; it is torn down at the end of the session.
-`namespace` gives each test a fresh namespace (ready for pods) and deletes it afterwards.
+`namespace` gives each test a fresh namespace (ready for pods) at the restricted Pod
+Security level, and deletes it afterwards.
+
+`release` is the chart, installed once per session with `helm install` (cluster-wide
+mode, its CRDs with it); `operator` runs `pitstop run` with a token of the release's
+ServiceAccount, as the chart's RBAC allows and no more, and fails a test whose operator
+was refused anything (a line with "forbidden" in its log).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from pitstop.devcluster import cluster as devcluster
-from pitstop.devcluster import testing
+from pitstop.devcluster import install, testing
 from pitstop.devcluster.operator_process import OperatorProcess
 
 
@@ -33,31 +39,26 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testing.DevClu
 @pytest.fixture
 def namespace(cluster: testing.DevCluster) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
-    cluster.kubectl("create", "namespace", name)
-    # Pods are refused until the controller-manager has created the namespace's
-    # `default` ServiceAccount.
-    cluster.wait(
-        f"ServiceAccount default in {name}",
-        lambda: (
-            cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode
-            == 0
-        ),
-    )
+    # Every pod Pitstop creates for a model must be admitted at the strictest level.
+    cluster.create_namespace(name, pod_security="restricted")
     try:
         yield name
     finally:
-        cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+        cluster.delete_namespace(name)
 
 
 # --- The operator under test -------------------------------------------------------
 
-REPO = Path(__file__).resolve().parents[2]
+
+@pytest.fixture(scope="session")
+def release(cluster: testing.DevCluster) -> install.Release:
+    """`helm install` of the chart, once per session: CRDs, ServiceAccount, RBAC."""
+    return install.install(cluster, "pitstop-tests", "pitstop-tests")
 
 
 @pytest.fixture(scope="session")
-def crd(cluster: testing.DevCluster) -> str:
-    """The generated CRD, installed and established."""
-    cluster.kubectl("apply", "--server-side", "-k", str(REPO / "crds"))
+def crd(cluster: testing.DevCluster, release: install.Release) -> str:
+    """The CRD the chart installed, established."""
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s",
         "crd/modeldeployments.pitstop.dev",
@@ -65,12 +66,29 @@ def crd(cluster: testing.DevCluster) -> str:
     return "modeldeployments.pitstop.dev"
 
 
+@pytest.fixture(scope="session")
+def operator_kubeconfig(
+    cluster: testing.DevCluster, release: install.Release, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Credentials of the release's ServiceAccount, what the operator runs with."""
+    folder = tmp_path_factory.mktemp("operator-credentials")
+    return install.release_kubeconfig(cluster, release, folder / "kubeconfig")
+
+
 @pytest.fixture
-def operator(cluster: testing.DevCluster, crd: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    """A running `pitstop run`; the test may kill and start it again."""
-    process = OperatorProcess(cluster.kubeconfig, tmp_path / "operator.log")
+def operator(
+    cluster: testing.DevCluster,
+    crd: str,
+    operator_kubeconfig: Path,
+    namespace: str,
+    tmp_path: Path,
+) -> Iterator[OperatorProcess]:
+    """A running `pitstop run` on the chart's RBAC; the test may kill and start it again.
+    (It stops before the test's namespace goes: see `DevCluster.delete_namespace`.)"""
+    process = OperatorProcess(operator_kubeconfig, tmp_path / "operator.log")
     process.start()
     try:
         yield process
     finally:
         process.stop()
+    process.assert_not_refused()

@@ -10,6 +10,7 @@ the image is referenced by its tag (the build key) and failures report the pod s
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,39 @@ ROLE_BUILD = "pitstop.dev/role=build"
 
 
 @pytest.fixture
+def namespace(cluster: testing.DevCluster) -> Iterator[str]:
+    """Build Jobs run in the ModelDeployment's namespace for now, and their pods cannot
+    meet `restricted`: rootless BuildKit (the default builder) needs seccomp and
+    AppArmor Unconfined, which `baseline` forbids too, so only `privileged` admits it
+    (kaniko, which runs as root, would need `baseline`). Model pods, admitted at
+    `restricted`, are checked in every other test."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.create_namespace(name, pod_security="privileged")
+    try:
+        yield name
+    finally:
+        cluster.delete_namespace(name)
+
+
+@pytest.fixture
 def builder(
-    cluster: testing.DevCluster, crd: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: testing.DevCluster,
+    crd: str,
+    operator_kubeconfig: Path,
+    namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[OperatorProcess]:
     """The operator with a short retry policy: 2 attempts, 1 s backoff."""
     monkeypatch.setenv("PITSTOP_BUILD_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("PITSTOP_BUILD_BACKOFF_SECONDS", "1")
-    process = OperatorProcess(cluster.kubeconfig, tmp_path / "operator.log")
+    process = OperatorProcess(operator_kubeconfig, tmp_path / "operator.log")
     process.start()
     try:
         yield process
     finally:
         process.stop()
+    process.assert_not_refused()
 
 
 def built(name: str, version: str = "1", timeout: str = "30m", uri: str = "") -> str:

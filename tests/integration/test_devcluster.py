@@ -22,6 +22,13 @@ from pitstop.devcluster.testing import TEST_POD_CIDR, DevCluster
 pytestmark = pytest.mark.integration
 
 
+# Test namespaces enforce the restricted Pod Security Standard.
+_RESTRICTED_POD = {"securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
+                                       "seccompProfile": {"type": "RuntimeDefault"}}}  # fmt: skip
+_RESTRICTED_CONTAINER = {"securityContext": {"allowPrivilegeEscalation": False,
+                                             "capabilities": {"drop": ["ALL"]}}}  # fmt: skip
+
+
 def _deployment(name: str, replicas: int) -> str:
     return json.dumps(
         {
@@ -33,7 +40,16 @@ def _deployment(name: str, replicas: int) -> str:
                 "selector": {"matchLabels": {"app": name}},
                 "template": {
                     "metadata": {"labels": {"app": name}},
-                    "spec": {"containers": [{"name": "main", "image": "example.invalid/app:1"}]},
+                    "spec": {
+                        **_RESTRICTED_POD,
+                        "containers": [
+                            {
+                                "name": "main",
+                                "image": "example.invalid/app:1",
+                                **_RESTRICTED_CONTAINER,
+                            }
+                        ],
+                    },
                 },
             },
         }
@@ -50,8 +66,15 @@ def _job(name: str) -> str:
                 "backoffLimit": 0,
                 "template": {
                     "spec": {
+                        **_RESTRICTED_POD,
                         "restartPolicy": "Never",
-                        "containers": [{"name": "main", "image": "example.invalid/job:1"}],
+                        "containers": [
+                            {
+                                "name": "main",
+                                "image": "example.invalid/job:1",
+                                **_RESTRICTED_CONTAINER,
+                            }
+                        ],
                     }
                 },
             },

@@ -1,45 +1,32 @@
-"""Both install paths, applied to the real API server.
+"""Both install paths, applied to the real API server, and what each lets the operator do.
 
 `manifests/` (kubectl apply -k) is rendered from the chart, so the two paths install
-the same objects; the operator then runs under the manifests' own ServiceAccount to
-prove its RBAC is enough (and, being hand-listed, no more than it needs).
+the same objects. Every other test runs the operator on the session's `helm install`
+(cluster-wide mode); here the operator also runs under the manifests' ServiceAccount,
+and under a namespaced install, whose RBAC `kubectl auth can-i` shows to stop at its
+namespaces.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from pitstop.devcluster import testing
+from pitstop.devcluster import binaries, install, testing
 from pitstop.devcluster.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "pitstop"
-KUBE_VERSION = "v1.36.3"
-
-
-def helm(
-    cluster: testing.DevCluster, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(cluster.bin_dir / "helm"), *args],
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=120,
-    )
-
-
-def template(
-    cluster: testing.DevCluster, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    return helm(cluster, "template", "pitstop", str(CHART), "--kube-version", KUBE_VERSION, *args,
-                check=check)  # fmt: skip
+CHART = install.CHART
+KUBE_VERSION = binaries.KUBERNETES_VERSION
+SAMPLE = REPO / "manifests" / "samples" / "fraud.yaml"
+helm = install.helm
+template = install.template
 
 
 def test_manifests_are_the_rendered_chart(cluster: testing.DevCluster) -> None:
@@ -50,40 +37,36 @@ def test_manifests_are_the_rendered_chart(cluster: testing.DevCluster) -> None:
 
 
 def test_helm_lint_is_clean(cluster: testing.DevCluster) -> None:
-    done = helm(cluster, "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION)
-    assert "0 chart(s) failed" in done.stdout
+    for values in ([], ["--set", "watchNamespaces={ml,fraud}"]):
+        done = helm(cluster, "lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION,
+                    *values)  # fmt: skip
+        assert "0 chart(s) failed" in done.stdout
 
 
 def test_chart_objects_are_accepted_by_the_api_server(
     cluster: testing.DevCluster, crd: str, namespace: str
 ) -> None:
     rendered = template(
-        cluster, "--namespace", namespace, "--set", "watchNamespaces={ml,fraud}",
+        cluster, "--namespace", namespace, "--set", f"watchNamespaces={{{namespace}}}",
         "--set", "serviceAccount.annotations.team=ml",
     ).stdout  # fmt: skip
     done = cluster.kubectl("apply", "--dry-run=server", "-f", "-", "-o", "name", input=rendered)
-    assert set(done.stdout.split()) == {
-        "serviceaccount/pitstop", "clusterrole.rbac.authorization.k8s.io/pitstop",
-        "clusterrolebinding.rbac.authorization.k8s.io/pitstop", "deployment.apps/pitstop",
-    }  # fmt: skip
+    rbac = "rbac.authorization.k8s.io"
+    assert sorted(done.stdout.split()) == sorted([
+        "serviceaccount/pitstop", f"clusterrole.{rbac}/pitstop",
+        f"clusterrolebinding.{rbac}/pitstop", f"role.{rbac}/pitstop",
+        f"rolebinding.{rbac}/pitstop", f"role.{rbac}/pitstop-leader-election",
+        f"rolebinding.{rbac}/pitstop-leader-election", "deployment.apps/pitstop",
+    ])  # fmt: skip
     deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--namespace=ml" in args
-    assert "--namespace=fraud" in args
+    assert f"--namespace={namespace}" in args
 
 
 def test_values_schema_refuses_a_bad_value(cluster: testing.DevCluster) -> None:
     done = template(cluster, "--set", "image.pullPolicy=Sometimes", check=False)
     assert done.returncode != 0
     assert "pullPolicy" in done.stderr
-
-
-def token_kubeconfig(cluster: testing.DevCluster, token: str, path: Path) -> Path:
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    admin["users"] = [{"name": "pitstop-operator", "user": {"token": token}}]
-    admin["contexts"][0]["context"]["user"] = "pitstop-operator"
-    path.write_text(yaml.safe_dump(admin))
-    return path
 
 
 def test_kubectl_apply_k_installs_an_operator_that_works_under_its_own_rbac(
@@ -98,25 +81,100 @@ def test_kubectl_apply_k_installs_an_operator_that_works_under_its_own_rbac(
                 "get", "pods", "-n", "pitstop-system", "-l", "app.kubernetes.io/name=pitstop",
                 "-o", "json").stdout)["items"],
         )  # fmt: skip
-        token = cluster.kubectl("create", "token", "pitstop", "-n", "pitstop-system").stdout.strip()
-        kubeconfig = token_kubeconfig(cluster, token, tmp_path / "operator.kubeconfig")
+        kubeconfig = install.operator_kubeconfig(
+            cluster, tmp_path / "operator.kubeconfig", namespace="pitstop-system",
+            service_account="pitstop",
+        )  # fmt: skip
         operator = OperatorProcess(kubeconfig, tmp_path / "operator.log")
         operator.start()
         try:
-            sample = REPO / "manifests" / "samples" / "fraud.yaml"
-            cluster.kubectl("apply", "-n", namespace, "-f", str(sample))
-
-            def healthy() -> bool:
-                obj = json.loads(
-                    cluster.kubectl("get", "md", "fraud", "-n", namespace, "-o", "json").stdout
-                )
-                return obj.get("status", {}).get("phase") == "Healthy"
-
-            cluster.wait("fraud Healthy under the operator's own RBAC", healthy, timeout=90)
-            assert "Forbidden" not in operator.log()
-            assert "forbidden" not in operator.log()
+            cluster.kubectl("apply", "-n", namespace, "-f", str(SAMPLE))
+            wait_phase(cluster, namespace, "Healthy")
         finally:
             operator.stop()
+        operator.assert_not_refused()
     finally:
         cluster.kubectl("delete", "-f", str(REPO / "manifests" / "operator.yaml"), "--wait=false")
         cluster.kubectl("delete", "namespace", "pitstop-system", "--wait=false")
+
+
+def phase(cluster: testing.DevCluster, namespace: str, name: str = "fraud") -> str | None:
+    obj = json.loads(cluster.kubectl("get", "md", name, "-n", namespace, "-o", "json").stdout)
+    found = (obj.get("status") or {}).get("phase")
+    return str(found) if found else None
+
+
+def wait_phase(cluster: testing.DevCluster, namespace: str, wanted: str) -> None:
+    cluster.wait(
+        f"fraud {wanted} in {namespace} under the operator's own RBAC",
+        lambda: phase(cluster, namespace) == wanted,
+        timeout=90,
+    )
+
+
+# What the operator must be able to do wherever it handles ModelDeployments, and nowhere
+# else when installed for some namespaces.
+WRITES = [
+    ("create", "jobs.batch"),
+    ("create", "deployments.apps"),
+    ("patch", "deployments.apps/scale"),
+    ("get", "secrets"),
+    ("patch", "modeldeployments.pitstop.dev/status"),
+]
+
+
+def test_cluster_wide_install_may_do_it_in_any_namespace(
+    cluster: testing.DevCluster, release: install.Release, namespace: str
+) -> None:
+    for verb, what in WRITES:
+        assert install.can_i(cluster, release.user, verb, what, namespace), (verb, what)
+        assert install.can_i(cluster, release.user, verb, what, "kube-system"), (verb, what)
+    # The operator writes only a ModelDeployment's status, never its spec.
+    assert not install.can_i(cluster, release.user, "patch", "modeldeployments.pitstop.dev",
+                             namespace)  # fmt: skip
+
+
+@pytest.fixture
+def watched(cluster: testing.DevCluster) -> Iterator[tuple[str, str, str]]:
+    """Two namespaces a namespaced install watches, and one it does not."""
+    names = tuple(f"t-{uuid.uuid4().hex[:10]}" for _ in range(3))
+    for name in names:
+        cluster.create_namespace(name, pod_security="restricted")
+    try:
+        yield names[0], names[1], names[2]
+    finally:
+        for name in names:
+            cluster.delete_namespace(name)
+
+
+def test_namespaced_install_works_in_its_namespaces_and_may_do_nothing_elsewhere(
+    cluster: testing.DevCluster, crd: str, watched: tuple[str, str, str], tmp_path: Path
+) -> None:
+    first, second, outside = watched
+    name = f"pitstop-{uuid.uuid4().hex[:6]}"
+    release = install.install(cluster, name, name, watch_namespaces=(first, second),
+                              args=("--skip-crds",))  # fmt: skip
+    try:
+        for verb, what in WRITES:
+            for inside in (first, second):
+                assert install.can_i(cluster, release.user, verb, what, inside), (verb, what)
+            for elsewhere in (outside, "kube-system", release.namespace):
+                assert not install.can_i(cluster, release.user, verb, what, elsewhere), (
+                    verb, what, elsewhere,
+                )  # fmt: skip
+        kubeconfig = install.release_kubeconfig(cluster, release, tmp_path / "kubeconfig")
+        operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", (first, second))
+        operator.start()
+        try:
+            for where in (outside, second):
+                cluster.kubectl("apply", "-n", where, "-f", str(SAMPLE))
+            wait_phase(cluster, second, "Healthy")
+            # The operator leaves the unwatched namespace alone (a sample applied
+            # before the watched one, so it had every chance).
+            assert phase(cluster, outside) is None
+            assert cluster.kubectl("get", "deployments", "-n", outside, "-o", "name").stdout == ""
+        finally:
+            operator.stop()
+        operator.assert_not_refused()
+    finally:
+        install.uninstall(cluster, release)

@@ -1,8 +1,9 @@
 """The gateway-api and istio providers against the real API server and real mesh CRDs.
 
-Each provider object is built over a real KubeClient; what it writes is validated by
-the Gateway API and Istio CRD schemas (see mesh_crds), and every assertion reads the
-object back through kubectl, not through the provider.
+Each provider object is built over a real KubeClient with the operator's credentials
+(the chart's ServiceAccount: its RBAC must allow what the provider does); what it
+writes is validated by the Gateway API and Istio CRD schemas (see mesh_crds), and every
+assertion reads the object back through kubectl, not through the provider.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import mesh_crds  # beside this file
@@ -29,9 +31,11 @@ S, C = "aaaaaaaaaa", "bbbbbbbbbb"  # revision hashes of stable and candidate
 
 
 @pytest.fixture(scope="module")
-def kube(cluster: testing.DevCluster, crd: str) -> Iterator[client.KubeClient]:
+def kube(
+    cluster: testing.DevCluster, crd: str, operator_kubeconfig: Path
+) -> Iterator[client.KubeClient]:
     mesh_crds.install(cluster)
-    kube = client.connect(str(cluster.kubeconfig))
+    kube = client.connect(str(operator_kubeconfig))
     try:
         yield kube
     finally:

@@ -4,7 +4,9 @@ A package made by the packaging code is exported to a file and served by a local
 `http.server`; `pitstop package prepare-build` (the command the build Job's init
 container runs, rendered by rendering.build_job) fetches it into an empty BentoML home
 and writes the build context. The context is then served with a real `bentoml serve`,
-the way the image's entrypoint serves it, and answers predictions.
+the way the image's entrypoint serves it, and answers predictions: also as the pod
+the operator renders runs it, on a read-only root filesystem where only the pod
+spec's emptyDirs are writable.
 """
 
 from __future__ import annotations
@@ -13,16 +15,22 @@ import functools
 import http.server
 import json
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import joblib
 import pytest
-from serving_harness import Server, fraud_row
+from pitstop.api.resource import ModelDeployment
+from pitstop.rendering import children
+from serving_harness import Server, fraud_row, free_port
 from serving_models import fraud_frame, fraud_model
 
 pytestmark = pytest.mark.serving
@@ -136,3 +144,112 @@ def test_prepare_build_reports_a_missing_source(
     )  # fmt: skip
     assert done.returncode == 1
     assert "HTTP 404" in done.stderr
+
+
+# --- The image as the operator's pod runs it --------------------------------------
+
+BENTO_PATH = "/home/bentoml/bento"  # where BentoML's generated Dockerfile puts the bento
+
+# A container of our own, without a container runtime: a mount namespace whose root is
+# the host's filesystem made read-only (an overlay, so that mount points can be made
+# without touching the host), the bento bind-mounted where the image holds it, a fresh
+# tmpfs for each emptyDir, then chroot. The uid is not emulated (this machine's Python
+# may be readable by root only); a read-only filesystem refuses root's writes too.
+CONTAINER = r"""
+set -eu
+scratch=$1; context=$2; empty_dirs=$3; shift 3
+root=$scratch/root
+mount -t tmpfs tmpfs "$scratch/layer"
+mkdir "$scratch/layer/upper" "$scratch/layer/work"
+mount -t overlay overlay \
+  -o "lowerdir=/,upperdir=$scratch/layer/upper,workdir=$scratch/layer/work" "$root"
+mkdir -p "$root/$BENTO_PATH"
+for path in $empty_dirs; do mkdir -p "$root/$path"; done
+mount -o remount,ro "$root"
+mount --bind "$context" "$root/$BENTO_PATH"
+mount -o remount,bind,ro "$root/$BENTO_PATH"
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+mount --rbind /sys "$root/sys"
+for path in $empty_dirs; do mount -t tmpfs -o mode=1777 tmpfs "$root/$path"; done
+exec chroot "$root" "$@"
+"""
+
+
+def image_env(dockerfile: str) -> dict[str, str]:
+    """The ENV a BentoML Dockerfile sets (ARG defaults substituted), but PATH."""
+    args: dict[str, str] = {}
+    env: dict[str, str] = {}
+    for line in dockerfile.splitlines():
+        match = re.fullmatch(r"(ARG|ENV) ([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?", line.strip())
+        if match is None:
+            continue
+        kind, name, value = match[1], match[2], match[3] or ""
+        value = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?",
+                       lambda m: env.get(m[1], args.get(m[1], "")),
+                       " ".join(shlex.split(value)))  # fmt: skip
+        (args if kind == "ARG" else env)[name] = value
+    env.pop("PATH", None)
+    return env
+
+
+class PodServer(Server):
+    """`bentoml serve` of the bento as the pod runs it (see CONTAINER)."""
+
+    def __init__(self, context: Path, pod: dict[str, Any], scratch: Path, log: Path) -> None:
+        [container] = pod["containers"]
+        empty = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+        self.empty_dirs = [m["mountPath"] for m in container["volumeMounts"] if m["name"] in empty]
+        dockerfile = (context / "env" / "docker" / "Dockerfile").read_text()
+        env = {**image_env(dockerfile), **{e["name"]: e["value"] for e in container["env"]}}
+        self.context, self.scratch = context, scratch
+        (scratch / "layer").mkdir(parents=True)
+        (scratch / "root").mkdir()
+        self.pod_env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", **env,
+                        "BENTOML_DO_NOT_TRACK": "true"}  # fmt: skip
+        super().__init__(BENTO_PATH, {}, log)
+
+    def _launch(self) -> None:
+        self.port = self.fixed_port or free_port()
+        self.url = f"http://{self.host}:{self.port}"
+        serve = [str(Path(sys.executable).with_name("bentoml")), "serve", BENTO_PATH,
+                 "--host", self.host, "--port", str(self.port)]  # fmt: skip
+        self.process = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", CONTAINER, "sh",
+             str(self.scratch), str(self.context), " ".join(self.empty_dirs),
+             "env", "-i", *(f"{k}={v}" for k, v in self.pod_env.items()), *serve],
+            env={"BENTO_PATH": BENTO_PATH, "PATH": os.environ["PATH"]},
+            stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def test_the_image_serves_in_the_operators_pod_on_a_read_only_root(
+    package_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """Only what the pod spec makes writable is: if the server needed another writable
+    path, it would fail to start here, as it would in the cluster."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a read-only root filesystem needs root and unshare (util-linux)")
+    url, served = package_server
+    [exported] = served.glob("*.bentomodel")
+    context = tmp_path / "context"
+    done = run(["prepare-build", f"--source={url}/{exported.name}", "--name=fraud",
+                "--version=7", f"--output={context}"], tmp_path / "job-home")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    md = ModelDeployment.model_validate({
+        "metadata": {"name": "fraud", "namespace": "ml", "uid": "u"},
+        "spec": {"model": {"name": "fraud", "version": "7"}, "image": "fraud:7",
+                 "serving": {"replicas": 1}},
+    })  # fmt: skip
+    pod = children.pod_template(md, "fraud:7")["spec"]
+    [container] = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+    server = PodServer(context, pod, tmp_path / "pod", tmp_path / "serve.log")
+    try:
+        server.wait_ready()
+        answer = httpx.post(f"{server.url}/predict", json=fraud_row(amount=200.0), timeout=10)
+        assert answer.status_code == 200, answer.text
+    finally:
+        server.stop()
+    assert "Read-only file system" not in server.log.read_text()

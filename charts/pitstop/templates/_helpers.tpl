@@ -27,3 +27,63 @@ app.kubernetes.io/part-of: pitstop
 {{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The rules the operator needs wherever it handles ModelDeployments: the ClusterRole's
+in cluster-wide mode, each watched namespace's Role otherwise.
+*/}}
+{{- define "pitstop.watchedRules" -}}
+# ModelDeployments: watched by Kopf, read by the reconciler; only status is written.
+- apiGroups: ["pitstop.dev"]
+  resources: ["modeldeployments"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["pitstop.dev"]
+  resources: ["modeldeployments/status"]
+  verbs: ["patch"]
+# Children carry owner references with blockOwnerDeletion, which clusters enforcing
+# OwnerReferencesPermissionEnforcement allow only with update on the owner's finalizers.
+- apiGroups: ["pitstop.dev"]
+  resources: ["modeldeployments/finalizers"]
+  verbs: ["update"]
+# Revisions: applied (an apply that creates is also a create), listed, watched by Kopf,
+# scaled through the scale subresource, deleted beyond the revision history.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["create", "delete", "list", "patch", "watch"]
+- apiGroups: ["apps"]
+  resources: ["deployments/scale"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["create", "delete", "get", "patch"]
+# The mirror file of the service traffic provider and build records.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create", "get", "patch"]
+# A ModelDeployment's API keys (serving.auth), for smoke tests and generated load.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+# Traffic providers: gateway-api weights (or creates) HTTPRoutes, istio VirtualServices;
+# a route Pitstop creates is owned, so garbage collection deletes it.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["create", "get", "patch"]
+- apiGroups: ["networking.istio.io"]
+  resources: ["virtualservices"]
+  verbs: ["create", "get", "patch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+# Image builds: one Job per attempt (a failed one is annotated once reported); its
+# pods' status and logs explain a failure.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["create", "list", "patch", "watch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+{{- end -}}

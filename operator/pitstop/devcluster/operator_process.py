@@ -1,7 +1,9 @@
 """The real operator (`pitstop run`) as a child process, for the demo and the tests.
 
 Tests stop it with SIGKILL at awkward moments to prove that all rollout state lives
-in the API, and start it again with the same command a user runs.
+in the API, and start it again with the same command a user runs. It runs with the
+kubeconfig it is given: in the tests and the demo, a token of the chart's
+ServiceAccount (see `install`), so a 403 in its log is a rule the chart lacks.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 import httpx
 
 from pitstop.devcluster.processes import free_port
+
+FORBIDDEN = "forbidden"  # in both the reason (Forbidden) and the message (is forbidden)
 
 
 class OperatorProcess:
@@ -72,3 +76,18 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
+
+    def forbidden(self) -> list[str]:
+        """The log's lines about a request the API server refused (403), whole log."""
+        if not self.log_path.exists():
+            return []
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [line for line in lines if FORBIDDEN in line.lower()]
+
+    def assert_not_refused(self) -> None:
+        """Fail if the API server refused the operator anything: its RBAC lacks a rule."""
+        refused = self.forbidden()
+        assert not refused, (
+            f"the API server refused the operator {len(refused)} time(s), see {self.log_path}:\n"
+            + "\n".join(refused[:5])
+        )

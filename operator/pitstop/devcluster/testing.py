@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
@@ -26,6 +27,7 @@ from pitstop.devcluster import cluster
 TEST_POD_CIDR = "127.201.0.0/16"
 
 T = TypeVar("T")
+PodSecurityLevel = Literal["privileged", "baseline", "restricted"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,33 @@ class DevCluster:
             check=check,
             timeout=120,
         )
+
+    def create_namespace(self, name: str, *, pod_security: PodSecurityLevel) -> None:
+        """A namespace (created, or updated if it exists) whose pods must meet a Pod
+        Security Standard level, enforced by the API server's PodSecurity admission;
+        ready for pods once it returns."""
+        labels = {"pod-security.kubernetes.io/enforce": pod_security}
+        namespace = {"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": {"name": name, "labels": labels}}  # fmt: skip
+        self.kubectl("apply", "-f", "-", input=json.dumps(namespace))
+        # Pods are refused until the controller-manager has created the namespace's
+        # `default` ServiceAccount.
+        self.wait(
+            f"ServiceAccount default in {name}",
+            lambda: self.kubectl("get", "serviceaccount", "default", "-n", name,
+                                 check=False).returncode == 0,
+        )  # fmt: skip
+
+    def delete_namespace(self, name: str) -> None:
+        """Delete a test's namespace without waiting, its ModelDeployments first.
+
+        An operator watching the whole cluster (the next test's) would otherwise go on
+        reconciling them while the namespace terminates, and the API server refuses any
+        write there (403, NamespaceTerminating), which reads like a missing RBAC rule in
+        its log. Without their ModelDeployment, children are left to the namespace."""
+        self.kubectl("delete", "modeldeployments.pitstop.dev", "--all", "-n", name,
+                     "--ignore-not-found", check=False)  # fmt: skip
+        self.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
     def api_client(self) -> k8s_client.ApiClient:
         """A fresh `kubernetes` client for this cluster (close it, or use it in `with`)."""

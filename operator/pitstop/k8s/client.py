@@ -4,6 +4,10 @@ Objects are written with server-side apply under one field manager, so applying 
 same desired object twice is a no-op and a restarted operator converges instead of
 duplicating. Only the status subresource of a ModelDeployment is ever written: the
 operator never rewrites a user's spec (that would fight GitOps).
+
+Every method declares the API permissions it uses (`permissions.uses`); the generic
+ones also name the kinds they accept and refuse others, so the chart's RBAC, checked
+against these declarations by tests/unit/k8s/test_rbac.py, covers every call.
 """
 
 from __future__ import annotations
@@ -22,10 +26,31 @@ from kubernetes.dynamic import DynamicClient
 from urllib3.exceptions import HTTPError as TransportError
 
 from pitstop.api import resource
+from pitstop.k8s import permissions
+from pitstop.k8s.permissions import uses
 from pitstop.rendering import labels
 
 Object = dict[str, Any]
 log = logging.getLogger(__name__)
+
+# The kinds each generic method accepts (see permissions.check_kind).
+APPLIED = (
+    permissions.DEPLOYMENT,  # a revision's model servers
+    permissions.SERVICE,  # the entry Service and one per revision
+    permissions.CONFIG_MAP,  # the mirror file, build records
+    permissions.HTTP_ROUTE,  # gateway-api traffic
+    permissions.VIRTUAL_SERVICE,  # istio traffic
+)
+CREATED = (permissions.JOB,)  # build attempts
+READ = (
+    permissions.SERVICE,
+    permissions.CONFIG_MAP,
+    permissions.SECRET,  # a ModelDeployment's API keys (serving.auth)
+    permissions.HTTP_ROUTE,
+    permissions.VIRTUAL_SERVICE,
+)
+DELETED = (permissions.DEPLOYMENT, permissions.SERVICE)  # revisions beyond the history
+ANNOTATED = (permissions.JOB,)  # a failed build, once reported
 
 
 def connect(kubeconfig: str | None = None) -> KubeClient:
@@ -69,8 +94,12 @@ class KubeClient:
     def _resource(self, api_version: str, kind: str) -> Any:
         return self._dynamic.resources.get(api_version=api_version, kind=kind)
 
+    # An apply that finds no object creates it, which the API server authorizes as a
+    # create too.
+    @uses(permissions.on(APPLIED, "patch", "create"), permissions.OWNER_FINALIZERS)
     def apply(self, obj: Object) -> Object:
         """Server-side apply `obj` as Pitstop; returns the object the API holds."""
+        permissions.check_kind(APPLIED, obj["apiVersion"], obj["kind"])
         res = self._resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         result = res.server_side_apply(
@@ -82,6 +111,7 @@ class KubeClient:
         )
         return dict(result.to_dict())
 
+    @uses(permissions.on(CREATED, "create"), permissions.OWNER_FINALIZERS)
     def create(self, obj: Object) -> bool:
         """Create `obj` as Pitstop unless it exists; True when this call created it.
 
@@ -89,6 +119,7 @@ class KubeClient:
         ModelDeployments): an apply would rewrite the owner and labels of a Job that
         another ModelDeployment started.
         """
+        permissions.check_kind(CREATED, obj["apiVersion"], obj["kind"])
         res = self._resource(obj["apiVersion"], obj["kind"])
         try:
             res.create(
@@ -102,8 +133,10 @@ class KubeClient:
             raise
         return True
 
+    @uses(permissions.on(READ, "get"))
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
         """The object as the API holds it, or None when it does not exist."""
+        permissions.check_kind(READ, api_version, kind)
         res = self._resource(api_version, kind)
         try:
             return dict(res.get(name=name, namespace=namespace).to_dict())
@@ -112,8 +145,10 @@ class KubeClient:
                 return None
             raise
 
+    @uses(permissions.on(DELETED, "delete"))
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete in the background (dependents go through garbage collection)."""
+        permissions.check_kind(DELETED, api_version, kind)
         res = self._resource(api_version, kind)
         try:
             res.delete(name=name, namespace=namespace, propagation_policy="Background")
@@ -121,6 +156,7 @@ class KubeClient:
             if error.status != 404:
                 raise
 
+    @uses(permissions.DEPLOYMENT.can("patch", subresource="scale"))
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         """Change only the replica count, through the scale subresource.
 
@@ -135,18 +171,22 @@ class KubeClient:
             if error.status != 404:
                 raise
 
+    @uses(permissions.DEPLOYMENT.can("list"))
     def list_deployments(self, namespace: str, selector: str) -> list[Object]:
         items = self._apps.list_namespaced_deployment(namespace, label_selector=selector).items
         return [self.api.sanitize_for_serialization(item) for item in items]
 
+    @uses(permissions.JOB.can("list"))
     def list_jobs(self, namespace: str, selector: str) -> list[Object]:
         items = self._batch.list_namespaced_job(namespace, label_selector=selector).items
         return [self.api.sanitize_for_serialization(item) for item in items]
 
+    @uses(permissions.POD.can("list"))
     def list_pods(self, namespace: str, selector: str) -> list[Object]:
         items = self._core.list_namespaced_pod(namespace, label_selector=selector).items
         return [self.api.sanitize_for_serialization(item) for item in items]
 
+    @uses(permissions.SECRET.can("get"))
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's entries, decoded; None when it does not exist."""
         try:
@@ -160,6 +200,7 @@ class KubeClient:
             for key, value in (secret.data or {}).items()
         }
 
+    @uses(permissions.POD.can("get", subresource="log"))
     def pod_log_tail(self, namespace: str, name: str, container: str, lines: int) -> str | None:
         """The last `lines` lines a container wrote, or None when there is no log to read."""
         try:
@@ -173,6 +214,7 @@ class KubeClient:
             return None
         return str(text) if text else None
 
+    @uses(permissions.on(ANNOTATED, "patch"))
     def annotate(
         self, api_version: str, kind: str, namespace: str, name: str, annotations: dict[str, str]
     ) -> None:
@@ -181,6 +223,20 @@ class KubeClient:
         Not an apply: applying only metadata under Pitstop's field manager would remove
         the rest of what Pitstop applied to the object.
         """
+        permissions.check_kind(ANNOTATED, api_version, kind)
+        self._merge_annotations(api_version, kind, namespace, name, annotations)
+
+    @uses(permissions.MODEL_DEPLOYMENT.can("patch"), audience="cli")
+    def annotate_model_deployment(
+        self, namespace: str, name: str, annotations: dict[str, str]
+    ) -> None:
+        """`annotate` for a person's manual gate (`pitstop promote`, ...): the operator
+        itself never writes a ModelDeployment, only its status."""
+        self._merge_annotations(resource.API_VERSION, resource.KIND, namespace, name, annotations)
+
+    def _merge_annotations(
+        self, api_version: str, kind: str, namespace: str, name: str, annotations: dict[str, str]
+    ) -> None:
         res = self._resource(api_version, kind)
         try:
             res.patch(
@@ -193,6 +249,7 @@ class KubeClient:
             if error.status != 404:
                 raise
 
+    @uses(permissions.MODEL_DEPLOYMENT.can("get"))
     def get_model_deployment(self, namespace: str, name: str) -> Object | None:
         try:
             obj = self._custom.get_namespaced_custom_object(
@@ -205,6 +262,7 @@ class KubeClient:
         assert isinstance(obj, dict)
         return obj
 
+    @uses(permissions.MODEL_DEPLOYMENT.can("patch", subresource="status"))
     def patch_status(self, namespace: str, name: str, status: Object) -> None:
         """Replace the status wholesale: keys absent from `status` are removed."""
         self._custom.patch_namespaced_custom_object_status(
@@ -219,6 +277,7 @@ class KubeClient:
             _content_type="application/json-patch+json",
         )
 
+    @uses(permissions.EVENT.can("create"))
     def post_event(self, owner: Object, type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on the ModelDeployment, as `kubectl describe` shows them."""
         meta = owner["metadata"]

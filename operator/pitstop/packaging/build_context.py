@@ -50,11 +50,19 @@ def prepare(
             f"names {name}:{version}"
         )
     tag = bento.build(package.tag, template)
-    built = bentoml.bentos.get(tag)
+    write(tag, output, builder)
+    return Prepared(package.tag, package.digest, tag, output, output / DOCKERFILE)
+
+
+def write(bento_tag: str, output: Path, builder: str = "buildkit") -> Path:
+    """Write BentoML's build context of a built bento into `output`: the bento with its
+    models, as its image holds them (at $BENTO_PATH), and the Dockerfile. `bentoml
+    serve <output>` serves it as the image's entrypoint does, whatever BENTOML_HOME is."""
+    built = bentoml.bentos.get(bento_tag)
     # BuildKit allows cache mounts in the Dockerfile; kaniko does not understand them.
     from bentoml._internal.container import construct_containerfile
 
     output.mkdir(parents=True, exist_ok=True)
     with construct_containerfile(built, enable_buildkit=builder == "buildkit") as (folder, _):
         shutil.copytree(folder, output, dirs_exist_ok=True)
-    return Prepared(package.tag, package.digest, tag, output, output / DOCKERFILE)
+    return output

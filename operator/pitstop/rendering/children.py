@@ -24,14 +24,29 @@ API_KEYS_DIR = "/etc/pitstop/api-keys"
 MIRROR_DIR = "/etc/pitstop/mirror"
 MIRROR_FILE = "mirror.json"
 
+# Model servers run as the user of the images BentoML generates (`bentoml`, uid and gid
+# 1034, who owns the bento and its virtualenv there), given by number so the kubelet
+# can check runAsNonRoot: the images say `USER bentoml`, a name it cannot check.
+MODEL_UID = 1034
+# The root filesystem is read-only; what `bentoml serve` writes goes to emptyDirs:
+# BENTOML_HOME (it creates its stores and the Prometheus multiprocess folder there; the
+# image's own, /home/bentoml/, holds the bento and stays read-only: a bento served from
+# its folder reads its models from it) and the temporary folder (its workers' sockets).
+BENTOML_HOME = "/var/lib/bentoml"
+TMP_DIR = "/tmp"
+WRITABLE = {"bentoml-home": BENTOML_HOME, "tmp": TMP_DIR}  # emptyDir volume -> mount path
+
 
 def _container(spec: ModelDeploymentSpec, image: str) -> Object:
     env: list[Object] = [
         {"name": "PITSTOP_MAX_BATCH", "value": str(spec.serving.max_batch_size)},
+        {"name": "BENTOML_HOME", "value": BENTOML_HOME},
+        {"name": "TMPDIR", "value": TMP_DIR},
     ]
     # Every revision mounts the (optional) mirror ConfigMap: a stable revision's pods
     # can then start mirroring to a shadow candidate without being replaced.
     mounts: list[Object] = [{"name": "mirror", "mountPath": MIRROR_DIR, "readOnly": True}]
+    mounts += [{"name": name, "mountPath": path} for name, path in WRITABLE.items()]
     if spec.serving.auth is not None:
         env.append({"name": "PITSTOP_API_KEYS_DIR", "value": API_KEYS_DIR})
         mounts.append({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True})
@@ -56,16 +71,14 @@ def _container(spec: ModelDeploymentSpec, image: str) -> Object:
             "periodSeconds": 10,
             "failureThreshold": 6,
         },
+        # The restricted Pod Security Standard, and a read-only root filesystem.
         "securityContext": {
             "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": False,
-            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
         },
+        "volumeMounts": mounts,
     }
-    if mounts:
-        container["volumeMounts"] = mounts
     resources = spec.serving.resources
     if resources is not None:
         container["resources"] = resources.model_dump(by_alias=True, exclude_none=True)
@@ -81,11 +94,18 @@ def pod_template(md: ModelDeployment, image: str) -> Object:
             "configMap": {"name": labels.mirror_name(md.metadata.name), "optional": True},
         }
     ]
+    volumes += [{"name": name, "emptyDir": {}} for name in WRITABLE]
     if spec.serving.auth is not None:
         volumes.append(
             {"name": "api-keys", "secret": {"secretName": spec.serving.auth.api_keys_secret}}
         )
     pod_spec: Object = {
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": MODEL_UID,
+            "runAsGroup": MODEL_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containers": [_container(spec, image)],
         "volumes": volumes,
         "automountServiceAccountToken": False,

@@ -2,15 +2,18 @@
 
 KWOK marks pods Running and gives them a loopback IP (127.x.y.z); this emulator polls
 the namespace's pods through the API and, for every Running pod with an IP and no
-deletionTimestamp, starts a real `bentoml serve` of the bento the pod's image names,
-bound to `<podIP>:<containerPort>`. It stops the server when the pod goes or starts
+deletionTimestamp, starts a real `bentoml serve` of the bento the pod's image holds
+(a folder with its models, as at the image's $BENTO_PATH), bound to
+`<podIP>:<containerPort>`. It stops the server when the pod goes or starts
 terminating. What else a kubelet does for these pods, it does from the pod spec too:
 
 - the container's env (literal values) over the image's own env (`Image.env`);
 - configMap and secret volumes are written to a per-pod folder and rewritten (atomically,
-  so the template's mtime check sees one change) whenever the object changes; env
-  values that are paths under a volumeMount are pointed at that folder, and any other
-  container path at an empty per-pod "rootfs", so a server never reads the host's /etc;
+  so the template's mtime check sees one change) whenever the object changes, and each
+  emptyDir volume gets an empty per-pod folder of its own; env values that are paths
+  under a volumeMount are pointed at that folder (so BENTOML_HOME and TMPDIR, which
+  the pod spec puts on emptyDirs, are the pod's own), and any other container path at
+  an empty per-pod "rootfs", so a server never reads the host's /etc;
 - the readiness probe: the cluster runs with `probe_readiness` (KWOK leaves pods with
   a readinessProbe NotReady), and the emulator sets the pod's Ready condition once its
   server answers the probe's path with 200, and clears it if the server exits; so
@@ -60,7 +63,7 @@ SERVICE_HOST = re.compile(
 class Image:
     """What an image holds, as far as the emulator needs: the bento and its ENV."""
 
-    bento: str
+    bento: str  # the bento folder with its models (or a tag of the host's store)
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -261,6 +264,9 @@ class Kubelet:
             mounts=mounts, volumes=spec.get("volumes") or [], started=time.monotonic(),
         )  # fmt: skip
         (folder / "rootfs").mkdir(parents=True, exist_ok=True)
+        for volume in served.volumes:
+            if "emptyDir" in volume:
+                (folder / "volumes" / volume["name"]).mkdir(parents=True, exist_ok=True)
         self._write_volumes(served)
         served.server = Server(
             image.bento,

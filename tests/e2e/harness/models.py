@@ -1,9 +1,12 @@
 """The scenario models: real packaged scikit-learn models with the fraud signature.
 
 `python -m harness.models` (cwd `tests/e2e`, BENTOML_HOME set to a scratch store)
-trains, packages and builds them and prints `{version: bento tag}` as JSON: a child
-process, because BentoML fixes its home at import time and the test process must not
-touch the user's store. The test process imports only the constants and `rows`.
+trains, packages and builds them, writes each bento as its image would hold it (the
+bento with its models, at $BENTO_PATH; `images/` beside the store) and prints
+`{version: that folder}` as JSON: a child process, because BentoML fixes its home at
+import time and the test process must not touch the user's store. The test process
+imports only the constants and `rows`. Served from such a folder, a model server needs
+no store: its BENTOML_HOME is an emptyDir of its pod, as in the cluster.
 
 | version | model |
 |---|---|
@@ -22,8 +25,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import random
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 GOOD, BETTER, FLAKY, SLOW, CONTRARY, BROKEN, PACED = "1", "2", "3", "4", "5", "6", "7"
@@ -68,9 +74,9 @@ def _contrary(good: Any, sample: Any) -> Any:
     return model
 
 
-def build() -> dict[str, str]:
+def build(images: Path) -> dict[str, str]:
     import numpy as np
-    from pitstop.packaging import bento, package
+    from pitstop.packaging import bento, build_context, package
     from serving_models import fraud_frame, fraud_model
 
     from harness import faults
@@ -91,12 +97,14 @@ def build() -> dict[str, str]:
         UNRELIABLE: faults.Unreliable(good, rate=0.01).fit(features),
         UNRELIABLE_TOO: faults.Unreliable(good, rate=0.01).fit(features),
     }
-    tags = {}
+    shutil.rmtree(images, ignore_errors=True)
+    folders = {}
     for version, model in models.items():
         package.create(model, frame, name=NAME, version=version, target="label")
-        tags[version] = bento.build(f"{NAME}:{version}")
-    return tags
+        tag = bento.build(f"{NAME}:{version}")
+        folders[version] = str(build_context.write(tag, images / f"{NAME}-{version}"))
+    return folders
 
 
 if __name__ == "__main__":
-    print(json.dumps(build()))
+    print(json.dumps(build(Path(os.environ["BENTOML_HOME"]).parent / "images")))

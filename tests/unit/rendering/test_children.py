@@ -51,8 +51,40 @@ def test_deployment_is_owned_labelled_and_hardened() -> None:
     container = obj["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "img:1"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_model_pods_meet_the_restricted_pod_security_standard() -> None:
+    """What the `restricted` level checks (the integration tests' namespaces enforce it)."""
+    pod = children.deployment(md(serving={"replicas": 1, "auth": {"apiKeysSecret": "k"}}),
+                              "img:1", "r", 1)["spec"]["template"]["spec"]  # fmt: skip
+    context = pod["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == context["runAsGroup"] == children.MODEL_UID
+    assert context["runAsUser"] > 0  # a number the kubelet can check, not root
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    [container] = pod["containers"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert {next(k for k in v if k != "name") for v in pod["volumes"]} == {
+        "configMap", "secret", "emptyDir",
+    }  # fmt: skip
+
+
+def test_what_the_server_writes_goes_to_its_own_empty_dirs() -> None:
+    """The root filesystem is read-only: BentoML's home and the temporary folder are
+    emptyDirs, one each, and the environment points the server at them."""
+    pod = children.deployment(md(), "img:1", "r", 1)["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    empty = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    writable = {m["mountPath"]: m["name"] for m in container["volumeMounts"] if m["name"] in empty}
+    assert writable == {"/var/lib/bentoml": "bentoml-home", "/tmp": "tmp"}
+    assert env["BENTOML_HOME"] == "/var/lib/bentoml"
+    assert env["TMPDIR"] == "/tmp"
+    assert all(not m.get("readOnly") for m in container["volumeMounts"] if m["name"] in empty)
 
 
 def test_auth_and_rate_limit_reach_the_model_server() -> None:
