@@ -69,7 +69,7 @@ def test_a_model_without_traffic_reaches_a_verdict_on_generated_load(
 
 
 def test_authenticated_model_is_smoke_tested_and_loaded_with_its_own_key(
-    md: deployment.Deployment, cluster: testing.DevCluster
+    md: deployment.Deployment, cluster: testing.DevCluster, kubelet_emulator: Any
 ) -> None:
     cluster.kubectl("create", "secret", "generic", "fraud-keys", "-n", md.namespace,
                     "--from-literal=pitstop=s3cr3t-key-for-tests")  # fmt: skip
