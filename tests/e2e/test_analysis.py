@@ -105,20 +105,24 @@ def test_candidate_answering_20_percent_errors_is_rolled_back(
     assert all(r.status == 200 for r in after)
 
 
-def test_three_times_slower_candidate_is_rolled_back_by_the_relative_latency_limit(
+def test_a_much_slower_candidate_is_rolled_back_by_the_relative_latency_limit(
     md: deployment.Deployment, gateway_for: Start
 ) -> None:
-    md.apply(models.PACED, CANARY, analysis=analysis(ERRORS, P99))
+    # p99 is judged with confidence: the stable's own p99 must first be bounded above
+    # (hundreds of its answers), and on a shared 2-core machine it has a long tail of its
+    # own, so the candidate is made clearly slower (200 ms per call against 10 ms), on
+    # three pods so that it keeps up with its share of the traffic.
+    md.apply(models.PACED, CANARY, replicas=3, analysis=analysis(ERRORS, P99))
     load = gateway_for()
     serving(md, models.PACED, load)
-    md.apply(models.SLOW, CANARY, analysis=analysis(ERRORS, P99))
-    status = rolled_back(md)
+    md.apply(models.SLOW, CANARY, replicas=3, analysis=analysis(ERRORS, P99))
+    status = md.until("rolled back", lambda s: s.get("phase") == "RolledBack", timeout=240)
 
     assert "p99" in degraded(status)
     assert status["stable"]["version"] == models.PACED
     slow = [r.latency for r in load.answered(version=models.SLOW)]
     assert slow  # it answered users during the step, slowly
-    assert min(slow) >= 0.03
+    assert min(slow) >= 0.2
 
 
 def test_shadow_that_disagrees_on_15_percent_is_not_promoted(

@@ -117,3 +117,35 @@ def test_prometheus_query_rolls_back_a_flaky_candidate_and_promotes_a_good_one(
     assert series(prometheus_server, ns, v2, "200") > 0
     assert series(prometheus_server, ns, v2, "500") == 0
     assert all(r.status == 200 for r in load.answered(version=models.BETTER))
+
+
+# Counts over {{interval}}: judged sequentially, like the builtin metrics (issue 11).
+ERRORS = (
+    "(sum(increase(pitstop_requests_total{"
+    + SELECTOR
+    + ',code=~"5.."}[{{interval}}])) or vector(0))'
+)
+ANSWERS = "sum(increase(pitstop_requests_total{" + SELECTOR + "}[{{interval}}]))"
+
+
+def test_prometheus_counts_are_judged_sequentially(
+    md: deployment.Deployment,
+    gateway_for: Any,
+    prometheus_server: prometheus.Prometheus,
+) -> None:
+    metric = {"name": "error-rate", "max": 0.05, "prometheus": {
+        "address": prometheus_server.url, "numerator": ERRORS, "denominator": ANSWERS}}  # fmt: skip
+    checks = {"interval": "5s", "minRequests": 20, "metrics": [metric]}
+    md.apply(models.GOOD, CANARY, analysis=checks)
+    gateway_for()
+    md.healthy(models.GOOD)
+    md.apply(models.FLAKY, CANARY, analysis=checks)
+    status = md.until("rolled back", lambda s: s.get("phase") == "RolledBack", timeout=120)
+    judged = error_rate(status, status["rejectedRevision"])
+    assert judged["verdict"] == "Fail"
+    assert 0.1 <= judged["value"] <= 0.4
+    # Counts accumulated over the intervals, with an interval at the analysis' confidence.
+    assert judged["requests"] >= 20
+    assert judged["lower"] > 0.05
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert "confident" in degraded["message"]

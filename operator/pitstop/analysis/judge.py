@@ -94,10 +94,12 @@ def evaluate(
     failed = [r.name for r in results if r.verdict == "Fail" and _is_sequential(spec, r.name)]
     if failed or failures > spec.failure_limit:
         verdict = "Fail"
+        broken = [r.name for r in results if r.verdict == "Fail" and r.name not in failed]
         message = "; ".join(
             [reasons[name] for name in failed]
             + ([f"{failures} failed measurement(s) of value metrics, limit "
-                f"{spec.failure_limit}"] if failures > spec.failure_limit else [])
+                f"{spec.failure_limit}"] + [reasons[name] for name in broken]
+               if failures > spec.failure_limit else [])
         )  # fmt: skip
     elif all(r.verdict == "Pass" for r in results):
         verdict, message = "Pass", "all metrics within limits"

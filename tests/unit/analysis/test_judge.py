@@ -154,6 +154,7 @@ def test_value_metrics_count_failures_against_the_failure_limit() -> None:
     assert (first.failures, first.verdict) == (1, "Inconclusive")
     second = judge.evaluate(analysis, first, "cand", NOW, values=bad)
     assert (second.failures, second.verdict) == (2, "Fail")
+    assert "q 5 > max 1" in second.message
 
 
 def test_promql_counts_are_judged_like_a_builtin_error_rate() -> None:
