@@ -45,15 +45,18 @@ console = Console()
 
 CANARY = {
     "type": "Canary",
-    "canary": {"steps": [{"weight": 34, "pause": "15s"}, {"weight": 50, "pause": "15s"}]},
+    "canary": {"steps": [{"weight": 34, "pause": "3m"}, {"weight": 50, "pause": "3m"}]},
 }
+# The README's example limits. The demo's users send 20 requests/s, too few for a quick
+# verdict on limits this tight, so Pitstop adds generated load (analysis.load) while it
+# analyses, as one would for a quiet model.
 ANALYSIS = {
-    "interval": "3s",
-    "failureLimit": 1,
-    "minRequests": 10,
+    "minRequests": 50,
+    "load": {"requestsPerSecond": 40},
     "metrics": [
-        {"name": "error-rate", "builtin": "errorRate", "max": 0.02},
-        {"name": "p99-vs-stable", "builtin": "latencyP99", "maxRatioToStable": 5},
+        {"name": "errors", "builtin": "errorRate", "maxAboveStable": 0.01},
+        {"name": "p99", "builtin": "latencyP99", "maxRatioToStable": 1.5},
+        {"name": "drift", "builtin": "drift", "max": 0.2},
     ],
 }
 
@@ -88,7 +91,7 @@ def follow(
 ) -> dict[str, Any]:
     console.rule(f"[bold]{title}")
     started = time.monotonic()
-    deadline = started + 240
+    deadline = started + 420
     with Live(console=console, refresh_per_second=4) as live:
         while True:
             obj = md.get("md", md.name)
@@ -97,7 +100,7 @@ def follow(
             if done(status) and status.get("observedGeneration") == obj["metadata"]["generation"]:
                 return obj
             if time.monotonic() > deadline:
-                raise SystemExit(f"{title}: not finished after 240 s; see {STATE}/operator.log")
+                raise SystemExit(f"{title}: not finished after 420 s; see {STATE}/operator.log")
             time.sleep(0.5)
 
 
