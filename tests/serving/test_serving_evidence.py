@@ -177,6 +177,18 @@ def test_drift_counts_every_row_per_feature_in_the_profiles_bins(cluster: Cluste
     assert moved == [20 if code == us else 0 for code in range(len(moved))]
 
 
+def test_generated_load_is_answered_and_counted_but_is_not_drift_evidence(
+    cluster: Cluster,
+) -> None:
+    url = cluster.open.url
+    before = evidence(url)
+    rows = [fraud_row(country="us") for _ in range(5)]
+    assert post(url, rows, {"X-Pitstop-Generated": "1"}) == 200
+    after = evidence(url)
+    assert after["predict"]["requests"] == before["predict"]["requests"] + 1
+    assert after["drift"]["rows"] == before["drift"]["rows"]  # drift is real users' inputs
+
+
 def test_evidence_reads_are_counted_as_their_own_endpoint(cluster: Cluster) -> None:
     url = cluster.open.url
 

@@ -206,7 +206,7 @@ class Middleware:
         request_id: bytes | None = None
         presented: bytes | None = None
         credential: tuple[bytes, bytes] | None = None
-        is_copy = False
+        is_copy = generated = False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 if 0 < len(value) <= 128:
@@ -220,6 +220,8 @@ class Middleware:
                 credential = (name, value)
             elif name == b"x-pitstop-mirror":
                 is_copy = True
+            elif name == b"x-pitstop-generated":
+                generated = True
         if request_id is None:
             # Unique enough to find a request's line (not a secret): no syscall per
             # request, as os.urandom would cost.
@@ -287,7 +289,11 @@ class Middleware:
         await _answer(send, status, payload, request_id, extra)
         # The client has its answer; the rest is bookkeeping.
         if result is not None:
-            if rt.predictor.matrix_input:
+            # Load the operator generates (analysis.load) is drawn from the training
+            # profile: drift evidence must come from what real users send.
+            if generated:
+                pass
+            elif rt.predictor.matrix_input:
                 rt.window.add(model_input)
             else:
                 rt.window.add(rt.window.encode(parsed))
@@ -322,4 +328,6 @@ class Middleware:
                 forwarded = b"X-Pitstop-Mirror: 1\r\nX-Request-ID: " + request_id + b"\r\n"
                 if credential is not None:
                     forwarded += credential[0] + b": " + credential[1] + b"\r\n"
+                if generated:
+                    forwarded += b"X-Pitstop-Generated: 1\r\n"
                 rt.mirror.submit(body, forwarded, payload)

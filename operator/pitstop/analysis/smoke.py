@@ -9,6 +9,7 @@ means the candidate is broken, not the input unusual.
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 Row = dict[str, Any]
@@ -65,3 +66,34 @@ def check(description: dict[str, Any], status: int, body: Any, rows: int) -> str
     elif not all(isinstance(p, int | float) and math.isfinite(p) for p in predictions):
         return "a regression answer is not a finite number"
     return None
+
+
+def sample(description: dict[str, Any], rng: random.Random) -> Row:
+    """A row drawn *from* the training distribution the profile describes, for generated
+    load: a bin picked with its training share, then a value uniformly inside it (the
+    outer bins between the cut and the training min or max); categories by their share.
+    Smoke-test rows walk the quantiles instead, which is the right test of validity but
+    not a sample: binned, they would look like drift."""
+    features = description["signature"]["features"]
+    profiles = {p["name"]: p for p in (description.get("profile") or {}).get("features", [])}
+    return {f["name"]: _draw(f, profiles.get(f["name"]), rng) for f in features}
+
+
+def _draw(feature: dict[str, Any], profile: dict[str, Any] | None, rng: random.Random) -> Any:
+    kind = feature["kind"]
+    categorical = (profile or {}).get("categorical") or {}
+    if kind == "category":
+        categories = categorical.get("categories") or feature.get("categories") or [""]
+        shares = categorical.get("fractions") or [1.0] * len(categories)
+        return rng.choices(categories, weights=shares)[0]
+    numeric = (profile or {}).get("numeric") or {}
+    if kind == "boolean":
+        return rng.random() < float(numeric.get("mean", 0.5))
+    cuts = [float(c) for c in numeric.get("cuts") or []]
+    shares = [float(f) for f in numeric.get("fractions") or [1.0]]
+    low, high = float(numeric.get("min", 0.0)), float(numeric.get("max", 0.0))
+    edges = [low, *cuts, high]
+    index = rng.choices(range(len(shares)), weights=shares)[0]
+    start, end = edges[index], edges[index + 1]
+    value = start + (end - start) * rng.random() if end > start else start
+    return round(value) if kind == "integer" else value

@@ -3,9 +3,12 @@ to the candidate's and the stable's pods at a steady rate while analysis runs â€
 built-in load tester for models with too little traffic for a verdict.
 
 Each analysed ModelDeployment gets one sender thread; the reconciler says every pass
-what it wants (`want`) and stops it when analysis ends (`stop`). Rows are the smoke
-test's (the profile's quantiles and categories), picked at random. What was sent is
-counted and taken by the reconciler (`take`) into `status.analysis.generated`.
+what it wants (`want`) and stops it when analysis ends (`stop`). Rows are drawn from
+the training distribution the model's profile describes (`smoke.sample`), and every
+request carries `X-Pitstop-Generated: 1`: the model servers count it for errors,
+latency and shadow agreement, but not as drift evidence â€” drift is about what real
+users send. What was sent is counted and taken by the reconciler (`take`) into
+`status.analysis.generated`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import httpx
 from pitstop.analysis import smoke
 
 log = logging.getLogger(__name__)
-ROWS = 200  # distinct generated rows per job
+GENERATED = {"X-Pitstop-Generated": "1"}  # the serving template keeps these out of drift
 
 
 @dataclass
@@ -89,21 +92,23 @@ class LoadGenerator:
 
 def _send(job: _Job) -> None:
     rng = random.Random()
-    rows: list[dict[str, Any]] = []
+    description: dict[str, Any] | None = None
     next_at = time.monotonic()
     with httpx.Client(timeout=5.0) as http:
         while not job.stopping.is_set():
             with job.lock:
                 rate, targets, headers = job.rate, dict(job.targets), dict(job.headers)
             urls = [urls for urls in targets.values() if urls]
-            if not rows and urls:
-                rows = _rows(http, urls[0][0], headers)
-            if not rows or not urls:
+            if description is None and urls:
+                description = _describe(http, urls[0][0], headers)
+            if description is None or not urls:
                 job.stopping.wait(1.0)
                 continue
             for pods in urls:  # one request to each revision per tick
+                row = smoke.sample(description, rng)
                 try:
-                    http.post(f"{rng.choice(pods)}/predict", json=rng.choice(rows), headers=headers)
+                    http.post(f"{rng.choice(pods)}/predict", json=row,
+                              headers={**headers, **GENERATED})  # fmt: skip
                 except httpx.HTTPError as error:
                     log.debug("generated request failed: %s", error)
                     continue
@@ -113,10 +118,12 @@ def _send(job: _Job) -> None:
             job.stopping.wait(max(0.0, next_at - time.monotonic()))
 
 
-def _rows(http: httpx.Client, url: str, headers: Mapping[str, str]) -> list[dict[str, Any]]:
+def _describe(http: httpx.Client, url: str, headers: Mapping[str, str]) -> dict[str, Any] | None:
     try:
-        description = http.get(f"{url}/signature", headers=headers).raise_for_status().json()
+        found: dict[str, Any] = (
+            http.get(f"{url}/signature", headers=headers).raise_for_status().json()
+        )
     except (httpx.HTTPError, ValueError) as error:
         log.info("no profile to generate load from yet (%s): %s", url, error)
-        return []
-    return smoke.generate(description, ROWS)
+        return None
+    return found

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import numpy as np
+import pytest
 from pitstop.analysis import smoke
+from pitstop.packaging import profile as profile_
 
 DESCRIPTION: dict[str, Any] = {
     "signature": {
@@ -44,3 +48,23 @@ def test_check_names_what_is_wrong() -> None:
     assert "2 predictions for 1 rows" in (
         smoke.check(DESCRIPTION, 200, {"predictions": ["ok", "ok"]}, 1) or ""
     )
+
+
+def test_generated_load_is_drawn_from_the_training_distribution() -> None:
+    """Binned like the drift check bins them, sampled rows land in each training bin
+    with its training share: generated load must not look like drift."""
+    cuts = [1.0, 2.0, 3.0]
+    description = {
+        "signature": {"features": [{"name": "x", "kind": "number"},
+                                   {"name": "c", "kind": "category", "categories": ["a", "b"]}]},
+        "profile": {"features": [
+            {"name": "x", "numeric": {"min": 0.0, "max": 4.0, "cuts": cuts,
+                                      "fractions": [0.1, 0.2, 0.3, 0.4], "quantiles": {}}},
+            {"name": "c", "categorical": {"categories": ["a", "b"], "fractions": [0.9, 0.1]}},
+        ]},
+    }  # fmt: skip
+    rng = random.Random(5)
+    rows = [smoke.sample(description, rng) for _ in range(20_000)]
+    counts = profile_.bin_counts(np.asarray(cuts), np.asarray([r["x"] for r in rows]))
+    assert np.allclose(counts / len(rows), [0.1, 0.2, 0.3, 0.4], atol=0.015)
+    assert sum(r["c"] == "a" for r in rows) / len(rows) == pytest.approx(0.9, abs=0.015)
