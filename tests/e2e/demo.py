@@ -47,7 +47,7 @@ CANARY = {
     "type": "Canary",
     "canary": {"steps": [{"weight": 34, "pause": "3m"}, {"weight": 50, "pause": "3m"}]},
 }
-# The README's example limits. The demo's users send 20 requests/s, too few for a quick
+# The README's example limits. The demo's users send 50 requests/s, too few for a quick
 # verdict on limits this tight, so Pitstop adds generated load (analysis.load) while it
 # analyses, as one would for a quiet model.
 ANALYSIS = {
@@ -136,7 +136,7 @@ def main() -> None:
         md = deployment.Deployment(cluster, NAMESPACE)
         with (
             kubelet.Kubelet(cluster, NAMESPACE, images, STATE / "pods", host_env=host_env),
-            gateway.Gateway(cluster, NAMESPACE, "fraud", models.rows(), rps=20) as load,
+            gateway.Gateway(cluster, NAMESPACE, "fraud", models.rows(), rps=50) as load,
         ):
             md.apply(models.GOOD, CANARY, replicas=2, analysis=ANALYSIS)
             follow(md, load, "3. v1 deploys", lambda s: s.get("phase") == "Healthy")

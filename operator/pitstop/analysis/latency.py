@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pitstop.analysis import bounds
-from pitstop.analysis.bounds import QuantileBounds
 from pitstop.analysis.outcome import Outcome, combine, reasons
 from pitstop.api.spec import MetricSpec
 from pitstop.api.status import MetricEvidence, MetricResult, Tally
@@ -96,7 +95,15 @@ def judge(
         lower = _finite(cand.lower - stab.upper)
         upper = _finite(cand.upper - stab.lower)
     n = evidence.candidate.requests
-    outcomes = [_with_needs(o, n, cand, stab, metric) for o in outcomes]
+    estimate, target, ratio = cand.estimate, metric.max, True
+    if metric.max_ratio_to_stable is not None:
+        estimate = cand.estimate / stab.estimate if cand.estimate and stab.estimate else None
+        target = metric.max_ratio_to_stable
+    elif metric.max_above_stable is not None:
+        estimate = (cand.estimate - stab.estimate
+                    if cand.estimate is not None and stab.estimate is not None else None)  # fmt: skip
+        target, ratio = metric.max_above_stable, False
+    outcomes = [_with_needs(o, n, estimate, (lower, upper), target, ratio) for o in outcomes]
     verdict, needs = combine(outcomes, n, min_requests)
     result = MetricResult(
         name=metric.name, value=cand.estimate, stable_value=stab.estimate, lower=lower,
@@ -114,35 +121,26 @@ def _check(name: str, limit: str, broken: bool, kept: bool) -> Outcome:
 
 
 def _with_needs(
-    outcome: Outcome, n: float, cand: QuantileBounds, stab: QuantileBounds, metric: MetricSpec
-) -> Outcome:
-    """A rough count: interval widths shrink like 1/sqrt(requests)."""
-    if outcome.verdict != "Inconclusive" or n <= 0 or cand.estimate is None:
+    outcome: Outcome, n: float, estimate: float | None, interval: tuple[float | None, float | None],
+    target: float | None, ratio: bool,
+) -> Outcome:  # fmt: skip
+    """A rough count: an interval narrows like 1/sqrt(requests). None when the estimate
+    sits on the limit, or the interval is already narrow enough and only the buckets'
+    resolution keeps it across the limit."""
+    low, high = interval
+    if outcome.verdict != "Inconclusive" or n <= 0 or estimate is None or target is None:
         return outcome
-    limit = _limit_value(metric, stab.estimate)
-    if limit is None or limit <= 0 or cand.estimate <= 0:
+    if low is None or high is None or (ratio and (low <= 0 or estimate <= 0 or target <= 0)):
         return outcome
-    low, high = max(cand.lower, 1e-9), cand.upper
-    if not math.isfinite(high) or low <= 1e-9:
-        return outcome
-    width = math.log(high / low) / 2
-    distance = abs(math.log(cand.estimate / limit))
-    if distance <= 1e-9:
-        return outcome
-    needed = n * (width / distance) ** 2
-    return Outcome(outcome.verdict, outcome.reason, max(1, math.ceil(needed - n)))
 
+    def scale(x: float) -> float:
+        return math.log(x) if ratio else x
 
-def _limit_value(metric: MetricSpec, stable_p99: float | None) -> float | None:
-    if metric.max is not None:
-        return metric.max
-    if stable_p99 is None:
-        return None
-    if metric.max_ratio_to_stable is not None:
-        return metric.max_ratio_to_stable * stable_p99
-    if metric.max_above_stable is not None:
-        return stable_p99 + metric.max_above_stable
-    return None
+    distance = abs(scale(estimate) - scale(target))
+    half = scale(high) - scale(estimate) if estimate < target else scale(estimate) - scale(low)
+    if distance <= 1e-9 or half <= distance:
+        return outcome
+    return Outcome(outcome.verdict, outcome.reason, math.ceil(n * (half / distance) ** 2 - n))
 
 
 def _positive(x: float) -> float | None:

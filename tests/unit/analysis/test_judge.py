@@ -167,3 +167,13 @@ def test_promql_counts_are_judged_like_a_builtin_error_rate() -> None:
     broken = judge.evaluate(analysis, None, "cand", NOW, counts={"q": Counts(error="timeout")})
     assert broken.verdict == "Inconclusive"
     assert "timeout" in broken.message
+
+
+def test_an_unsettled_p99_says_about_how_many_more_requests_it_needs() -> None:
+    status = run(spec(P99_RATIO), 10, {"rps": 20, "error": 0})
+    result = status.metrics[0]
+    assert result.verdict == "Inconclusive"
+    assert result.lower is not None
+    assert result.upper is not None
+    assert result.needs is not None
+    assert result.needs > result.requests  # far from settled after 200 requests
