@@ -103,7 +103,7 @@ def judge(
         estimate = (cand.estimate - stab.estimate
                     if cand.estimate is not None and stab.estimate is not None else None)  # fmt: skip
         target, ratio = metric.max_above_stable, False
-    outcomes = [_with_needs(o, n, estimate, (lower, upper), target, ratio) for o in outcomes]
+    outcomes = [_with_needs(o, n, estimate, (lower, upper), target, ratio, share) for o in outcomes]
     verdict, needs = combine(outcomes, n, min_requests)
     result = MetricResult(
         name=metric.name, value=cand.estimate, stable_value=stab.estimate, lower=lower,
@@ -122,7 +122,7 @@ def _check(name: str, limit: str, broken: bool, kept: bool) -> Outcome:
 
 def _with_needs(
     outcome: Outcome, n: float, estimate: float | None, interval: tuple[float | None, float | None],
-    target: float | None, ratio: bool,
+    target: float | None, ratio: bool, alpha: float,
 ) -> Outcome:  # fmt: skip
     """A rough count: an interval narrows like 1/sqrt(requests). None when the estimate
     sits on the limit, or the interval is already narrow enough and only the buckets'
@@ -130,7 +130,10 @@ def _with_needs(
     low, high = interval
     if outcome.verdict != "Inconclusive" or n <= 0 or estimate is None or target is None:
         return outcome
-    if low is None or high is None or (ratio and (low <= 0 or estimate <= 0 or target <= 0)):
+    if low is None or high is None:
+        # No bound on a p99 yet: even with no answer in the tail it takes this many.
+        return Outcome(outcome.verdict, outcome.reason, max(1, math.ceil(_least(alpha) - n)))
+    if ratio and (low <= 0 or estimate <= 0 or target <= 0):
         return outcome
 
     def scale(x: float) -> float:
@@ -141,6 +144,14 @@ def _with_needs(
     if distance <= 1e-9 or half <= distance:
         return outcome
     return Outcome(outcome.verdict, outcome.reason, math.ceil(n * (half / distance) ** 2 - n))
+
+
+def _least(alpha: float) -> float:
+    """The fewest answers that can bound a p99 at all: none of them in the tail."""
+    n = 1.0
+    while not bounds.below(1.0 - Q, 0.0, n, alpha):
+        n *= 1.1
+    return n
 
 
 def _positive(x: float) -> float | None:

@@ -173,7 +173,9 @@ def test_an_unsettled_p99_says_about_how_many_more_requests_it_needs() -> None:
     status = run(spec(P99_RATIO), 10, {"rps": 20, "error": 0})
     result = status.metrics[0]
     assert result.verdict == "Inconclusive"
-    assert result.lower is not None
-    assert result.upper is not None
+    assert result.upper is None  # 200 answers cannot bound a p99 yet ...
     assert result.needs is not None
-    assert result.needs > result.requests  # far from settled after 200 requests
+    assert result.needs > result.requests  # ... and it says so
+    later = run(spec(P99_RATIO), 150, {"rps": 20, "error": 0})
+    if later.verdict == "Inconclusive":
+        assert later.metrics[0].upper is not None
