@@ -86,8 +86,8 @@ def rollout(
     kind: Judge, rps: float, stable: Revision, candidate: Revision, seed: int,
     horizon: int = 600, tick: int = 1,
 ) -> Outcome:  # fmt: skip
-    """`tick` seconds pass between two looks (15 must be a multiple of it: today's judge
-    measures every 15 s); the weight is the one the engine set at the last look."""
+    """`tick` seconds pass between two looks (for today's judge 15 must be a multiple of
+    it: it measures every 15 s); the weight is the one the engine set at the last look."""
     rng = np.random.default_rng(seed)
     md = model(kind)
     spec: AnalysisSpec = md.spec.analysis
