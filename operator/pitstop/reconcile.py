@@ -178,7 +178,12 @@ def _analyse(
         current = judge.evaluate(spec, current, revision, now)
     note = None
     look = None
-    if any(m.builtin is not None for m in spec.metrics):
+    # At most one look per LOOK_SECONDS: the status this look writes comes straight back
+    # as a watch event and another reconcile, which must not look (and write) again.
+    looked = current.last_check
+    if any(m.builtin is not None for m in spec.metrics) and (
+        looked is None or (now - looked).total_seconds() >= LOOK_SECONDS * 0.9
+    ):
         look, note = collect.look(scraper, md, revision, baseline)
     counts = values = None
     if any(m.prometheus is not None or m.webhook is not None for m in spec.metrics) and (
