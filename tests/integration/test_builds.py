@@ -24,8 +24,10 @@ from typing import Any
 
 import pytest
 import yaml
+from pitstop.api.resource import ModelDeployment
 from pitstop.devcluster import install, stages, testing
 from pitstop.devcluster.operator_process import OperatorProcess
+from pitstop.rendering import build_job
 
 pytestmark = pytest.mark.integration
 
@@ -130,11 +132,11 @@ def jobs(cluster: testing.DevCluster, namespace: str, model: str) -> list[dict[s
 def wait_jobs(
     cluster: testing.DevCluster, namespace: str, model: str, count: int
 ) -> list[dict[str, Any]]:
-    return cluster.wait(
-        f"{count} build job(s) of {model} in {namespace}",
-        lambda: (found := jobs(cluster, namespace, model)) and len(found) == count and found,
-        timeout=60,
-    )
+    def counted() -> list[dict[str, Any]] | None:
+        found = jobs(cluster, namespace, model)
+        return found if len(found) == count else None
+
+    return cluster.wait(f"{count} build job(s) of {model} in {namespace}", counted, timeout=60)
 
 
 def finish(
@@ -366,3 +368,47 @@ def test_model_deployments_of_two_namespaces_share_one_build(
     cluster.kubectl("apply", "-n", other, "-f", "-", input=built("fraud-ap", model))
     wait_image_built(cluster, other, "fraud-ap", "True", "Built")
     assert len(jobs(cluster, builds, model)) == 1
+
+
+LEVELS: tuple[testing.PodSecurityLevel, ...] = ("restricted", "baseline", "privileged")
+
+
+@pytest.fixture(scope="module")
+def levels(cluster: testing.DevCluster) -> Iterator[dict[testing.PodSecurityLevel, str]]:
+    """A namespace at each Pod Security level (only dry runs go there)."""
+    names = {level: f"t-{level[:4]}-{uuid.uuid4().hex[:6]}" for level in LEVELS}
+    for level, name in names.items():
+        cluster.create_namespace(name, pod_security=level)
+    try:
+        yield names
+    finally:
+        for name in names.values():
+            cluster.delete_namespace(name)
+
+
+@pytest.mark.parametrize(("builder", "least"), [("buildkit", "privileged"), ("kaniko", "baseline")])
+def test_each_builders_pod_is_admitted_at_its_level_and_refused_below(
+    cluster: testing.DevCluster,
+    levels: dict[testing.PodSecurityLevel, str],
+    builder: str,
+    least: testing.PodSecurityLevel,
+) -> None:
+    """Why the build namespace is `privileged` with BuildKit and `baseline` with kaniko
+    only: the API server's PodSecurity admission, asked with the pods Pitstop renders."""
+    spec = {
+        "model": {"name": "fraud", "version": "1", "source": {"uri": "https://h/m.bentomodel"}},
+        "build": {"registry": REGISTRY, "pushSecret": "regcred", "builder": builder},
+    }  # fmt: skip
+    md = ModelDeployment.model_validate({"metadata": {"name": "fraud", "namespace": "ml"},
+                                         "spec": spec})  # fmt: skip
+    settings = build_job.BuildSettings(operator_image="pitstop/operator:test")
+    pod = build_job.job(md, "k" * 16, 1, settings)["spec"]["template"]["spec"]
+    as_pod = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe"},
+                         "spec": pod})  # fmt: skip
+    admitted = {}
+    for level, name in levels.items():
+        done = cluster.kubectl("create", "--dry-run=server", "-n", name, "-f", "-",
+                               input=as_pod, check=False)  # fmt: skip
+        assert done.returncode == 0 or "violates PodSecurity" in done.stderr, done.stderr
+        admitted[level] = done.returncode == 0
+    assert admitted == {level: LEVELS.index(level) >= LEVELS.index(least) for level in LEVELS}
