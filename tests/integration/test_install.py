@@ -46,9 +46,10 @@ def test_helm_lint_is_clean(cluster: testing.DevCluster) -> None:
 def test_chart_objects_are_accepted_by_the_api_server(
     cluster: testing.DevCluster, crd: str, namespace: str
 ) -> None:
+    # The build namespace must exist for a server-side dry run of its Role: the test's.
     rendered = template(
         cluster, "--namespace", namespace, "--set", f"watchNamespaces={{{namespace}}}",
-        "--set", "serviceAccount.annotations.team=ml",
+        "--set", "serviceAccount.annotations.team=ml", "--set", f"build.namespace={namespace}",
     ).stdout  # fmt: skip
     done = cluster.kubectl("apply", "--dry-run=server", "-f", "-", "-o", "name", input=rendered)
     rbac = "rbac.authorization.k8s.io"
@@ -57,6 +58,8 @@ def test_chart_objects_are_accepted_by_the_api_server(
         f"clusterrolebinding.{rbac}/pitstop", f"role.{rbac}/pitstop",
         f"rolebinding.{rbac}/pitstop", f"role.{rbac}/pitstop-leader-election",
         f"rolebinding.{rbac}/pitstop-leader-election", "deployment.apps/pitstop",
+        f"namespace/{namespace}", f"role.{rbac}/pitstop-builds",
+        f"rolebinding.{rbac}/pitstop-builds",
     ])  # fmt: skip
     deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -115,12 +118,27 @@ def wait_phase(cluster: testing.DevCluster, namespace: str, wanted: str) -> None
 # What the operator must be able to do wherever it handles ModelDeployments, and nowhere
 # else when installed for some namespaces.
 WRITES = [
-    ("create", "jobs.batch"),
     ("create", "deployments.apps"),
     ("patch", "deployments.apps/scale"),
     ("get", "secrets"),
     ("patch", "modeldeployments.pitstop.dev/status"),
 ]
+# What builds need, granted in the build namespace only, in both modes: no Job is ever
+# created in a user's namespace (nor in kube-system).
+BUILDS = [
+    ("create", "jobs.batch"),
+    ("create", "secrets"),
+    ("get", "pods/log"),
+]
+
+
+def assert_builds_only_in(
+    cluster: testing.DevCluster, release: install.Release, *elsewhere: str
+) -> None:
+    for verb, what in BUILDS:
+        assert install.can_i(cluster, release.user, verb, what, release.build_namespace), what
+        for where in elsewhere:
+            assert not install.can_i(cluster, release.user, verb, what, where), (what, where)
 
 
 def test_cluster_wide_install_may_do_it_in_any_namespace(
@@ -132,6 +150,7 @@ def test_cluster_wide_install_may_do_it_in_any_namespace(
     # The operator writes only a ModelDeployment's status, never its spec.
     assert not install.can_i(cluster, release.user, "patch", "modeldeployments.pitstop.dev",
                              namespace)  # fmt: skip
+    assert_builds_only_in(cluster, release, namespace, "kube-system", release.namespace)
 
 
 @pytest.fixture
@@ -162,6 +181,7 @@ def test_namespaced_install_works_in_its_namespaces_and_may_do_nothing_elsewhere
                 assert not install.can_i(cluster, release.user, verb, what, elsewhere), (
                     verb, what, elsewhere,
                 )  # fmt: skip
+        assert_builds_only_in(cluster, release, first, second, outside, "kube-system")
         kubeconfig = install.release_kubeconfig(cluster, release, tmp_path / "kubeconfig")
         operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", (first, second))
         operator.start()

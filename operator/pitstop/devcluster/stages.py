@@ -5,8 +5,10 @@ YAML file (a `KwokConfiguration` plus `Stage`s) that the `kwok` process reads wi
 `--config`. The stages are adapted from KWOK's own `kustomize/stage/{node,pod}/fast`,
 with one deliberate difference: a pod does not complete by itself. It stays Running
 until a test directs its fate by annotating it `pitstop.dev/kwok-outcome: succeed` or
-`fail` (optionally `pitstop.dev/kwok-exit-code: "N"`), which is how build Jobs are
-driven to success or failure.
+`fail` (optionally `pitstop.dev/kwok-exit-code: "N"`, and `pitstop.dev/kwok-message`:
+the containers' termination message, which a kubelet fills with the log's tail under
+`terminationMessagePolicy: FallbackToLogsOnError`), which is how build Jobs are driven
+to success or failure.
 
 The YAML is kept here rather than as package data so that it ships with the code in any
 install. It must not talk to the API; `cluster` creates the nodes this config manages.
@@ -22,6 +24,7 @@ NODE_ANNOTATION_VALUE = "fake"
 
 OUTCOME_ANNOTATION = "pitstop.dev/kwok-outcome"
 EXIT_CODE_ANNOTATION = "pitstop.dev/kwok-exit-code"
+MESSAGE_ANNOTATION = "pitstop.dev/kwok-message"
 SUCCEED = "succeed"
 FAIL = "fail"
 
@@ -253,6 +256,7 @@ spec:
       {{{{ $now := Now }}}}
       {{{{ $annotations := or .metadata.annotations dict }}}}
       {{{{ $exitCode := or ( index $annotations "{exit_code_annotation}" ) "{default_exit_code}" }}}}
+      {{{{ $message := or ( index $annotations "{message_annotation}" ) "" }}}}
       conditions:
       - lastTransitionTime: {{{{ $now | Quote }}}}
         status: "True"
@@ -276,6 +280,7 @@ spec:
           terminated:
             exitCode: {{{{ $exitCode }}}}
             finishedAt: {{{{ $now | Quote }}}}
+            message: {{{{ $message | Quote }}}}
             reason: {reason}
             startedAt: {{{{ $now | Quote }}}}
       {{{{ end }}}}
@@ -324,6 +329,7 @@ def render(*, fallback_cidr: str, probe_readiness: bool = False) -> str:
             outcome=SUCCEED,
             outcome_annotation=OUTCOME_ANNOTATION,
             exit_code_annotation=EXIT_CODE_ANNOTATION,
+            message_annotation=MESSAGE_ANNOTATION,
             default_exit_code=0,
             reason="Completed",
             phase="Succeeded",
@@ -332,6 +338,7 @@ def render(*, fallback_cidr: str, probe_readiness: bool = False) -> str:
             outcome=FAIL,
             outcome_annotation=OUTCOME_ANNOTATION,
             exit_code_annotation=EXIT_CODE_ANNOTATION,
+            message_annotation=MESSAGE_ANNOTATION,
             default_exit_code=1,
             reason="Error",
             phase="Failed",
