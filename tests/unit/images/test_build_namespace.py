@@ -64,12 +64,6 @@ def test_settings_read_the_build_namespace_builders_and_poll_from_the_environmen
     assert settings.policy({}).builders == decision.BUILDERS == {"buildkit", "kaniko"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the operator's env in templates/deployment.yaml (another branch's file) does not"
-    ' yet include "pitstop.buildEnv"; until it does, an in-cluster operator builds in the'
-    " default namespace with both builders enabled, whatever build.namespace says",
-)
 def test_the_operator_is_told_where_builds_run() -> None:
     values = ("--set", "build.namespace=ml-builds", "--set", "build.builders={kaniko}")
     [deployment] = [o for o in render(*values) if o["kind"] == "Deployment"]
