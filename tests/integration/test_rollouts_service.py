@@ -72,6 +72,21 @@ class World:
                 return str(d["metadata"]["labels"]["pitstop.dev/model-version"])
         return revision
 
+    def serving(self) -> dict[str, int]:
+        """Pods users reach through the entry Service, by version: those its selector
+        matches that are Ready and not terminating — the EndpointSlice controller's rule.
+        (It cannot list them itself here: EndpointSlices refuse the loopback pod IPs.)"""
+        selector = self.get("service", "fraud")["spec"]["selector"]
+        labels = ",".join(f"{key}={value}" for key, value in selector.items())
+        found: dict[str, int] = {}
+        for pod in self.get("pods", "-l", labels)["items"]:
+            ready = any(c["type"] == "Ready" and c["status"] == "True"
+                        for c in pod.get("status", {}).get("conditions", []))  # fmt: skip
+            if ready and not pod["metadata"].get("deletionTimestamp"):
+                version = pod["metadata"]["labels"]["pitstop.dev/model-version"]
+                found[version] = found.get(version, 0) + 1
+        return found
+
     def mirror(self) -> dict[str, Any]:
         data = self.get("configmap", "fraud-mirror")["data"]["mirror.json"]
         body: dict[str, Any] = json.loads(data)
@@ -279,3 +294,28 @@ def test_operator_killed_during_blue_green_and_shadow_resumes_where_it_stopped(
     )  # clock kept
     assert world.mirror()["percent"] == 30
     assert world.entry_selects() == "2"
+
+
+def test_a_canary_right_after_a_switch_never_sends_users_to_the_previous_stable(
+    world: World,
+) -> None:
+    """The canary's entry Service selects every pod of the ModelDeployment: a previous
+    stable still up for its scaleDownDelay would answer users beside the canary."""
+    keep = {"type": "BlueGreen", "blueGreen": {"scaleDownDelay": "10m"}}
+    world.apply("1", keep)
+    world.healthy("1")
+    world.apply("2", keep)
+    switched = world.healthy("2")
+    assert switched["previous"]["version"] == "1"  # up for its scaleDownDelay
+    world.cluster.wait("users on v2 only", lambda: world.serving() == {"2": 2})
+
+    world.apply("3", CANARY)
+    step1 = world.until("step 1", lambda s: (s.get("candidate") or {}).get("state") == "Canary"
+                        and s["traffic"]["candidate"] == 33)  # fmt: skip
+    assert world.entry_selects() == "all"
+    serving = world.cluster.wait("the canary among the endpoints",
+                                 lambda: (found := world.serving()).get("3") and found)  # fmt: skip
+    # Stable and canary pods only: nothing of v1 among the endpoints users reach.
+    assert serving == {"2": 2, "3": 1}
+    assert "previous" not in step1  # a new rollout ended the previous stable's window
+    assert world.replicas()["1"] == 0

@@ -47,6 +47,13 @@ def step(r: Rollout) -> None:
     )
     if progress.failed(r) or not progress.available(r, wanted):
         return
+    if r.seen.traffic.weights_by_replicas and _strays(r):
+        # The entry Service selects every pod of the ModelDeployment during a canary: a
+        # retired revision's pods still going would answer users beside the canary.
+        r.split = SetTraffic(stable=stable.revision)
+        r.progress = (Reason.WAITING_FOR_PODS, f"waiting for the pods of revision(s) "
+                      f"{', '.join(_strays(r))} to go before any traffic moves")  # fmt: skip
+        return
     label = (f"step {index + 1}/{len(steps)}: {r.effective_weight(current.weight)}% of traffic "
              f"to revision {candidate.revision} (version {candidate.version})")  # fmt: skip
     if not r.routed:
@@ -71,6 +78,13 @@ def step(r: Rollout) -> None:
     else:
         r.actions.clear()
         r.promote("0s")
+
+
+def _strays(r: Rollout) -> list[str]:
+    """Revisions other than stable and candidate that still have ready pods."""
+    own = {r.stable.revision if r.stable else None, r.candidate.revision if r.candidate else None}
+    return sorted(rev for rev, state in r.seen.revisions.items()
+                  if rev not in own and state.ready_replicas > 0)  # fmt: skip
 
 
 STRATEGY = engine.register(

@@ -145,6 +145,8 @@ class Run(Rollout):
             return
         if previous.revision not in self.seen.revisions:
             self.previous = None
+        elif self.candidate is not None:
+            self._end_window(self.candidate.revision)
         elif self.seen.checks.verdict == "Fail" and self.candidate is None and self.stable:
             failed = self.stable
             self.close(failed.revision, "RolledBack", self.seen.checks.message)
@@ -161,6 +163,16 @@ class Run(Rollout):
             self.wake.append((previous.until - self.now).total_seconds())
         else:
             self.previous = None  # its window is over: retired below
+
+    def _end_window(self, candidate: str) -> None:
+        """A new rollout ends the previous stable's window: the analysis moves to the
+        candidate, so nothing would go back to the previous any more, and with the
+        `service` provider a canary's Service selects every pod of the ModelDeployment,
+        so the previous would answer users beside it. It is retired (scaled to zero)."""
+        assert self.previous is not None
+        self.note(Reason.RETIRED, f"revision {self.previous.revision} scaled down before its "
+                  f"window ended: revision {candidate} is rolling out")  # fmt: skip
+        self.previous = None
 
     def _rollout(self) -> None:
         target = self.seen.revision
@@ -193,6 +205,8 @@ class Run(Rollout):
                 )  # fmt: skip
                 self.note(Reason.ROLLOUT_STARTED, f"rolling out revision {target} "
                           f"(version {self.spec.model.version}) with {self.spec.strategy.type}")  # fmt: skip
+                if self.previous is not None:
+                    self._end_window(target)
             self._advance()
         if self.seen.traffic.problem is not None:
             # Said on a first revision and at steady state too: nothing is routed to it.

@@ -381,3 +381,33 @@ def test_a_step_entered_in_this_pass_waits_for_its_route_to_be_verified() -> Non
     assert decision.status.candidate is not None
     assert (decision.status.candidate.state, decision.status.candidate.step) == ("Canary", 0)
     assert SetTraffic("old", "new", 10) in decision.actions
+
+
+def test_service_provider_a_new_rollout_ends_the_previous_window_before_any_weight() -> None:
+    """The `service` canary's entry Service selects every pod of the ModelDeployment: a
+    previous stable still up for its window would answer users beside the canary. A new
+    rollout ends that window, and no weight is set until the previous pods are gone."""
+    by_pods = Traffic(weights_by_replicas=True)
+    just_switched = md(STEPS, {
+        "stable": rev("mid", "8"), "previous": rev("old", until=NOW + timedelta(minutes=5)),
+        "history": history(("old", "Retired", EARLIER), ("mid", "Promoted", None))})  # fmt: skip
+    started = engine.decide(just_switched, seen({"old": up(), "mid": up()}, traffic=by_pods), NOW)
+    assert started.status.candidate is not None
+    assert started.status.previous is None
+    assert ScaleRevision("old", 0) in started.actions
+    assert [e.reason for e in started.events] == ["RolloutStarted", "Retired"]
+
+    # The canary's pod is up, the previous stable's pods are still going.
+    going = {"old": RevisionState(0, 1, False), "mid": up(), "new": up(1)}
+    model = md(STEPS, started.status.model_dump(by_alias=True))
+    held = engine.decide(model, seen(going, traffic=by_pods), NOW)
+    assert [a for a in held.actions if isinstance(a, SetTraffic)] == [SetTraffic("mid")]
+    assert held.status.traffic.candidate == 0
+    progressing = conditions.find(held.status.conditions, conditions.PROGRESSING)
+    assert progressing is not None
+    assert "old" in progressing.message
+
+    gone = {"old": up(0), "mid": up(), "new": up(1)}
+    weighted = engine.decide(model, seen(gone, traffic=by_pods), NOW)
+    assert SetTraffic("mid", "new", 10) in weighted.actions
+    assert weighted.status.traffic.candidate == 33
