@@ -411,3 +411,41 @@ def test_service_provider_a_new_rollout_ends_the_previous_window_before_any_weig
     weighted = engine.decide(model, seen(gone, traffic=by_pods), NOW)
     assert SetTraffic("mid", "new", 10) in weighted.actions
     assert weighted.status.traffic.candidate == 33
+
+
+def test_service_provider_promotes_a_small_last_step_only_once_full_size() -> None:
+    """With the `service` provider a 20% step is one pod beside two. Promoting from there
+    would send all traffic to that one pod and scale the old stable to zero in the same
+    pass: the candidate first grows to full size (as many pods as the stable: 50%), and
+    only a full-size candidate takes over."""
+    by_pods = Traffic(weights_by_replicas=True)
+    one_step = {"type": "Canary", "canary": {"steps": [{"weight": 20, "pause": "1m"}]}}
+    done = md(one_step, {**STABLE, "candidate": cand("Canary", step=0)})
+    passed = engine.decide(done, seen({"old": up(), "new": up(1)}, traffic=by_pods), NOW)
+    assert passed.actions == (EnsureRevision("new", 1), SetTraffic("old", "new", 20))
+    assert passed.status.candidate is not None
+    assert passed.status.stable is not None
+    assert passed.status.stable.revision == "old"
+
+    model = md(one_step, passed.status.model_dump(by_alias=True))
+    growing = engine.decide(model, seen({"old": up(), "new": starting(2)}, traffic=by_pods), NOW)
+    assert growing.actions == (EnsureRevision("new", 2), SetTraffic("old", "new", 50))
+    assert growing.status.candidate is not None
+    assert growing.status.traffic.candidate == 50
+
+    full = engine.decide(model, seen({"old": up(), "new": up(2)}, traffic=by_pods), NOW)
+    assert full.actions == (EnsureRevision("new", 2), ScaleRevision("old", 0), SetTraffic("new"))
+    assert full.status.stable is not None
+    assert full.status.stable.revision == "new"
+
+
+def test_a_step_beyond_the_steps_left_in_the_spec_goes_on_from_the_last_one() -> None:
+    """Steps removed from the spec mid-rollout: exact weights have no growing step."""
+    model = md(STEPS, {**STABLE, "candidate": cand("Canary", step=2)})
+    decision = engine.decide(model, seen({"old": up(), "new": up()}), NOW)
+    assert decision.status.candidate is not None
+    assert decision.status.candidate.step == 1
+    assert SetTraffic("old", "new", 50) in decision.actions
+    assert engine.current_split(md(STEPS, decision.status.model_dump(by_alias=True))) == (
+        SetTraffic("old", "new", 50)
+    )
