@@ -219,5 +219,7 @@ class ModelDeploymentStatus(StatusModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     history: list[HistoryEntry] = Field(
-        default_factory=list, description="Past revisions, newest last."
+        default_factory=list,
+        description="Past revisions, newest last: the last 20 entries, and older ones only "
+        "while their revision still serves or is retained (revisionHistoryLimit).",
     )

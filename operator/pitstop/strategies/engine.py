@@ -23,7 +23,7 @@ from pitstop.api.status import (
     RevisionStatus,
     TrafficStatus,
 )
-from pitstop.strategies import conditions, phase, progress, shares
+from pitstop.strategies import conditions, history, phase, progress, shares
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import (
     Decision,
@@ -259,6 +259,12 @@ class Run(Rollout):
                 self.actions.append(DeleteRevision(revision))  # unknown: a leftover
         self.actions += [DeleteRevision(r) for r in retired[limit:]]
 
+    def _kept(self) -> set[str]:
+        """Revisions whose Deployments stay: live ones, and those `_retire` keeps."""
+        live = {r.revision for r in (self.stable, self.candidate, self.previous) if r is not None}
+        deleted = {a.revision for a in self.actions if isinstance(a, DeleteRevision)}
+        return live | (set(self.seen.revisions) - deleted)
+
     def _finish(self) -> Decision:
         target = self.seen.revision
         self._health()
@@ -280,7 +286,7 @@ class Run(Rollout):
             ),
             analysis=self.md.status.analysis,
             conditions=self.conds,
-            history=self.history,
+            history=history.bounded(self.history, self._kept()),
         )  # fmt: skip
         new_phase = phase.of(status)
         status = status.model_copy(update={"phase": new_phase, "message": self._message(status)})

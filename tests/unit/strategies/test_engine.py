@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from pitstop.api.resource import ModelDeployment
+from pitstop.api.status import ModelDeploymentStatus
 from pitstop.strategies import conditions, engine
+from pitstop.strategies import history as history_module
 from pitstop.strategies.decision import (
     Checks,
     DeleteRevision,
@@ -449,3 +451,25 @@ def test_a_step_beyond_the_steps_left_in_the_spec_goes_on_from_the_last_one() ->
     assert engine.current_split(md(STEPS, decision.status.model_dump(by_alias=True))) == (
         SetTraffic("old", "new", 50)
     )
+
+
+def test_history_keeps_its_last_entries_and_those_still_needed() -> None:
+    """Every rollout adds entries: the history keeps the newest ones, and older ones only
+    while the engine still reads them: the serving revision's open entry, and the last
+    entry of each revision still retained (undo and retirement order read it)."""
+    hours = 3 * history_module.LIMIT
+    entries = history(("new", "Promoted", None), *[
+        (f"c{i}", "RolledBack", NOW - timedelta(hours=hours - i)) for i in range(hours)])  # fmt: skip
+    model = md(STEPS, {"stable": rev("new", "7"), "history": entries, "rejectedRevision": "new"})
+    # c0 and c1 are the oldest, but still retained.
+    world = {"new": up(), "c0": up(0), "c1": up(0), f"c{hours - 1}": up(0)}
+    decision = engine.decide(model, seen(world), NOW)
+    kept = [h.revision for h in decision.status.history]
+    newest = [f"c{i}" for i in range(hours - history_module.LIMIT, hours)]
+    assert kept == ["new", "c0", "c1", *newest]
+    assert decision.status.history[0].ended_at is None
+    # Nothing older is dropped once the history is short enough.
+    again = md(STEPS, decision.status.model_dump(by_alias=True))
+    assert engine.decide(again, seen(world), NOW).status.history == decision.status.history
+    described = ModelDeploymentStatus.model_fields["history"].description or ""
+    assert f"the last {history_module.LIMIT} entries" in described  # what `kubectl explain` says
