@@ -120,6 +120,18 @@ def test_fake_nodes_are_ready_with_loopback_pod_cidrs(cluster: DevCluster) -> No
         assert cidr.subnet_of(ipaddress.ip_network(TEST_POD_CIDR))
 
 
+def test_the_cluster_holds_a_scale_benchmark(cluster: DevCluster, namespace: str) -> None:
+    """Room for 1,000 ModelDeployments mid-rollout: 4,000 pods and 3,000 Services (a /24
+    of Services and 2 x 250 pods ran out at about 126)."""
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    assert sum(int(n["status"]["allocatable"]["pods"]) for n in nodes) >= 4000
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "far"},
+               "spec": {"clusterIP": "10.0.11.184", "ports": [{"port": 80}]}}  # fmt: skip
+    # The API server refuses a ClusterIP outside its Service range.
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(service))
+    assert _get(cluster, namespace, "service", "far")["spec"]["clusterIP"] == "10.0.11.184"
+
+
 def test_deployment_becomes_available(cluster: DevCluster, namespace: str) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_deployment("web", 3))
 

@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import ipaddress
 import json
+import math
 import os
 import shlex
 import shutil
@@ -33,6 +34,12 @@ from pitstop.devcluster import binaries, certs, components, kubeconfig, processe
 
 DEFAULT_POD_CIDR = "127.200.0.0/16"
 NODE_COUNT = 2
+# KWOK runs nothing, so a fake node admits as many pods as a scale benchmark needs, not
+# the 110 of a kubelet: 1,000 ModelDeployments of 2 pods, each mid-rollout (a candidate
+# of full size beside the stable), is 4,000 pods on the two nodes.
+PODS_PER_NODE = 2500
+# A node's podCIDR: the smallest block with an address for every pod it admits (/20).
+NODE_POD_PREFIX = 32 - math.ceil(math.log2(PODS_PER_NODE + 2))
 STATE_FILE = "state.json"
 # What `up` creates under the state dir, and the only things `down --purge` removes.
 _OWNED = ("pki", "etcd-data", "logs", "kwok", "kwok.yaml", STATE_FILE, "kubeconfig")
@@ -89,8 +96,29 @@ class ClusterInfo:
 
 
 def node_pod_cidrs(pod_cidr: str, count: int) -> list[str]:
-    """One /24 per node out of `pod_cidr`; KWOK hands out pod IPs from a node's podCIDR."""
-    return [str(net) for net in list(ipaddress.ip_network(pod_cidr).subnets(new_prefix=24))[:count]]
+    """One block of NODE_POD_PREFIX per node out of `pod_cidr`, and one left for KWOK's
+    fallback. KWOK hands out pod IPs from a node's podCIDR counting up from its first
+    address, without looking at its end: a block too small would overflow into the
+    next node's."""
+    blocks = _pod_blocks(pod_cidr)
+    if len(blocks) < count + 1:
+        raise ValueError(
+            f"pod range {pod_cidr} is too small: {count} nodes of {PODS_PER_NODE} pods and "
+            f"KWOK's fallback need {count + 1} blocks of /{NODE_POD_PREFIX}"
+        )
+    return blocks[:count]
+
+
+def fallback_pod_cidr(pod_cidr: str) -> str:
+    """The last block of the range: KWOK's `cidr` for a node without a podCIDR."""
+    return _pod_blocks(pod_cidr)[-1]
+
+
+def _pod_blocks(pod_cidr: str) -> list[str]:
+    network = ipaddress.ip_network(pod_cidr)
+    if network.prefixlen > NODE_POD_PREFIX:
+        return []
+    return [str(block) for block in network.subnets(new_prefix=NODE_POD_PREFIX)]
 
 
 def _service_ip() -> str:
@@ -125,6 +153,7 @@ class Cluster:
         probe_readiness: bool = False,
     ) -> None:
         self.state_dir = state_dir.resolve()
+        node_pod_cidrs(pod_cidr, nodes)  # refuse a range too small before starting anything
         self.pod_cidr = pod_cidr
         # See stages: pods with a readinessProbe start NotReady; the caller's kubelet
         # emulator marks them Ready once their server answers.
@@ -288,7 +317,7 @@ class Cluster:
         )
         kwok_config = stages.write(
             state / "kwok.yaml",
-            fallback_cidr=node_pod_cidrs(self.pod_cidr, 256)[-1],
+            fallback_cidr=fallback_pod_cidr(self.pod_cidr),
             probe_readiness=self.probe_readiness,
         )
         launch(
@@ -393,8 +422,8 @@ def _node(name: str, pod_cidr: str) -> dict[str, Any]:
         },
         "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
         "status": {
-            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "250"},
-            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "250"},
+            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": str(PODS_PER_NODE)},
+            "capacity": {"cpu": "64", "memory": "256Gi", "pods": str(PODS_PER_NODE)},
         },
     }
 
