@@ -665,6 +665,13 @@ class ModelDeploymentSpec(SpecModel):
         json_schema_extra=_EMPTY_DEFAULT,
         description="Traffic routing.",
     )
+    progress_deadline: Duration = Field(
+        default="10m",
+        description="How long a candidate may lack ready pods (crash loop, unpullable "
+        "image, unschedulable) before it is rolled back, counted from when it started or "
+        "last lost them. A first revision has nothing to fall back to: it reports "
+        "Progressing=False and keeps trying.",
+    )
     revision_history_limit: int = Field(
         default=5,
         ge=0,

@@ -60,6 +60,11 @@ class RevisionStatus(StatusModel):
     step_started_at: datetime | None = Field(
         default=None, description="Candidate only: when the current state or step began."
     )
+    waiting_since: datetime | None = Field(
+        default=None,
+        description="Candidate only: since when it lacks the ready pods it needs; "
+        "spec.progressDeadline counts from then.",
+    )
     until: datetime | None = Field(
         default=None, description="Previous stable only: kept up for rollback until then."
     )

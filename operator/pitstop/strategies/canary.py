@@ -64,6 +64,7 @@ def step(r: Rollout) -> None:
     r.split = SetTraffic(stable=stable.revision, candidate=candidate.revision, weight=weight)
     if progress.failed(r) or not progress.available(r, wanted):
         return
+    candidate = r.current()
     if r.seen.traffic.weights_by_replicas and _strays(r):
         # The entry Service selects every pod of the ModelDeployment during a canary: a
         # retired revision's pods still going would answer users beside the canary.

@@ -33,10 +33,7 @@ from pitstop.strategies.decision import (
     Observations,
     SetTraffic,
 )
-from pitstop.strategies.working import Rollout
-
-# How often to look again while waiting (watch events usually come first).
-POLL_SECONDS = 10.0
+from pitstop.strategies.working import POLL_SECONDS, Rollout
 
 
 @dataclass(frozen=True)
@@ -232,7 +229,7 @@ class Run(Rollout):
                 or not progress.smoke_passed(self)
             ):
                 return
-            candidate = candidate.model_copy(
+            candidate = self.current().model_copy(
                 update={"state": strategy.state, "step": 0 if strategy.stepped else None,
                         "step_started_at": self.now}
             )  # fmt: skip
@@ -327,7 +324,9 @@ class Run(Rollout):
                          "ready replicas")  # fmt: skip
         if candidate is not None:
             reason, message = self.progress
-            self.put(conditions.PROGRESSING, "True", reason, message)
+            # Only a first revision stalls with a candidate left: a later one rolls back.
+            stalled = reason in conditions.STALLED
+            self.put(conditions.PROGRESSING, "False" if stalled else "True", reason, message)
         elif self.rejected is not None and self.rejected == self.seen.revision:
             self.put(conditions.PROGRESSING, "False", Reason.REJECTED,
                      f"revision {self.rejected} was rolled back; change the spec or run "
@@ -344,7 +343,7 @@ class Run(Rollout):
             self.put(conditions.PAUSED, "False", Reason.NOT_PAUSED, "")
         still = conditions.find(self.conds, conditions.DEGRADED)
         if self.degraded is not None:
-            self.put(conditions.DEGRADED, "True", Reason.ANALYSIS_FAILED, self.degraded)
+            self.put(conditions.DEGRADED, "True", self.degraded_reason, self.degraded)
         elif still is not None and still.status == "True" and self.rejected is not None:
             pass  # the failure stays visible until the spec moves on or a retry is asked
         else:

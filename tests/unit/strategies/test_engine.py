@@ -430,7 +430,8 @@ def test_service_provider_promotes_a_small_last_step_only_once_full_size() -> No
     assert passed.status.stable.revision == "old"
 
     model = md(one_step, passed.status.model_dump(by_alias=True))
-    growing = engine.decide(model, seen({"old": up(), "new": starting(2)}, traffic=by_pods), NOW)
+    one_of_two = RevisionState(replicas=2, ready_replicas=1, available=False)
+    growing = engine.decide(model, seen({"old": up(), "new": one_of_two}, traffic=by_pods), NOW)
     assert growing.actions == (EnsureRevision("new", 2), SetTraffic("old", "new", 50))
     assert growing.status.candidate is not None
     assert growing.status.traffic.candidate == 50
