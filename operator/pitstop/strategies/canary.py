@@ -62,6 +62,10 @@ def step(r: Rollout) -> None:
     r.actions.append(EnsureRevision(candidate.revision, wanted))
     r.scale(stable.revision, r.replicas)
     r.split = SetTraffic(stable=stable.revision, candidate=candidate.revision, weight=weight)
+    if not progress.has_ready_pod(r):
+        # A weight on a candidate without a ready pod answers users with 503s: all
+        # traffic stays on the stable until its pods are ready (again).
+        r.split = SetTraffic(stable=stable.revision)
     if progress.failed(r) or not progress.available(r, wanted):
         return
     candidate = r.current()

@@ -191,3 +191,34 @@ def test_a_failed_first_revision_serves_once_its_pods_are_ready() -> None:
     assert status.stable is not None
     assert status.stable.revision == "new"
     assert status.stable.waiting_since is None
+
+
+# --- No weight without a ready pod ---------------------------------------------------
+
+EXACT = Traffic()
+BY_PODS = Traffic(weights_by_replicas=True)
+
+# (provider, candidate pods) -> the split routed and the candidate's share in status.
+WEIGHTS = [
+    ("exact weights, pods ready", EXACT, UP, SetTraffic("old", "new", 10), 10),
+    ("exact weights, pods crashed after being ready", EXACT, down(0, CRASHING),
+     SetTraffic("old"), 0),
+    ("exact weights, one of two pods ready", EXACT, down(1, CRASHING),
+     SetTraffic("old", "new", 10), 10),
+    ("service, the canary pod ready", BY_PODS, RevisionState(1, 1, True),
+     SetTraffic("old", "new", 10), 33),
+    ("service, the canary pod crashed", BY_PODS, down(0, CRASHING, replicas=1),
+     SetTraffic("old"), 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("traffic", "new", "split", "share"),
+    [pytest.param(*case[1:], id=case[0]) for case in WEIGHTS],
+)
+def test_weight(traffic: Traffic, new: RevisionState, split: SetTraffic, share: int) -> None:
+    decision = decide(model(CANARY, "Canary", None), new, traffic)
+    assert [a for a in decision.actions if isinstance(a, SetTraffic)] == [split]
+    assert decision.status.traffic.candidate == share
+    assert decision.status.candidate is not None  # within its deadline: it waits
+    assert decision.status.candidate.step == 0
