@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s_client
-from pitstop.devcluster import binaries, processes, stages
+from pitstop.devcluster import binaries, chaos, processes, stages
 from pitstop.devcluster import cluster as devcluster
 from pitstop.devcluster.testing import TEST_POD_CIDR, DevCluster
 
@@ -29,7 +29,7 @@ _RESTRICTED_CONTAINER = {"securityContext": {"allowPrivilegeEscalation": False,
                                              "capabilities": {"drop": ["ALL"]}}}  # fmt: skip
 
 
-def _deployment(name: str, replicas: int) -> str:
+def _deployment(name: str, replicas: int, image: str = "example.invalid/app:1") -> str:
     return json.dumps(
         {
             "apiVersion": "apps/v1",
@@ -45,7 +45,7 @@ def _deployment(name: str, replicas: int) -> str:
                         "containers": [
                             {
                                 "name": "main",
-                                "image": "example.invalid/app:1",
+                                "image": image,
                                 **_RESTRICTED_CONTAINER,
                             }
                         ],
@@ -151,6 +151,68 @@ def test_deployment_becomes_available(cluster: DevCluster, namespace: str) -> No
         assert pod["spec"]["nodeName"].startswith("kwok-node-")
         # Pod IPs are loopback addresses, so a test harness can serve on them.
         assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(TEST_POD_CIDR)
+
+
+def _waiting(
+    cluster: DevCluster, namespace: str, app: str, reason: str, *, never_ready: bool = True
+) -> Any:
+    """The pod of `app` once its container waits for `reason` (and was never Ready)."""
+
+    def probe() -> Any:
+        pods = _get(cluster, namespace, "pods", "-l", f"app={app}")["items"]
+        for pod in pods:
+            ready = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+            assert not never_ready or ready.get("Ready") != "True", f"{app} became Ready"
+            for container in pod["status"].get("containerStatuses") or []:
+                if (container["state"].get("waiting") or {}).get("reason") == reason:
+                    return pod
+        return None
+
+    return cluster.wait(f"{app} waiting in {reason}", probe)
+
+
+@pytest.mark.parametrize(
+    ("image", "reason", "phase"),
+    [
+        (f"{chaos.UNPULLABLE_REGISTRY}/ml/app:1", "ImagePullBackOff", "Pending"),
+        (f"example.invalid/ml/app:1{chaos.CRASH_LOOP_TAG_SUFFIX}", "CrashLoopBackOff", "Running"),
+    ],
+)
+def test_pods_fated_by_their_image_never_become_ready(
+    cluster: DevCluster, namespace: str, image: str, reason: str, phase: str
+) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_deployment("doomed", 2, image))
+    pod = _waiting(cluster, namespace, "doomed", reason)
+    assert pod["status"]["phase"] == phase
+    deployment = _get(cluster, namespace, "deployment", "doomed")
+    assert deployment["status"].get("readyReplicas", 0) == 0
+
+
+def test_a_ready_pod_annotated_to_crash_loses_its_readiness(
+    cluster: DevCluster, namespace: str
+) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=_deployment("fine", 1))
+    ready = cluster.wait(
+        "fine available",
+        lambda: (
+            (_get(cluster, namespace, "deployment", "fine") or {})
+            .get("status", {})
+            .get("readyReplicas")
+        ),
+    )
+    assert ready == 1
+    name = _get(cluster, namespace, "pods", "-l", "app=fine")["items"][0]["metadata"]["name"]
+    ip = _get(cluster, namespace, "pod", name)["status"]["podIP"]
+
+    cluster.kubectl("annotate", "-n", namespace, "pod", name,
+                    f"{chaos.FATE_ANNOTATION}={chaos.CRASH_LOOP}")  # fmt: skip
+
+    pod = _waiting(cluster, namespace, "fine", "CrashLoopBackOff", never_ready=False)
+    assert (pod["metadata"]["name"], pod["status"]["podIP"]) == (name, ip)  # the same pod
+    cluster.wait(
+        "no ready replica left",
+        lambda: not _get(cluster, namespace, "deployment", "fine")["status"].get("readyReplicas"),
+    )
 
 
 @pytest.mark.parametrize(
