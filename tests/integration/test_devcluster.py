@@ -287,3 +287,39 @@ def test_down_leaves_no_process_and_no_port(tmp_path_factory: pytest.TempPathFac
     assert not any(processes.port_open(port) for port in info.ports.values())
     assert small.info() is None
     small.down()  # idempotent
+
+
+def test_a_service_lists_a_pod_that_is_not_ready_as_not_ready(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """What the `service` traffic provider relies on (and what tests reading a Service's
+    pods by its selector and their Ready condition assume): the EndpointSlice controller
+    marks a pod that is not Ready (here one crash-looping after it ran) not ready, so
+    users reach only ready pods. EndpointSlices refuse loopback pod IPs, so this runs on
+    a one-node cluster of its own with a routable range (which nothing serves on)."""
+    routable = devcluster.Cluster(
+        tmp_path_factory.mktemp("routable"), pod_cidr="10.244.0.0/16", nodes=1
+    )
+    cluster = DevCluster(routable.up())
+    try:
+        cluster.kubectl("apply", "-f", "-", input=_deployment("web", 2))
+        service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                   "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}  # fmt: skip
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(service))
+
+        def endpoints() -> dict[str, bool]:
+            slices = _get(cluster, "default", "endpointslices",
+                          "-l", "kubernetes.io/service-name=web")["items"]  # fmt: skip
+            return {e["targetRef"]["name"]: bool(e["conditions"].get("ready"))
+                    for s in slices for e in s.get("endpoints") or []}  # fmt: skip
+
+        both = cluster.wait("two ready endpoints", lambda: (found := endpoints()) and
+                            list(found.values()) == [True, True] and found)  # fmt: skip
+        crashing = sorted(both)[0]
+        cluster.kubectl("annotate", "pod", crashing, f"{chaos.FATE_ANNOTATION}={chaos.CRASH_LOOP}")
+        after = cluster.wait(
+            "one of them not ready", lambda: not endpoints()[crashing] and endpoints()
+        )
+        assert after == {crashing: False, sorted(both)[1]: True}
+    finally:
+        routable.down()
