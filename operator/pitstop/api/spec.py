@@ -640,6 +640,11 @@ class ModelDeploymentSpec(SpecModel):
             "has(self.image) || has(self.build)",
             "spec.build is required unless spec.image is set",
         ),
+        (
+            # Zero would roll back every candidate on its first look, before any pod ran.
+            "!has(self.progressDeadline) || duration(self.progressDeadline) >= duration('1s')",
+            "spec.progressDeadline must be at least 1s",
+        ),
     )
 
     model: ModelRef = Field(description="The trained model to serve.")
