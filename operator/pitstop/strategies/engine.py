@@ -142,6 +142,8 @@ class Run(Rollout):
             return
         if previous.revision not in self.seen.revisions:
             self.previous = None
+        elif self.candidate is not None and self.candidate.revision == previous.revision:
+            self.previous = None  # an undo brings it back: it is the candidate now
         elif self.candidate is not None:
             self._end_window(self.candidate.revision)
         elif self.seen.checks.verdict == "Fail" and self.candidate is None and self.stable:

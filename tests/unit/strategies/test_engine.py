@@ -474,3 +474,18 @@ def test_history_keeps_its_last_entries_and_those_still_needed() -> None:
     assert engine.decide(again, seen(world), NOW).status.history == decision.status.history
     described = ModelDeploymentStatus.model_fields["history"].description or ""
     assert f"the last {history_module.LIMIT} entries" in described  # what `kubectl explain` says
+
+
+def test_undo_to_the_previous_stable_during_its_window_serves_it_at_once() -> None:
+    """The previous stable is up: an undo to it is instant, and it is not scaled down."""
+    model = md(STEPS, {
+        "stable": rev("new", "7"), "previous": rev("old", until=NOW + timedelta(minutes=5)),
+        "history": history(("old", "Retired", EARLIER), ("new", "Promoted", None))})  # fmt: skip
+    world = seen({"old": up(), "new": up()}, request=Request("undo", "u1", "old"))
+    decision = engine.decide(model, world, NOW)
+    assert decision.status.stable is not None
+    assert decision.status.stable.revision == "old"
+    assert decision.status.previous is None
+    assert ScaleRevision("old", 0) not in decision.actions
+    assert SetTraffic("old") in decision.actions
+    assert [e.reason for e in decision.events] == ["UndoRequested", "Restored"]
