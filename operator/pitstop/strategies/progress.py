@@ -43,8 +43,8 @@ def first(r: Rollout, target: str, image: str) -> None:
     r.candidate = candidate
     stalled = _waiting(r, r.replicas)
     if stalled is not None:
-        r.progress = (stalled[0], f"{stalled[1]}; nothing to fall back to: its pods keep "
-                      "being retried")  # fmt: skip
+        r.progress = (stalled[0], f"revision {target} (version {candidate.version}): "
+                      f"{stalled[1]}; nothing to fall back to: its pods keep being retried")  # fmt: skip
 
 
 def failed(r: Rollout) -> bool:
@@ -111,19 +111,19 @@ def _waiting(r: Rollout, replicas: int) -> tuple[str, str] | None:
     if candidate.waiting_since is None:
         r.candidate = candidate.model_copy(update={"waiting_since": since})
     state = r.seen.revisions.get(candidate.revision)
-    ready = state.ready_replicas if state else 0
+    ready = f"{state.ready_replicas if state else 0}/{replicas} ready replicas"
     trouble = state.trouble if state else None
-    what = (f"revision {candidate.revision} (version {candidate.version}): {ready}/{replicas} "
-            "ready replicas" + (f", {trouble.message}" if trouble else ""))  # fmt: skip
+    why = f" ({trouble.message})" if trouble else ""
     deadline = since + durations.parse(r.spec.progress_deadline)
-    r.progress = (Reason.WAITING_FOR_PODS, f"waiting for {what}; progress deadline "
+    r.progress = (Reason.WAITING_FOR_PODS, f"waiting for revision {candidate.revision} (version "
+                  f"{candidate.version}): {ready}{why}; progress deadline "
                   f"{deadline.isoformat(timespec='seconds')}")  # fmt: skip
     if r.now < deadline:
         # Pod events usually come first; the poll stays the safety net.
         r.wake.append(min((deadline - r.now).total_seconds(), POLL_SECONDS))
         return None
     reason = trouble.reason if trouble else Reason.PROGRESS_DEADLINE_EXCEEDED
-    return reason, f"{what} after progressDeadline {r.spec.progress_deadline}"
+    return reason, f"{ready} after progressDeadline {r.spec.progress_deadline}{why}"
 
 
 def waiting_for_route(r: Rollout, label: str, what: str) -> None:

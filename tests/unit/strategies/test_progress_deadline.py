@@ -137,8 +137,8 @@ def test_deadline(
     assert ScaleRevision("new", 0) in decision.actions
     degraded = condition(status, conditions.DEGRADED)
     assert degraded[:2] == ("True", expected)
-    assert degraded[2].startswith("revision new rolled back: revision new (version 7): ")
-    assert "after progressDeadline" in degraded[2]
+    assert degraded[2].startswith("revision new rolled back: ")
+    assert "ready replicas after progressDeadline" in degraded[2]
     entry = status.history[-1]
     assert (entry.revision, entry.outcome) == ("new", "RolledBack")
     assert new.trouble is None or new.trouble.message in entry.reason
