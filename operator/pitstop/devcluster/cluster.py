@@ -18,7 +18,6 @@ import dataclasses
 import functools
 import ipaddress
 import json
-import math
 import os
 import shlex
 import shutil
@@ -30,16 +29,10 @@ from typing import Any
 
 import httpx
 
-from pitstop.devcluster import binaries, certs, components, kubeconfig, processes, stages
+from pitstop.devcluster import binaries, capacity, certs, components, kubeconfig, processes, stages
 
 DEFAULT_POD_CIDR = "127.200.0.0/16"
 NODE_COUNT = 2
-# KWOK runs nothing, so a fake node admits as many pods as a scale benchmark needs, not
-# the 110 of a kubelet: 1,000 ModelDeployments of 2 pods, each mid-rollout (a candidate
-# of full size beside the stable), is 4,000 pods on the two nodes.
-PODS_PER_NODE = 2500
-# A node's podCIDR: the smallest block with an address for every pod it admits (/20).
-NODE_POD_PREFIX = 32 - math.ceil(math.log2(PODS_PER_NODE + 2))
 STATE_FILE = "state.json"
 # What `up` creates under the state dir, and the only things `down --purge` removes.
 _OWNED = ("pki", "etcd-data", "logs", "kwok", "kwok.yaml", STATE_FILE, "kubeconfig")
@@ -95,32 +88,6 @@ class ClusterInfo:
         )
 
 
-def node_pod_cidrs(pod_cidr: str, count: int) -> list[str]:
-    """One block of NODE_POD_PREFIX per node out of `pod_cidr`, and one left for KWOK's
-    fallback. KWOK hands out pod IPs from a node's podCIDR counting up from its first
-    address, without looking at its end: a block too small would overflow into the
-    next node's."""
-    blocks = _pod_blocks(pod_cidr)
-    if len(blocks) < count + 1:
-        raise ValueError(
-            f"pod range {pod_cidr} is too small: {count} nodes of {PODS_PER_NODE} pods and "
-            f"KWOK's fallback need {count + 1} blocks of /{NODE_POD_PREFIX}"
-        )
-    return blocks[:count]
-
-
-def fallback_pod_cidr(pod_cidr: str) -> str:
-    """The last block of the range: KWOK's `cidr` for a node without a podCIDR."""
-    return _pod_blocks(pod_cidr)[-1]
-
-
-def _pod_blocks(pod_cidr: str) -> list[str]:
-    network = ipaddress.ip_network(pod_cidr)
-    if network.prefixlen > NODE_POD_PREFIX:
-        return []
-    return [str(block) for block in network.subnets(new_prefix=NODE_POD_PREFIX)]
-
-
 def _service_ip() -> str:
     # The `kubernetes` Service always takes the first address of the service range.
     return str(next(ipaddress.ip_network(components.SERVICE_CIDR).hosts()))
@@ -153,7 +120,9 @@ class Cluster:
         probe_readiness: bool = False,
     ) -> None:
         self.state_dir = state_dir.resolve()
-        node_pod_cidrs(pod_cidr, nodes)  # refuse a range too small before starting anything
+        capacity.node_pod_cidrs(
+            pod_cidr, nodes
+        )  # refuse a range too small before starting anything
         self.pod_cidr = pod_cidr
         # See stages: pods with a readinessProbe start NotReady; the caller's kubelet
         # emulator marks them Ready once their server answers.
@@ -317,7 +286,7 @@ class Cluster:
         )
         kwok_config = stages.write(
             state / "kwok.yaml",
-            fallback_cidr=fallback_pod_cidr(self.pod_cidr),
+            fallback_cidr=capacity.fallback_pod_cidr(self.pod_cidr),
             probe_readiness=self.probe_readiness,
         )
         launch(
@@ -328,7 +297,7 @@ class Cluster:
         )
 
         with self._client_for(server, pki) as client:
-            for index, cidr in enumerate(node_pod_cidrs(self.pod_cidr, self.nodes)):
+            for index, cidr in enumerate(capacity.node_pod_cidrs(self.pod_cidr, self.nodes)):
                 response = client.post("/api/v1/nodes", json=_node(f"kwok-node-{index}", cidr))
                 if response.status_code not in (201, 409):
                     raise ClusterError(f"creating node: {response.status_code} {response.text}")
@@ -422,8 +391,8 @@ def _node(name: str, pod_cidr: str) -> dict[str, Any]:
         },
         "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
         "status": {
-            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": str(PODS_PER_NODE)},
-            "capacity": {"cpu": "64", "memory": "256Gi", "pods": str(PODS_PER_NODE)},
+            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": str(capacity.PODS_PER_NODE)},
+            "capacity": {"cpu": "64", "memory": "256Gi", "pods": str(capacity.PODS_PER_NODE)},
         },
     }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 from pitstop.devcluster import certs, components
@@ -54,10 +53,3 @@ def test_controllers_run_as_their_own_service_accounts(tmp_path: Path) -> None:
     assert f"--service-account-private-key-file={layout.pki.service_account_key}" in args
     assert f"--root-ca-file={layout.pki.ca.cert}" in args
     assert "--controllers=*" in args
-
-
-def test_the_service_range_holds_the_scale_benchmark() -> None:
-    """1,000 ModelDeployments mid-rollout: an entry Service and two revision Services
-    each, besides the `kubernetes` Service."""
-    usable = ipaddress.ip_network(components.SERVICE_CIDR).num_addresses - 2
-    assert usable >= 1 + 1000 * 3
