@@ -26,7 +26,7 @@ from pitstop.metrics import collect, keys, pods, smoke
 from pitstop.metrics.builtin import Scraper
 from pitstop.metrics.load import LoadGenerator
 from pitstop.rendering import children, labels
-from pitstop.strategies import conditions, engine, phase, requests
+from pitstop.strategies import conditions, engine, phase, requests, trouble
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import (
     Action,
@@ -247,11 +247,25 @@ def _traffic(router: traffic.Provider, md: ModelDeployment) -> Traffic:
 
 def _observe(kube: KubeClient, md: ModelDeployment) -> dict[str, RevisionState]:
     found: dict[str, RevisionState] = {}
+    short: dict[str, dict[str, Any]] = {}
     selector = labels.owner_selector(md.metadata.name)
     for item in kube.list_deployments(md.metadata.namespace, selector):
         revision = item["metadata"].get("labels", {}).get(labels.REVISION)
         if revision is not None:
             found[revision] = _state(item)
+            if not found[revision].available and found[revision].replicas > 0:
+                short[revision] = item
+    if short:
+        # Only a revision short of ready pods costs a look at its pods: they say why
+        # (crash loop, image pull, scheduling), which the progress deadline reports.
+        pods: dict[str, list[dict[str, Any]]] = {}
+        for pod in kube.list_pods(md.metadata.namespace, selector):
+            revision = pod["metadata"].get("labels", {}).get(labels.REVISION)
+            pods.setdefault(revision, []).append(pod)
+        for revision, item in short.items():
+            found[revision] = replace(
+                found[revision], trouble=trouble.of(item, pods.get(revision, []))
+            )
     return found
 
 

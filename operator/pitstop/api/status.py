@@ -60,6 +60,11 @@ class RevisionStatus(StatusModel):
     step_started_at: datetime | None = Field(
         default=None, description="Candidate only: when the current state or step began."
     )
+    waiting_since: datetime | None = Field(
+        default=None,
+        description="Candidate only: since when it lacks the ready pods it needs; "
+        "spec.progressDeadline counts from then.",
+    )
     until: datetime | None = Field(
         default=None, description="Previous stable only: kept up for rollback until then."
     )
@@ -219,5 +224,7 @@ class ModelDeploymentStatus(StatusModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     history: list[HistoryEntry] = Field(
-        default_factory=list, description="Past revisions, newest last."
+        default_factory=list,
+        description="Past revisions, newest last: the last 20 entries, and older ones only "
+        "while their revision still serves or is retained (revisionHistoryLimit).",
     )

@@ -58,7 +58,7 @@ def build(force: bool) -> None:
     "--pod-cidr",
     default=cluster.DEFAULT_POD_CIDR,
     show_default=True,
-    help="Pod IPs come from here, one /24 per node. Loopback by default so a harness can "
+    help="Pod IPs come from here, one /20 per node. Loopback by default so a harness can "
     "serve on them; a non-loopback range gives Services EndpointSlices instead.",
 )
 def up(state_dir: Path, timeout: float, pod_cidr: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from pitstop.devcluster import binaries, certs, components, kubeconfig, processes, stages
+from pitstop.devcluster import binaries, capacity, certs, components, kubeconfig, processes, stages
 
 DEFAULT_POD_CIDR = "127.200.0.0/16"
 NODE_COUNT = 2
@@ -88,11 +88,6 @@ class ClusterInfo:
         )
 
 
-def node_pod_cidrs(pod_cidr: str, count: int) -> list[str]:
-    """One /24 per node out of `pod_cidr`; KWOK hands out pod IPs from a node's podCIDR."""
-    return [str(net) for net in list(ipaddress.ip_network(pod_cidr).subnets(new_prefix=24))[:count]]
-
-
 def _service_ip() -> str:
     # The `kubernetes` Service always takes the first address of the service range.
     return str(next(ipaddress.ip_network(components.SERVICE_CIDR).hosts()))
@@ -125,6 +120,9 @@ class Cluster:
         probe_readiness: bool = False,
     ) -> None:
         self.state_dir = state_dir.resolve()
+        capacity.node_pod_cidrs(
+            pod_cidr, nodes
+        )  # refuse a range too small before starting anything
         self.pod_cidr = pod_cidr
         # See stages: pods with a readinessProbe start NotReady; the caller's kubelet
         # emulator marks them Ready once their server answers.
@@ -288,7 +286,7 @@ class Cluster:
         )
         kwok_config = stages.write(
             state / "kwok.yaml",
-            fallback_cidr=node_pod_cidrs(self.pod_cidr, 256)[-1],
+            fallback_cidr=capacity.fallback_pod_cidr(self.pod_cidr),
             probe_readiness=self.probe_readiness,
         )
         launch(
@@ -299,7 +297,7 @@ class Cluster:
         )
 
         with self._client_for(server, pki) as client:
-            for index, cidr in enumerate(node_pod_cidrs(self.pod_cidr, self.nodes)):
+            for index, cidr in enumerate(capacity.node_pod_cidrs(self.pod_cidr, self.nodes)):
                 response = client.post("/api/v1/nodes", json=_node(f"kwok-node-{index}", cidr))
                 if response.status_code not in (201, 409):
                     raise ClusterError(f"creating node: {response.status_code} {response.text}")
@@ -393,8 +391,8 @@ def _node(name: str, pod_cidr: str) -> dict[str, Any]:
         },
         "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
         "status": {
-            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "250"},
-            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "250"},
+            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": str(capacity.PODS_PER_NODE)},
+            "capacity": {"cpu": "64", "memory": "256Gi", "pods": str(capacity.PODS_PER_NODE)},
         },
     }
 

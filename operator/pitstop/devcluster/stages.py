@@ -8,7 +8,8 @@ until a test directs its fate by annotating it `pitstop.dev/kwok-outcome: succee
 `fail` (optionally `pitstop.dev/kwok-exit-code: "N"`, and `pitstop.dev/kwok-message`:
 the containers' termination message, which a kubelet fills with the log's tail under
 `terminationMessagePolicy: FallbackToLogsOnError`), which is how build Jobs are driven
-to success or failure.
+to success or failure. Pods that never become ready (a crash loop, an image that
+cannot be pulled) are played by the stages of `chaos`, rendered beside these.
 
 The YAML is kept here rather than as package data so that it ships with the code in any
 install. It must not talk to the API; `cluster` creates the nodes this config manages.
@@ -17,6 +18,8 @@ install. It must not talk to the API; `cluster` creates the nodes this config ma
 from __future__ import annotations
 
 from pathlib import Path
+
+from pitstop.devcluster import chaos
 
 # Nodes carrying this annotation are managed by our kwok; others are left alone.
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -168,6 +171,9 @@ spec:
     - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
       operator: 'NotIn'
       values: ['True']
+    - key: '@FATED@'
+      operator: 'NotIn'
+      values: ['true']
   next:
     statusTemplate: |
       {{ $now := Now }}
@@ -313,7 +319,7 @@ _PROBED_READY = """\
 
 def render(*, fallback_cidr: str, probe_readiness: bool = False) -> str:
     """The full kwok `--config` document stream."""
-    pod_ready = _POD_READY
+    pod_ready = _POD_READY.replace("@FATED@", chaos.FATED)
     if probe_readiness:
         pod_ready = pod_ready.replace('      {{ $ready := "True" }}\n', _PROBED_READY, 1)
     docs = [
@@ -325,6 +331,7 @@ def render(*, fallback_cidr: str, probe_readiness: bool = False) -> str:
         _NODE_INITIALIZE,
         _NODE_HEARTBEAT,
         pod_ready,
+        *chaos.STAGES,
         _POD_END.format(
             outcome=SUCCEED,
             outcome_annotation=OUTCOME_ANNOTATION,
