@@ -19,7 +19,12 @@ import httpx
 
 from pitstop.devcluster.processes import free_port
 
-FORBIDDEN = "forbidden"  # in both the reason (Forbidden) and the message (is forbidden)
+# A 403 always shows its reason, "Forbidden", capitalised: in the client's exception text
+# (`Reason: Forbidden`) and in Kopf's (`'reason': 'Forbidden'`). Matched case-sensitively,
+# as the issue's `grep -c Forbidden` does, because the API server also words an
+# admission denial (422 Invalid, a policy refusing a write) "... is forbidden: ...",
+# which is not a missing RBAC rule.
+FORBIDDEN = "Forbidden"
 
 
 class OperatorProcess:
@@ -82,7 +87,7 @@ class OperatorProcess:
         if not self.log_path.exists():
             return []
         lines = self.log_path.read_text(errors="replace").splitlines()
-        return [line for line in lines if FORBIDDEN in line.lower()]
+        return [line for line in lines if FORBIDDEN in line]
 
     def assert_not_refused(self) -> None:
         """Fail if the API server refused the operator anything: its RBAC lacks a rule."""
