@@ -1,0 +1,143 @@
+"""Writes that fail, on the real control plane: the operator says why, and never undoes
+a rollback because a write failed.
+
+The API server itself refuses the writes (a ValidatingAdmissionPolicy bound to the
+test's namespace, see `admission`); the operator is the real process on the chart's
+ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import admission  # beside this file
+import pytest
+import yaml
+from pitstop.devcluster import testing
+from pitstop.devcluster.operator_process import OperatorProcess
+
+pytestmark = pytest.mark.integration
+
+Object = dict[str, Any]
+MANAGED = "app.kubernetes.io/managed-by"
+INSTANT = {"type": "BlueGreen", "blueGreen": {"scaleDownDelay": "0s"}}
+
+
+def manifest(version: str, strategy: Object, **spec: Any) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "pitstop.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "fraud"},
+            "spec": {
+                "model": {"name": "fraud", "version": version},
+                "image": f"registry.example.com/ml/fraud:{version}",
+                "serving": {"replicas": 2},
+                "strategy": strategy,
+                **spec,
+            },
+        }
+    )
+
+
+def get(cluster: testing.DevCluster, namespace: str, *what: str) -> Any:
+    done = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def condition(md: Object, type_: str) -> Object:
+    found: Object = next(
+        (c for c in md.get("status", {}).get("conditions", []) if c["type"] == type_), {}
+    )
+    return found
+
+
+def events(cluster: testing.DevCluster, namespace: str, reason: str) -> list[Object]:
+    found = get(cluster, namespace, "events", "--field-selector",
+                f"involvedObject.name=fraud,reason={reason}")  # fmt: skip
+    items: list[Object] = found["items"]
+    return items
+
+
+@pytest.fixture
+def refusals(cluster: testing.DevCluster) -> Iterator[list[admission.Refusal]]:
+    made: list[admission.Refusal] = []
+    yield made
+    for refusal in made:
+        refusal.lift()
+
+
+def refuse_deployments(
+    cluster: testing.DevCluster, namespace: str, refusals: list[admission.Refusal]
+) -> admission.Refusal:
+    """The API server refuses every Deployment Pitstop creates in `namespace`."""
+    probe = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "probe", "namespace": namespace, "labels": {MANAGED: "pitstop"}},
+        "spec": {
+            "selector": {"matchLabels": {"app": "probe"}},
+            "template": {
+                "metadata": {"labels": {"app": "probe"}},
+                "spec": {"containers": [{"name": "c", "image": "probe"}]},
+            },
+        },
+    }
+
+    def in_effect() -> bool:
+        done = cluster.kubectl("apply", "--dry-run=server", "-f", "-",
+                               input=json.dumps(probe), check=False)  # fmt: skip
+        return admission.refused(done)
+
+    refusal = admission.refuse(
+        cluster, namespace, f"no-deployments-{namespace}",
+        group="apps", resource="deployments", operation="CREATE",
+        allowed=f"object.metadata.?labels[?'{MANAGED}'].orValue('') != 'pitstop'",
+        probe=in_effect,
+    )  # fmt: skip
+    refusals.append(refusal)
+    return refusal
+
+
+def test_a_reconcile_that_fails_says_why_in_a_condition_and_an_event(
+    cluster: testing.DevCluster,
+    namespace: str,
+    operator: OperatorProcess,
+    refusals: list[admission.Refusal],
+) -> None:
+    refusal = refuse_deployments(cluster, namespace, refusals)
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest("1", INSTANT))
+
+    def failed() -> Object | None:
+        md: Object = get(cluster, namespace, "md", "fraud")
+        return md if condition(md, "Reconciled").get("reason") == "ReconcileError" else None
+
+    md = cluster.wait("a Reconciled=False condition", failed, timeout=60)
+    reconciled = condition(md, "Reconciled")
+    assert reconciled["status"] == "False"
+    assert admission.MESSAGE in reconciled["message"]
+    assert "Deployment" in reconciled["message"]  # what the operator was doing
+    assert admission.MESSAGE in md["status"]["message"]
+    # Retried with backoff; the identical warnings are one Event that counts them.
+    warned = cluster.wait(
+        "the failure retried and counted on one Event",
+        lambda: (found := events(cluster, namespace, "ReconcileError"))
+        and found[0]["count"] >= 2
+        and found,
+    )
+    assert len(warned) == 1
+    assert warned[0]["type"] == "Warning"
+    assert admission.MESSAGE in warned[0]["message"]
+
+    refusal.lift()
+    done = cluster.wait(
+        "Healthy once the Deployments are admitted",
+        lambda: (md := get(cluster, namespace, "md", "fraud"))["status"].get("phase") == "Healthy"
+        and condition(md, "Reconciled").get("status") == "True"
+        and md,
+        timeout=90,
+    )
+    assert condition(done, "Reconciled")["reason"] == "ReconcileSuccess"
+    assert admission.MESSAGE not in done["status"]["message"]
