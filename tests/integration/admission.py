@@ -43,16 +43,15 @@ def refuse(
     """Refuse `operation` on `resource` in `namespace` whenever the CEL expression
     `allowed` is false; returns once `probe` (a dry-run write) sees the refusal, since a
     new policy takes effect a moment after it is created."""
+    rule = {"apiGroups": [group], "apiVersions": ["*"], "operations": [operation],
+            "resources": [resource]}  # fmt: skip
     policy = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": name},
         "spec": {
             "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [{"apiGroups": [group], "apiVersions": ["*"],
-                                   "operations": [operation], "resources": [resource]}]
-            },  # fmt: skip
+            "matchConstraints": {"resourceRules": [rule]},
             "validations": [{"expression": allowed, "message": MESSAGE}],
         },
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import admission  # beside this file
@@ -17,6 +18,7 @@ import pytest
 import yaml
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
+from pitstop.k8s import client
 
 pytestmark = pytest.mark.integration
 
@@ -123,9 +125,11 @@ def test_a_reconcile_that_fails_says_why_in_a_condition_and_an_event(
     # Retried with backoff; the identical warnings are one Event that counts them.
     warned = cluster.wait(
         "the failure retried and counted on one Event",
-        lambda: (found := events(cluster, namespace, "ReconcileError"))
-        and found[0]["count"] >= 2
-        and found,
+        lambda: (
+            (found := events(cluster, namespace, "ReconcileError"))
+            and found[0]["count"] >= 2
+            and found
+        ),
     )
     assert len(warned) == 1
     assert warned[0]["type"] == "Warning"
@@ -134,10 +138,36 @@ def test_a_reconcile_that_fails_says_why_in_a_condition_and_an_event(
     refusal.lift()
     done = cluster.wait(
         "Healthy once the Deployments are admitted",
-        lambda: (md := get(cluster, namespace, "md", "fraud"))["status"].get("phase") == "Healthy"
-        and condition(md, "Reconciled").get("status") == "True"
-        and md,
+        lambda: (
+            (md := get(cluster, namespace, "md", "fraud"))["status"].get("phase") == "Healthy"
+            and condition(md, "Reconciled").get("status") == "True"
+            and md
+        ),
         timeout=90,
     )
     assert condition(done, "Reconciled")["reason"] == "ReconcileSuccess"
     assert admission.MESSAGE not in done["status"]["message"]
+
+
+def test_ten_identical_warnings_are_one_event_counted_ten_times(
+    cluster: testing.DevCluster, namespace: str, crd: str, operator_kubeconfig: Path
+) -> None:
+    """The facade itself, on the chart's ServiceAccount: the tenth identical warning
+    bumps the first one's count and lastTimestamp; another message is another Event."""
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest("1", INSTANT))
+    kube = client.connect(str(operator_kubeconfig), identity="replica-a")
+    owner = kube.get_model_deployment(namespace, "fraud")
+    assert owner is not None
+    for _ in range(10):
+        kube.post_event(owner, "Warning", "Flaky", "the same thing went wrong")
+    kube.post_event(owner, "Warning", "Flaky", "something else went wrong")
+
+    found = sorted(events(cluster, namespace, "Flaky"), key=lambda e: -e["count"])
+    assert [(e["message"], e["count"]) for e in found] == [
+        ("the same thing went wrong", 10),
+        ("something else went wrong", 1),
+    ]
+    counted = found[0]
+    assert counted["type"] == "Warning"
+    assert counted["lastTimestamp"] >= counted["firstTimestamp"]
+    assert counted["reportingInstance"] == "replica-a"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+import socket
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from kubernetes.dynamic import DynamicClient
 from urllib3.exceptions import HTTPError as TransportError
 
 from pitstop.api import resource
-from pitstop.k8s import permissions
+from pitstop.k8s import events, permissions
 from pitstop.k8s.permissions import uses
 from pitstop.rendering import labels
 
@@ -51,9 +52,10 @@ READ = (
 )
 DELETED = (permissions.DEPLOYMENT, permissions.SERVICE)  # revisions beyond the history
 ANNOTATED = (permissions.JOB,)  # a failed build, once reported
+COMPONENT = "pitstop"  # source.component of the Events Pitstop posts
 
 
-def connect(kubeconfig: str | None = None) -> KubeClient:
+def connect(kubeconfig: str | None = None, *, identity: str | None = None) -> KubeClient:
     """In a pod, the service account; elsewhere $KUBECONFIG or the given file."""
     api = k8s.ApiClient()
     if kubeconfig is not None:
@@ -64,7 +66,7 @@ def connect(kubeconfig: str | None = None) -> KubeClient:
         except k8s_config.ConfigException:
             k8s_config.load_kube_config()
         api = k8s.ApiClient()
-    return KubeClient(api)
+    return KubeClient(api, identity=identity)
 
 
 def current_namespace() -> str:
@@ -82,13 +84,17 @@ def current_namespace() -> str:
 
 
 class KubeClient:
-    def __init__(self, api: k8s.ApiClient) -> None:
+    """The API facade; `identity` names this replica on its Events."""
+
+    def __init__(self, api: k8s.ApiClient, *, identity: str | None = None) -> None:
         self.api = api
+        self.identity = identity or socket.gethostname()
         self._dynamic = DynamicClient(api)
         self._apps = k8s.AppsV1Api(api)
         self._batch = k8s.BatchV1Api(api)
         self._core = k8s.CoreV1Api(api)
         self._custom = k8s.CustomObjectsApi(api)
+        self._events = events.Recorder()
 
     @functools.cache  # noqa: B019 - one client per process; resources never change
     def _resource(self, api_version: str, kind: str) -> Any:
@@ -277,34 +283,60 @@ class KubeClient:
             _content_type="application/json-patch+json",
         )
 
-    @uses(permissions.EVENT.can("create"))
+    @uses(permissions.EVENT.can("create", "patch"))
     def post_event(self, owner: Object, type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the ModelDeployment, as `kubectl describe` shows them."""
+        """A core/v1 Event on the ModelDeployment, as `kubectl describe` shows them; an
+        occurrence identical to one already posted counts on it (see `events`)."""
+        key = events.key(COMPONENT, owner, type_, reason, message)
+        try:
+            previous = self._events.seen(key)
+            if previous is not None and self._count_event(key, previous):
+                return
+            self._create_event(key, owner)
+        except ApiException as error:  # an Event is never worth failing a reconcile
+            log.warning("could not post event %s on %s: %s", reason, key.name, error.reason)
+
+    def _count_event(self, key: events.Key, previous: events.Posted) -> bool:
+        """One more occurrence on `previous`; False when that Event has expired."""
+        count = previous.count + 1
+        try:
+            self._core.patch_namespaced_event(
+                previous.name,
+                key.namespace,
+                {"count": count, "lastTimestamp": datetime.now(UTC).isoformat()},
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            self._events.forget(key)
+            return False
+        self._events.posted(key, events.Posted(previous.name, count, previous.first))
+        return True
+
+    def _create_event(self, key: events.Key, owner: Object) -> None:
         meta = owner["metadata"]
         now = datetime.now(UTC)
+        name = f"{key.name}.{uuid.uuid4().hex[:12]}"
         event = k8s.CoreV1Event(
-            metadata=k8s.V1ObjectMeta(
-                name=f"{meta['name']}.{uuid.uuid4().hex[:12]}", namespace=meta["namespace"]
-            ),
+            metadata=k8s.V1ObjectMeta(name=name, namespace=key.namespace),
             involved_object=k8s.V1ObjectReference(
                 api_version=resource.API_VERSION,
                 kind=resource.KIND,
-                name=meta["name"],
-                namespace=meta["namespace"],
+                name=key.name,
+                namespace=key.namespace,
                 uid=meta.get("uid"),
                 resource_version=meta.get("resourceVersion"),
             ),
-            type=type_,
-            reason=reason,
-            message=message[:1024],
+            type=key.type,
+            reason=key.reason,
+            message=key.message,
             first_timestamp=now,
             last_timestamp=now,
             count=1,
-            source=k8s.V1EventSource(component="pitstop"),
+            source=k8s.V1EventSource(component=COMPONENT),
             reporting_component="pitstop.dev/operator",
-            reporting_instance="pitstop",
+            reporting_instance=self.identity,  # which replica said it
         )
-        try:
-            self._core.create_namespaced_event(meta["namespace"], event)
-        except ApiException as error:  # an Event is never worth failing a reconcile
-            log.warning("could not post event %s on %s: %s", reason, meta["name"], error.reason)
+        self._core.create_namespaced_event(key.namespace, event)
+        self._events.posted(key, events.Posted(name, 1, now))
