@@ -16,6 +16,7 @@ from typing import Any
 import admission  # beside this file
 import pytest
 import yaml
+from pitstop import reconcile
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
 from pitstop.k8s import client
@@ -171,3 +172,31 @@ def test_ten_identical_warnings_are_one_event_counted_ten_times(
     assert counted["type"] == "Warning"
     assert counted["lastTimestamp"] >= counted["firstTimestamp"]
     assert counted["reportingInstance"] == "replica-a"
+
+
+def test_a_status_decided_from_a_stale_object_is_refused_and_nothing_is_acted(
+    cluster: testing.DevCluster, namespace: str, crd: str, operator_kubeconfig: Path
+) -> None:
+    """One pass in this process, on the chart's ServiceAccount, whose read is stale: a
+    user annotated the object after it was read. The API server refuses its status
+    (409), the pass does nothing else and asks to run again at once; the next pass,
+    reading afresh, goes ahead."""
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest("1", INSTANT))
+    kube = client.connect(str(operator_kubeconfig))
+    stale = kube.get_model_deployment(namespace, "fraud")
+    cluster.kubectl("annotate", "md", "fraud", "-n", namespace, "team=fraud")
+
+    class StaleRead(client.KubeClient):
+        def get_model_deployment(self, namespace: str, name: str) -> Object | None:
+            return stale
+
+    result = reconcile.reconcile(StaleRead(kube.api), namespace, "fraud")
+    assert result.requeue_after == 0  # soon, not after a backoff
+    assert "status" not in get(cluster, namespace, "md", "fraud")
+    assert get(cluster, namespace, "deployments")["items"] == []  # nothing acted
+
+    reconcile.reconcile(kube, namespace, "fraud")
+    md = get(cluster, namespace, "md", "fraud")
+    assert md["status"]["phase"] == "Deploying"
+    assert condition(md, "Reconciled")["status"] == "True"
+    assert len(get(cluster, namespace, "deployments")["items"]) == 1

@@ -13,7 +13,9 @@ against these declarations by tests/unit/k8s/test_rbac.py, covers every call.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
+import json
 import logging
 import socket
 import uuid
@@ -55,6 +57,10 @@ ANNOTATED = (permissions.JOB,)  # a failed build, once reported
 COMPONENT = "pitstop"  # source.component of the Events Pitstop posts
 
 
+class Conflict(RuntimeError):
+    """The object changed since it was read (409): read it again and decide again."""
+
+
 def connect(kubeconfig: str | None = None, *, identity: str | None = None) -> KubeClient:
     """In a pod, the service account; elsewhere $KUBECONFIG or the given file."""
     api = k8s.ApiClient()
@@ -67,6 +73,18 @@ def connect(kubeconfig: str | None = None, *, identity: str | None = None) -> Ku
             k8s_config.load_kube_config()
         api = k8s.ApiClient()
     return KubeClient(api, identity=identity)
+
+
+def describe(error: BaseException) -> str:
+    """One line for a person: an API error's code and the API server's own message."""
+    if isinstance(error, ApiException):
+        message = error.reason or ""
+        with contextlib.suppress(ValueError, AttributeError):
+            message = json.loads(error.body or "{}").get("message") or message
+        return f"{error.status} {error.reason}: {message}"
+    if isinstance(error, TransportError):
+        return f"the API server did not answer: {error}"
+    return f"{type(error).__name__}: {error}"
 
 
 def current_namespace() -> str:
@@ -269,19 +287,38 @@ class KubeClient:
         return obj
 
     @uses(permissions.MODEL_DEPLOYMENT.can("patch", subresource="status"))
-    def patch_status(self, namespace: str, name: str, status: Object) -> None:
-        """Replace the status wholesale: keys absent from `status` are removed."""
-        self._custom.patch_namespaced_custom_object_status(
-            resource.GROUP,
-            resource.VERSION,
-            namespace,
-            resource.PLURAL,
-            name,
-            # A JSON patch (a list body) replaces status as a whole; a merge patch
-            # would keep keys of nested objects that the new status no longer has.
-            [{"op": "add", "path": "/status", "value": status}],
-            _content_type="application/json-patch+json",
-        )
+    def patch_status(self, namespace: str, name: str, status: Object, resource_version: str) -> str:
+        """Replace the status wholesale, if the object is still at `resource_version`;
+        returns its new resourceVersion. Raises `Conflict` if anything wrote the object
+        since (a user, another replica): a status decided from a stale object is never
+        written over a newer one."""
+        try:
+            obj = self._custom.patch_namespaced_custom_object_status(
+                resource.GROUP,
+                resource.VERSION,
+                namespace,
+                resource.PLURAL,
+                name,
+                # A JSON patch (a list body) replaces status as a whole; a merge patch
+                # would keep keys of nested objects that the new status no longer has.
+                # Setting metadata.resourceVersion makes it a precondition: the API
+                # server answers 409 when the object has moved on.
+                [
+                    {
+                        "op": "replace",
+                        "path": "/metadata/resourceVersion",
+                        "value": resource_version,
+                    },
+                    {"op": "add", "path": "/status", "value": status},
+                ],
+                _content_type="application/json-patch+json",
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise Conflict(f"{namespace}/{name} changed since it was read") from error
+            raise
+        assert isinstance(obj, dict)
+        return str(obj["metadata"]["resourceVersion"])
 
     @uses(permissions.EVENT.can("create", "patch"))
     def post_event(self, owner: Object, type_: str, reason: str, message: str) -> None:
