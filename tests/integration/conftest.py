@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from metric_webhook import Webhook  # beside this file
 from pitstop.devcluster import cluster as devcluster
 from pitstop.devcluster import install, testing
 from pitstop.devcluster.operator_process import OperatorProcess
@@ -92,3 +93,13 @@ def operator(
     finally:
         process.stop()
     process.assert_not_refused()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A webhook metric the test makes pass or fail (see metric_webhook)."""
+    hook = Webhook()
+    try:
+        yield hook
+    finally:
+        hook.close()

@@ -9,17 +9,20 @@ ServiceAccount.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import admission  # beside this file
+import mesh_crds
 import pytest
 import yaml
+from metric_webhook import Webhook, analysis
 from pitstop import reconcile
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
 from pitstop.k8s import client
+from watching import History
 
 pytestmark = pytest.mark.integration
 
@@ -148,6 +151,110 @@ def test_a_reconcile_that_fails_says_why_in_a_condition_and_an_event(
     )
     assert condition(done, "Reconciled")["reason"] == "ReconcileSuccess"
     assert admission.MESSAGE not in done["status"]["message"]
+
+
+@pytest.fixture(scope="module")
+def gateway_api(cluster: testing.DevCluster) -> None:
+    """The Gateway API CRDs, served before the operator starts (it discovers them once)."""
+    mesh_crds.install(cluster)
+
+
+def route(namespace: str) -> Object:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "fraud", "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "gateway", "namespace": "infra"}],
+            "rules": [{"backendRefs": [{"name": "fraud", "port": 80}]}],
+        },
+    }
+
+
+def weights(obj: Object) -> list[tuple[str, int]]:
+    return [(ref["name"], ref.get("weight", 1)) for ref in obj["spec"]["rules"][0]["backendRefs"]]
+
+
+def test_a_refused_status_write_never_sends_traffic_back_to_a_rolled_back_candidate(
+    cluster: testing.DevCluster,
+    gateway_api: None,
+    namespace: str,
+    operator: OperatorProcess,
+    webhook: Webhook,
+    refusals: list[admission.Refusal],
+) -> None:
+    """The API server refuses the status that records a rollback. Nothing may have moved
+    yet: had the route gone to the stable first, the next pass would read the status that
+    still says 50% and — the check passing again meanwhile — route 50% back to the
+    candidate. A watch on the route sees every weight it ever had."""
+    cluster.kubectl("apply", "--server-side", "--field-manager=user", "-f", "-",
+                    input=json.dumps(route(namespace)))  # fmt: skip
+    canary = {
+        "type": "Canary",
+        "canary": {"steps": [{"weight": 50, "pause": "1h", "minPause": "1h"}]},
+    }
+    spec = {"analysis": analysis(webhook.url),
+            "traffic": {"provider": "gateway-api", "httpRoute": {"name": "fraud"}}}  # fmt: skip
+
+    def when(what: str, ok: Callable[[Object, Object], bool]) -> tuple[Object, Object]:
+        """The ModelDeployment and its route, once `ok` holds of them."""
+
+        def probe() -> tuple[Object, Object] | None:
+            md, found = get(cluster, namespace, "md/fraud", "httproute/fraud")["items"]
+            return (md, found) if ok(md, found) else None
+
+        return cluster.wait(what, probe, timeout=90)
+
+    def phase(md: Object) -> str | None:
+        found: str | None = md.get("status", {}).get("phase")
+        return found
+
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest("1", canary, **spec))
+    md, _ = when("v1 Healthy", lambda md, _: phase(md) == "Healthy")
+    old = f"fraud-{md['status']['stable']['revision']}"
+    history = History(cluster, namespace, "httproute", "fraud")
+    try:
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest("2", canary, **spec))
+        md, _ = when("50% on v2, checks passing", lambda md, route: [w for _, w in weights(route)]
+                     == [50, 50] and md["status"].get("analysis", {}).get("verdict") == "Pass")  # fmt: skip
+        new = f"fraud-{md['status']['candidate']['revision']}"
+
+        def probe() -> bool:
+            patch = json.dumps({"status": {"phase": "RolledBack"}})
+            return admission.refused(cluster.kubectl(
+                "patch", "md", "fraud", "-n", namespace, "--subresource=status",
+                "--type=merge", "-p", patch, "--dry-run=server", check=False))  # fmt: skip
+
+        refusal = admission.refuse(
+            cluster, namespace, f"no-rollback-{namespace}",
+            group="pitstop.dev", resource="modeldeployments/status", operation="UPDATE",
+            allowed="object.?status.?phase.orValue('') != 'RolledBack'", probe=probe,
+        )  # fmt: skip
+        refusals.append(refusal)
+        webhook.passing = False
+        md, now = when("the rollback decided, its status refused",
+                       lambda md, _: condition(md, "Reconciled").get("reason") == "ReconcileError")  # fmt: skip
+        assert admission.MESSAGE in condition(md, "Reconciled")["message"]
+        assert md["status"]["phase"] == "Progressing"
+        assert weights(now) == [(old, 50), (new, 50)]  # nothing acted on an uncommitted rollback
+
+        # The check passes again: the refused decision is gone, and nothing may undo
+        # what was never done. A few passes go by on the old status.
+        webhook.passing = True
+        calls = len(webhook.calls)
+        cluster.wait("three more checks", lambda: len(webhook.calls) >= calls + 3)
+
+        webhook.passing = False
+        refusal.lift()
+        md, last = when("rolled back", lambda md, _: phase(md) == "RolledBack")
+        assert md["status"]["rejectedRevision"] == new.removeprefix("fraud-")
+        assert history.changes(last, weights) == [
+            [(old, 100)],
+            [(old, 50), (new, 50)],
+            [(old, 100)],
+        ]
+    finally:
+        history.close()
 
 
 def test_ten_identical_warnings_are_one_event_counted_ten_times(
