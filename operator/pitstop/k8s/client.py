@@ -8,6 +8,9 @@ operator never rewrites a user's spec (that would fight GitOps).
 Every method declares the API permissions it uses (`permissions.uses`); the generic
 ones also name the kinds they accept and refuse others, so the chart's RBAC, checked
 against these declarations by tests/unit/k8s/test_rbac.py, covers every call.
+
+Every request has a timeout, enforced below the generated client (`_bounded`), so no
+call (discovery included) can hang a reconcile.
 """
 
 from __future__ import annotations
@@ -56,12 +59,22 @@ DELETED = (permissions.DEPLOYMENT, permissions.SERVICE)  # revisions beyond the 
 ANNOTATED = (permissions.JOB,)  # a failed build, once reported
 COMPONENT = "pitstop"  # source.component of the Events Pitstop posts
 
+# Seconds any API call may take; writes may be held to less (see `KubeClient`).
+TIMEOUT_SECONDS = 10.0
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
 
 class Conflict(RuntimeError):
     """The object changed since it was read (409): read it again and decide again."""
 
 
-def connect(kubeconfig: str | None = None, *, identity: str | None = None) -> KubeClient:
+def connect(
+    kubeconfig: str | None = None,
+    *,
+    timeout: float = TIMEOUT_SECONDS,
+    write_timeout: float | None = None,
+    identity: str | None = None,
+) -> KubeClient:
     """In a pod, the service account; elsewhere $KUBECONFIG or the given file."""
     api = k8s.ApiClient()
     if kubeconfig is not None:
@@ -72,7 +85,7 @@ def connect(kubeconfig: str | None = None, *, identity: str | None = None) -> Ku
         except k8s_config.ConfigException:
             k8s_config.load_kube_config()
         api = k8s.ApiClient()
-    return KubeClient(api, identity=identity)
+    return KubeClient(api, timeout=timeout, write_timeout=write_timeout, identity=identity)
 
 
 def describe(error: BaseException) -> str:
@@ -85,6 +98,26 @@ def describe(error: BaseException) -> str:
     if isinstance(error, TransportError):
         return f"the API server did not answer: {error}"
     return f"{type(error).__name__}: {error}"
+
+
+def _bounded(api: k8s.ApiClient, timeout: float, write_timeout: float) -> None:
+    """Give every request of `api` a timeout (urllib3 may retry a read that timed out,
+    so a call takes at most a few of them).
+
+    Done on the REST client every generated and dynamic call goes through (the generated
+    methods' own `_request_timeout` is per call, and the dynamic client's discovery
+    requests take none), so no call is left unbounded.
+    """
+    rest = api.rest_client
+    send = rest.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        write = method.upper() in WRITES
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = write_timeout if write else timeout
+        return send(method, url, *args, **kwargs)
+
+    rest.request = request  # type: ignore[method-assign]
 
 
 def current_namespace() -> str:
@@ -102,10 +135,19 @@ def current_namespace() -> str:
 
 
 class KubeClient:
-    """The API facade; `identity` names this replica on its Events."""
+    """The API facade. `timeout` bounds every call, `write_timeout` (default: the same)
+    writes; `identity` names this replica on its Events."""
 
-    def __init__(self, api: k8s.ApiClient, *, identity: str | None = None) -> None:
+    def __init__(
+        self,
+        api: k8s.ApiClient,
+        *,
+        timeout: float = TIMEOUT_SECONDS,
+        write_timeout: float | None = None,
+        identity: str | None = None,
+    ) -> None:
         self.api = api
+        _bounded(api, timeout, write_timeout or timeout)
         self.identity = identity or socket.gethostname()
         self._dynamic = DynamicClient(api)
         self._apps = k8s.AppsV1Api(api)
