@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pitstop.api.status import ConditionStatus, ModelDeploymentStatus
-from pitstop.k8s import client
+from pitstop.k8s import errors
 from pitstop.k8s.client import KubeClient
 from pitstop.strategies import conditions
 from pitstop.strategies.decision import Event
@@ -57,7 +57,7 @@ class Writer:
 
     def commit(self, status: ModelDeploymentStatus) -> bool:
         """Write `status` unless the API holds it already; True when written. Raises
-        `client.Conflict` when the object changed since it was read.
+        `errors.Conflict` when the object changed since it was read.
 
         While a failure stands (`Reconciled=False`, carried over by the engine), the
         status message keeps saying it until a pass completes (`succeeded`)."""
@@ -94,9 +94,11 @@ class Writer:
         try:
             self._write(failed.model_copy(update={"message": message}))
             self.kube.post_event(self.obj, "Warning", RECONCILE_ERROR, message)
+        except errors.NotLeader:
+            pass  # another replica leads now: it reconciles, and reports, from here on
         except Exception as error:  # the API itself may be what failed
             log.warning("%s/%s: could not report the failure: %s",
-                        self.namespace, self.name, client.describe(error))  # fmt: skip
+                        self.namespace, self.name, errors.describe(error))  # fmt: skip
 
     def _reconciled(
         self, status: ConditionStatus, reason: str, message: str

@@ -31,7 +31,7 @@ from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.status import AnalysisStatus, ModelDeploymentStatus, SmokeResult
 from pitstop.images import resolve as images
-from pitstop.k8s import client
+from pitstop.k8s import errors
 from pitstop.k8s.client import KubeClient
 from pitstop.metrics import collect, keys, pods, smoke
 from pitstop.metrics.builtin import Scraper
@@ -81,7 +81,8 @@ def reconcile(
     """Bring one ModelDeployment's children and status in line with its spec.
 
     A pass that raises says why on the object (`commit.Writer.failed`) before the error
-    goes on to the work queue, which retries with backoff."""
+    goes on to the work queue, which retries with backoff; `errors.NotLeader` goes on
+    untouched (another replica leads: nothing may be written, not even the failure)."""
     now = now or datetime.now(UTC)
     obj = kube.get_model_deployment(namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
@@ -90,11 +91,13 @@ def reconcile(
     try:
         return _reconcile(kube, writer, obj, now, scraper or Scraper(kube),
                           loader or LoadGenerator())  # fmt: skip
-    except client.Conflict as conflict:
+    except errors.Conflict as conflict:
         log.info("%s/%s: %s; reconciling again", namespace, name, conflict)
         return Result(CONFLICT_RETRY_SECONDS)
+    except errors.NotLeader:
+        raise
     except Exception as error:
-        writer.failed(str(error) if isinstance(error, ActionFailed) else client.describe(error))
+        writer.failed(str(error) if isinstance(error, ActionFailed) else errors.describe(error))
         raise
 
 
@@ -312,8 +315,10 @@ def _act(
     for action in actions:
         try:
             _carry_out(kube, router, md, image, action)
+        except errors.NotLeader:
+            raise
         except Exception as error:
-            raise ActionFailed(f"{_doing(md, router, action)}: {client.describe(error)}") from error
+            raise ActionFailed(f"{_doing(md, router, action)}: {errors.describe(error)}") from error
 
 
 def _carry_out(

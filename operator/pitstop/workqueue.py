@@ -95,9 +95,10 @@ class WorkQueue:
             try:
                 delay = await self._call(key)
                 failures = 0
-            except Standby:
+            except Standby as refused:
                 # Run again once this replica leads; the pause keeps a loop from
                 # spinning while the gate has yet to close.
+                log.info("reconcile of %s/%s stopped before writing: %s", *key, refused)
                 kick.set()
                 await asyncio.sleep(STANDBY_PAUSE_SECONDS)
                 continue

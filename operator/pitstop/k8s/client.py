@@ -9,19 +9,19 @@ Every method declares the API permissions it uses (`permissions.uses`); the gene
 ones also name the kinds they accept and refuse others, so the chart's RBAC, checked
 against these declarations by tests/unit/k8s/test_rbac.py, covers every call.
 
-Every request has a timeout, enforced below the generated client (`_bounded`), so no
-call (discovery included) can hang a reconcile.
+Every request has a timeout, enforced below the generated client, so no
+call (discovery included) can hang a reconcile; a client may also be *fenced* (see
+`transport`).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
-import json
 import logging
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from kubernetes.dynamic import DynamicClient
 from urllib3.exceptions import HTTPError as TransportError
 
 from pitstop.api import resource
-from pitstop.k8s import events, permissions
+from pitstop.k8s import errors, events, permissions, transport
 from pitstop.k8s.permissions import uses
 from pitstop.rendering import labels
 
@@ -57,22 +57,16 @@ READ = (
 )
 DELETED = (permissions.DEPLOYMENT, permissions.SERVICE)  # revisions beyond the history
 ANNOTATED = (permissions.JOB,)  # a failed build, once reported
+LEASE = ("coordination.k8s.io/v1", "Lease")
 COMPONENT = "pitstop"  # source.component of the Events Pitstop posts
-
-# Seconds any API call may take; writes may be held to less (see `KubeClient`).
-TIMEOUT_SECONDS = 10.0
-WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-class Conflict(RuntimeError):
-    """The object changed since it was read (409): read it again and decide again."""
 
 
 def connect(
     kubeconfig: str | None = None,
     *,
-    timeout: float = TIMEOUT_SECONDS,
+    timeout: float = transport.TIMEOUT_SECONDS,
     write_timeout: float | None = None,
+    fence: Callable[[], None] | None = None,
     identity: str | None = None,
 ) -> KubeClient:
     """In a pod, the service account; elsewhere $KUBECONFIG or the given file."""
@@ -85,39 +79,9 @@ def connect(
         except k8s_config.ConfigException:
             k8s_config.load_kube_config()
         api = k8s.ApiClient()
-    return KubeClient(api, timeout=timeout, write_timeout=write_timeout, identity=identity)
-
-
-def describe(error: BaseException) -> str:
-    """One line for a person: an API error's code and the API server's own message."""
-    if isinstance(error, ApiException):
-        message = error.reason or ""
-        with contextlib.suppress(ValueError, AttributeError):
-            message = json.loads(error.body or "{}").get("message") or message
-        return f"{error.status} {error.reason}: {message}"
-    if isinstance(error, TransportError):
-        return f"the API server did not answer: {error}"
-    return f"{type(error).__name__}: {error}"
-
-
-def _bounded(api: k8s.ApiClient, timeout: float, write_timeout: float) -> None:
-    """Give every request of `api` a timeout (urllib3 may retry a read that timed out,
-    so a call takes at most a few of them).
-
-    Done on the REST client every generated and dynamic call goes through (the generated
-    methods' own `_request_timeout` is per call, and the dynamic client's discovery
-    requests take none), so no call is left unbounded.
-    """
-    rest = api.rest_client
-    send = rest.request
-
-    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        write = method.upper() in WRITES
-        if not kwargs.get("_request_timeout"):
-            kwargs["_request_timeout"] = write_timeout if write else timeout
-        return send(method, url, *args, **kwargs)
-
-    rest.request = request  # type: ignore[method-assign]
+    return KubeClient(
+        api, timeout=timeout, write_timeout=write_timeout, fence=fence, identity=identity
+    )
 
 
 def current_namespace() -> str:
@@ -136,18 +100,20 @@ def current_namespace() -> str:
 
 class KubeClient:
     """The API facade. `timeout` bounds every call, `write_timeout` (default: the same)
-    writes; `identity` names this replica on its Events."""
+    writes, which `fence`, if given, may refuse; `identity` names this replica on its
+    Events."""
 
     def __init__(
         self,
         api: k8s.ApiClient,
         *,
-        timeout: float = TIMEOUT_SECONDS,
+        timeout: float = transport.TIMEOUT_SECONDS,
         write_timeout: float | None = None,
+        fence: Callable[[], None] | None = None,
         identity: str | None = None,
     ) -> None:
         self.api = api
-        _bounded(api, timeout, write_timeout or timeout)
+        transport.bound(api, timeout, write_timeout or timeout, fence)
         self.identity = identity or socket.gethostname()
         self._dynamic = DynamicClient(api)
         self._apps = k8s.AppsV1Api(api)
@@ -357,7 +323,7 @@ class KubeClient:
             )
         except ApiException as error:
             if error.status == 409:
-                raise Conflict(f"{namespace}/{name} changed since it was read") from error
+                raise errors.Conflict(f"{namespace}/{name} changed since it was read") from error
             raise
         assert isinstance(obj, dict)
         return str(obj["metadata"]["resourceVersion"])
@@ -419,3 +385,48 @@ class KubeClient:
         )
         self._core.create_namespaced_event(key.namespace, event)
         self._events.posted(key, events.Posted(name, 1, now))
+
+    # --- Leader election (pitstop.leadership): the Lease in the operator's namespace.
+    # Through the dynamic client, which sends the times as written: the generated one
+    # re-serialises them without the microseconds a Lease's MicroTime must have.
+
+    @uses(permissions.LEASE.can("get"))
+    def get_lease(self, namespace: str, name: str) -> Object | None:
+        try:
+            lease = self._resource(*LEASE).get(name=name, namespace=namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(lease.to_dict())
+
+    @uses(permissions.LEASE.can("create"))
+    def create_lease(self, namespace: str, name: str, spec: Object) -> bool:
+        """Create the Lease; False when another replica created it first (409)."""
+        try:
+            self._resource(*LEASE).create(body=_lease(namespace, name, spec), namespace=namespace)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    @uses(permissions.LEASE.can("update"))
+    def update_lease(self, namespace: str, name: str, spec: Object, resource_version: str) -> bool:
+        """Replace the Lease's spec if it is still at `resource_version`; False when
+        another replica wrote it since (409)."""
+        body = _lease(namespace, name, spec, resource_version)
+        try:
+            self._resource(*LEASE).replace(body=body, name=name, namespace=namespace)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+
+def _lease(namespace: str, name: str, spec: Object, resource_version: str | None = None) -> Object:
+    meta = {"name": name, "namespace": namespace}
+    if resource_version is not None:
+        meta["resourceVersion"] = resource_version
+    return {"apiVersion": LEASE[0], "kind": LEASE[1], "metadata": meta, "spec": spec}
