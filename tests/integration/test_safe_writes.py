@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import admission  # beside this file
-import mesh_crds
 import pytest
 import yaml
+from httproute import TRAFFIC, user_route, weights
 from metric_webhook import Webhook, analysis
 from pitstop import reconcile
 from pitstop.devcluster import testing
@@ -153,28 +153,6 @@ def test_a_reconcile_that_fails_says_why_in_a_condition_and_an_event(
     assert admission.MESSAGE not in done["status"]["message"]
 
 
-@pytest.fixture(scope="module")
-def gateway_api(cluster: testing.DevCluster) -> None:
-    """The Gateway API CRDs, served before the operator starts (it discovers them once)."""
-    mesh_crds.install(cluster)
-
-
-def route(namespace: str) -> Object:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "fraud", "namespace": namespace},
-        "spec": {
-            "parentRefs": [{"name": "gateway", "namespace": "infra"}],
-            "rules": [{"backendRefs": [{"name": "fraud", "port": 80}]}],
-        },
-    }
-
-
-def weights(obj: Object) -> list[tuple[str, int]]:
-    return [(ref["name"], ref.get("weight", 1)) for ref in obj["spec"]["rules"][0]["backendRefs"]]
-
-
 def test_a_refused_status_write_never_sends_traffic_back_to_a_rolled_back_candidate(
     cluster: testing.DevCluster,
     gateway_api: None,
@@ -188,13 +166,12 @@ def test_a_refused_status_write_never_sends_traffic_back_to_a_rolled_back_candid
     still says 50% and — the check passing again meanwhile — route 50% back to the
     candidate. A watch on the route sees every weight it ever had."""
     cluster.kubectl("apply", "--server-side", "--field-manager=user", "-f", "-",
-                    input=json.dumps(route(namespace)))  # fmt: skip
+                    input=json.dumps(user_route(namespace)))  # fmt: skip
     canary = {
         "type": "Canary",
         "canary": {"steps": [{"weight": 50, "pause": "1h", "minPause": "1h"}]},
     }
-    spec = {"analysis": analysis(webhook.url),
-            "traffic": {"provider": "gateway-api", "httpRoute": {"name": "fraud"}}}  # fmt: skip
+    spec = {"analysis": analysis(webhook.url), "traffic": TRAFFIC}
 
     def when(what: str, ok: Callable[[Object, Object], bool]) -> tuple[Object, Object]:
         """The ModelDeployment and its route, once `ok` holds of them."""
