@@ -229,7 +229,7 @@ def test_a_refused_status_write_never_sends_traffic_back_to_a_rolled_back_candid
             [(old, 100)],
             [(old, 50), (new, 50)],
             [(old, 100)],
-        ]
+        ], history.shown
     finally:
         history.close()
 

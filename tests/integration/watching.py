@@ -26,6 +26,8 @@ class History:
     ) -> None:
         self.cluster = cluster
         self.versions: list[tuple[float, Object]] = []  # (time.monotonic() on arrival, object)
+        self.started = time.monotonic()
+        self.shown: list[tuple[float, str, Any]] = []
         self._watch = subprocess.Popen(
             [str(cluster.bin_dir / "kubectl"), f"--kubeconfig={cluster.kubeconfig}", "get",
              resource, name, "-n", namespace, "-o", "json", "--watch"],
@@ -71,6 +73,10 @@ class History:
     def changes(self, last: Object, view: Callable[[Object], T]) -> list[T]:
         """What `view` showed of each version up to `last`, each change once."""
         seen: list[T] = []
+        self.shown = [(round(at - self.started, 2), obj["metadata"]["resourceVersion"], view(obj))
+                      for at, obj in self.until(last)]  # fmt: skip
+        """Every version: (seconds since the watch started, resourceVersion, view), to
+        read when an assertion on `changes` fails."""
         for _, obj in self.until(last):
             shown = view(obj)
             if not seen or seen[-1] != shown:
