@@ -15,11 +15,16 @@ was refused anything (a 403, "Forbidden", in its log).
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import mesh_crds  # beside this file
+# The helpers beside this file, also when another suite loads it (tests/e2e does, with
+# `testing.conftest_module`, and pytest then puts only its own folder on sys.path).
+sys.path.insert(0, str(Path(__file__).parent))
+
+import mesh_crds
 import pytest
 from metric_webhook import Webhook
 from pitstop.devcluster import cluster as devcluster
