@@ -71,12 +71,16 @@ def test_failing_checks_roll_a_canary_back_by_themselves(
     events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json",
                                         "--field-selector", "involvedObject.name=fraud").stdout)  # fmt: skip
     assert any(e["type"] == "Warning" and e["reason"] == "RolledBack" for e in events["items"])
-    deployments = json.loads(
-        cluster.kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout
-    )
-    replicas = {d["metadata"]["labels"]["pitstop.dev/model-version"]: d["spec"]["replicas"]
+
+    def replicas() -> dict[str, int]:
+        deployments = json.loads(
+            cluster.kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout
+        )
+        return {d["metadata"]["labels"]["pitstop.dev/model-version"]: d["spec"]["replicas"]
                 for d in deployments["items"]}  # fmt: skip
-    assert replicas == {"1": 2, "2": 0}
+
+    # The status commits the rollback, then the candidate is scaled down.
+    cluster.wait("the candidate scaled to zero", lambda: replicas() == {"1": 2, "2": 0})
 
     # Not retried by itself, even when the check passes again: only a spec change or retry.
     webhook.passing = True

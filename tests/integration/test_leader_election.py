@@ -331,7 +331,9 @@ def test_the_standby_finishes_an_analysis_whose_leader_was_killed(
                        lambda md, _: (status(md).get("analysis") or {}).get("failures", 0) >= 1)  # fmt: skip
     handover(replicas, world, "mid-analysis")
 
-    md, last = world.when("rolled back", lambda md, _: status(md).get("phase") == "RolledBack")
+    # The status commits the rollback, then the route follows it.
+    md, last = world.when("rolled back, all on the stable", lambda md, route: status(md).get(
+        "phase") == "RolledBack" and weights(route) == [(old, 100)])  # fmt: skip
     assert status(md)["rejectedRevision"] == new.removeprefix("fraud-")
     assert status(md)["analysis"]["failures"] == 3  # failureLimit 2: the third decides
     assert status(md)["history"][-1]["outcome"] == "RolledBack"

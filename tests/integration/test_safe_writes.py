@@ -223,7 +223,9 @@ def test_a_refused_status_write_never_sends_traffic_back_to_a_rolled_back_candid
 
         webhook.passing = False
         refusal.lift()
-        md, last = when("rolled back", lambda md, _: phase(md) == "RolledBack")
+        # The status commits the rollback, then the route follows it.
+        md, last = when("rolled back, all on the stable",
+                        lambda md, route: phase(md) == "RolledBack" and weights(route) == [(old, 100)])  # fmt: skip
         assert md["status"]["rejectedRevision"] == new.removeprefix("fraud-")
         assert history.changes(last, weights) == [
             [(old, 100)],
