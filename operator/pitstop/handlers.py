@@ -2,7 +2,9 @@
 
 No handler here keeps state in the object (no finalizers, no progress annotations):
 every event only kicks the ModelDeployment's reconcile loop, and all rollout state
-lives in its status.
+lives in its status. Startup wires what `pitstop run` asked for: the API facade (its
+timeouts, and the leader election's fence on its writes), the election, and the work
+queue that waits on it; cleanup undoes it in the safe order.
 """
 
 from __future__ import annotations
