@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pitstop.devcluster import binaries, install, testing
-from pitstop.devcluster.operator_process import OperatorProcess
+from pitstop.devcluster.operator_process import Election, OperatorProcess
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +59,30 @@ def test_chart_objects_are_accepted_by_the_api_server(
         f"rolebinding.{rbac}/pitstop", f"role.{rbac}/pitstop-leader-election",
         f"rolebinding.{rbac}/pitstop-leader-election", "deployment.apps/pitstop",
         f"namespace/{namespace}", f"role.{rbac}/pitstop-builds",
-        f"rolebinding.{rbac}/pitstop-builds",
+        f"rolebinding.{rbac}/pitstop-builds", "poddisruptionbudget.policy/pitstop",
     ])  # fmt: skip
-    deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    objects = {d["kind"]: d for d in yaml.safe_load_all(rendered) if d}
+    deployment = objects["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
     assert f"--namespace={namespace}" in args
+    # Two replicas, one leader on the release's Lease, each named after its pod.
+    assert deployment["spec"]["replicas"] == 2
+    assert {"--leader-elect", "--lease-name=pitstop"} <= set(args)
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+           for e in pod["containers"][0]["env"]}  # fmt: skip
+    assert (env["POD_NAME"], env["POD_NAMESPACE"]) == ("metadata.name", "metadata.namespace")
+    assert objects["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    spread = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert spread[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_values_that_would_let_two_replicas_act_are_refused(cluster: testing.DevCluster) -> None:
+    done = template(cluster, "--set", "leaderElection.enabled=false", check=False)
+    assert done.returncode != 0
+    assert "needs leaderElection.enabled" in done.stderr
+    single = template(cluster, "--set", "replicas=1", "--set", "leaderElection.enabled=false")
+    assert "PodDisruptionBudget" not in single.stdout  # it would block every drain
 
 
 def test_values_schema_refuses_a_bad_value(cluster: testing.DevCluster) -> None:
@@ -88,7 +107,11 @@ def test_kubectl_apply_k_installs_an_operator_that_works_under_its_own_rbac(
             cluster, tmp_path / "operator.kubeconfig", namespace="pitstop-system",
             service_account="pitstop",
         )  # fmt: skip
-        operator = OperatorProcess(kubeconfig, tmp_path / "operator.log")
+        # As the manifests run it: leader election on the Lease in pitstop-system.
+        operator = OperatorProcess(
+            kubeconfig, tmp_path / "operator.log",
+            election=Election("pitstop-system", name="pitstop"), identity="pitstop-0",
+        )  # fmt: skip
         operator.start()
         try:
             cluster.kubectl("apply", "-n", namespace, "-f", str(SAMPLE))

@@ -100,6 +100,18 @@ class World:
 
         return self.cluster.wait(what, probe, timeout=timeout)
 
+    def settles(self, what: str, probe: Any, wanted: Any) -> None:
+        """The children follow a status a moment after it is written (a pass commits its
+        status, then acts): wait for them rather than read them once."""
+
+        def settled() -> bool:
+            try:
+                return bool(probe() == wanted)
+            except (subprocess.CalledProcessError, KeyError):  # not there yet
+                return False
+
+        self.cluster.wait(what, settled)
+
     def healthy(self, version: str) -> dict[str, Any]:
         return self.until(f"v{version} Healthy", lambda s: s.get("phase") == "Healthy"
                           and (s.get("stable") or {}).get("version") == version)  # fmt: skip
@@ -129,17 +141,17 @@ def test_canary_by_replica_ratio_then_manual_promote(world: World) -> None:
     step1 = world.until("step 1", lambda s: (s.get("candidate") or {}).get("state") == "Canary"
                         and s["traffic"]["candidate"] == 33)  # fmt: skip
     assert step1["candidate"]["step"] == 0
-    assert world.entry_selects() == "all"
+    world.settles("entry selects all", world.entry_selects, "all")
     # Step 2 has no pause: it waits for a promote with 2 + 2 pods (50%).
     paused = world.until("paused at step 2", lambda s: s.get("phase") == "Paused")
     assert paused["traffic"]["candidate"] == 50
-    assert world.replicas() == {"1": 2, "2": 2}
+    world.settles("2 + 2 pods", world.replicas, {"1": 2, "2": 2})
     assert "pitstop promote fraud" in paused["message"]
 
     out = world.pitstop("promote")
     assert "promote requested" in out.stdout
     done = world.healthy("2")
-    assert world.entry_selects() == "2"
+    world.settles("entry selects v2", world.entry_selects, "2")
     assert [(h["version"], h["outcome"]) for h in done["history"]] == [
         ("1", "Retired"),
         ("2", "Promoted"),
@@ -159,14 +171,14 @@ def test_blue_green_preview_manual_switch_and_scale_down_delay(world: World) -> 
     world.apply("2", strategy)
     paused = world.until("preview", lambda s: s.get("phase") == "Paused")
     revision = paused["candidate"]["revision"]
-    assert world.entry_selects() == "1"
+    world.settles("entry selects v1", world.entry_selects, "1")
     preview = world.get("service", f"fraud-{revision}")["spec"]["selector"]
     assert preview["pitstop.dev/revision"] == revision
-    assert world.replicas() == {"1": 2, "2": 2}
+    world.settles("2 + 2 pods", world.replicas, {"1": 2, "2": 2})
 
     world.pitstop("promote")
     switched = world.healthy("2")
-    assert world.entry_selects() == "2"
+    world.settles("entry selects v2", world.entry_selects, "2")
     assert switched["previous"]["version"] == "1"  # kept up for an instant rollback
     world.cluster.wait(
         "old stable scaled down after the delay", lambda: world.replicas() == {"1": 0, "2": 2}
@@ -183,10 +195,10 @@ def test_shadow_mirrors_then_abort_and_retry(world: World) -> None:
         "mirroring", lambda s: (s.get("candidate") or {}).get("state") == "Shadow"
     )
     revision = shadowing["candidate"]["revision"]
-    assert world.mirror() == {
+    world.settles("mirroring 50%", world.mirror, {
         "percent": 50,
         "url": f"http://fraud-{revision}.{world.namespace}.svc:80/predict",
-    }
+    })  # fmt: skip
     assert world.entry_selects() == "1"  # the shadow never answers users
     assert shadowing["traffic"]["mirrored"] == 50
     world.until("shadow complete, awaiting promote", lambda s: s.get("phase") == "Paused")
@@ -194,7 +206,7 @@ def test_shadow_mirrors_then_abort_and_retry(world: World) -> None:
     world.pitstop("abort")
     rolled = world.until("rolled back", lambda s: s.get("phase") == "RolledBack")
     assert rolled["rejectedRevision"] == revision
-    assert world.mirror() == {"percent": 0}
+    world.settles("mirror off", world.mirror, {"percent": 0})
     assert rolled["history"][-1]["outcome"] == "Aborted"
     world.cluster.wait("candidate scaled to zero", lambda: world.replicas() == {"1": 2, "2": 0})
 
@@ -216,7 +228,7 @@ def test_undo_goes_back_to_a_retained_revision(world: World) -> None:
     world.pitstop("undo", "--to-revision", v1)
     back = world.until("v1 serves again", lambda s: (s.get("stable") or {}).get("revision") == v1)
     assert back["phase"] == "RolledBack"  # the spec's v2 is held until the spec changes
-    assert world.entry_selects() == "1"
+    world.settles("entry selects v1", world.entry_selects, "1")
     world.cluster.wait("v2 retired", lambda: world.replicas() == {"1": 2, "2": 0})
 
 
@@ -228,7 +240,7 @@ def test_spec_reverted_mid_rollout_cancels_it(world: World) -> None:
     world.apply("1", CANARY)
     done = world.healthy("1")
     assert "candidate" not in done
-    assert world.entry_selects() == "1"
+    world.settles("entry selects v1", world.entry_selects, "1")
     assert done["history"][-1]["outcome"] == "Superseded"
     world.cluster.wait("candidate scaled to zero", lambda: world.replicas() == {"1": 2, "2": 0})
 
@@ -259,7 +271,7 @@ def test_operator_killed_at_each_canary_step_resumes_without_flip_flop(
     )
     assert again["candidate"]["step"] == paused["candidate"]["step"] == 1
     assert seen_steps == sorted(seen_steps)
-    assert world.replicas() == {"1": 2, "2": 2}
+    world.settles("2 + 2 pods", world.replicas, {"1": 2, "2": 2})
     world.pitstop("promote")
     world.healthy("2")
     assert len(world.get("services", "-l", OWNED)["items"]) == 3  # entry + 2 revisions
@@ -294,7 +306,7 @@ def test_operator_killed_during_blue_green_and_shadow_resumes_where_it_stopped(
         again["candidate"]["stepStartedAt"] == shadowing["candidate"]["stepStartedAt"]
     )  # clock kept
     assert world.mirror()["percent"] == 30
-    assert world.entry_selects() == "2"
+    world.settles("entry selects v2", world.entry_selects, "2")
 
 
 def test_a_canary_right_after_a_switch_never_sends_users_to_the_previous_stable(

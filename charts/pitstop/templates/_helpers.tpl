@@ -72,9 +72,10 @@ in cluster-wide mode, each watched namespace's Role otherwise.
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: ["create", "get", "patch"]
+# Events on ModelDeployments; a repeated one is counted on the first (patch).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 # A revision's pods, whose /metrics the builtin metrics read.
 - apiGroups: [""]
   resources: ["pods"]

@@ -34,7 +34,10 @@ CandidateState = Literal["Starting", "Preview", "Shadow", "Canary", "Restoring"]
 class Condition(StatusModel):
     """A Kubernetes-style condition (metav1.Condition)."""
 
-    type: str = Field(description="Ready, Progressing, Degraded, Paused or ImageBuilt.")
+    type: str = Field(
+        description="Ready, Progressing, Degraded, Paused, ImageBuilt or Reconciled (False, "
+        "reason ReconcileError: the last reconcile failed, and why)."
+    )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase reason a program can match on.")
     message: str = Field(default="", description="What happened, for a person.")
@@ -220,7 +223,7 @@ class ModelDeploymentStatus(StatusModel):
     analysis: AnalysisStatus | None = Field(default=None, description="Candidate analysis.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing, Degraded, Paused, ImageBuilt.",
+        description="Ready, Progressing, Degraded, Paused, ImageBuilt, Reconciled.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     history: list[HistoryEntry] = Field(

@@ -111,8 +111,6 @@ KOPF_NAMESPACED = NAMESPACE.can("list", "watch")
 ANTICIPATED = (
     # Scaling with a resourceVersion precondition (read the scale, update it).
     *DEPLOYMENT.can("get", "update", subresource="scale"),
-    # Leader election on a coordination.k8s.io Lease in the operator's own namespace.
-    *LEASE.can("get", "create", "update"),
 )
 
 
