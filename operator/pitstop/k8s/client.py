@@ -29,10 +29,9 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-from urllib3.exceptions import HTTPError as TransportError
 
 from pitstop.api import resource
-from pitstop.k8s import errors, events, permissions, transport
+from pitstop.k8s import build_calls, errors, events, lease_calls, permissions, transport
 from pitstop.k8s.permissions import uses
 from pitstop.rendering import labels
 
@@ -57,11 +56,6 @@ READ = (
 )
 DELETED = (permissions.DEPLOYMENT, permissions.SERVICE)  # revisions beyond the history
 ANNOTATED = (permissions.JOB,)  # a failed build, once reported
-BUILD_READ = (permissions.BUILD_CONFIG_MAP, permissions.BUILD_CLAIM)  # records, pvc sources
-BUILD_APPLIED = (permissions.BUILD_CONFIG_MAP,)  # build records
-# Seconds any call in the build namespace may take.
-BUILD_TIMEOUT = 30
-LEASE = ("coordination.k8s.io/v1", "Lease")
 COMPONENT = "pitstop"  # source.component of the Events Pitstop posts
 
 
@@ -102,7 +96,7 @@ def current_namespace() -> str:
     return str(active.get("context", {}).get("namespace") or "default")
 
 
-class KubeClient:
+class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
     """The API facade. `timeout` bounds every call, `write_timeout` (default: the same)
     writes, which `fence`, if given, may refuse; `identity` names this replica on its
     Events."""
@@ -235,91 +229,6 @@ class KubeClient:
             key: base64.b64decode(value).decode(errors="replace")
             for key, value in (secret.data or {}).items()
         }
-
-    @uses(permissions.BUILD_POD.can("get", subresource="log"))
-    def pod_log_tail(self, namespace: str, name: str, container: str, lines: int) -> str | None:
-        """The last `lines` lines a container wrote, or None when there is no log to read."""
-        try:
-            text = self._core.read_namespaced_pod_log(
-                name, namespace, container=container, tail_lines=lines, _request_timeout=5
-            )
-        except (ApiException, TransportError) as error:
-            # The container never started, the pod is gone, or its node serves no logs
-            # (KWOK's nodes, a node that went away): the caller falls back to the status.
-            log.info("no log for %s/%s[%s]: %s", namespace, name, container, error)
-            return None
-        return str(text) if text else None
-
-    # --- The build namespace (images.resolve) ---------------------------------------
-    # Build Jobs run in a namespace of their own, at the Pod Security level their
-    # builders need; these methods declare what the operator does there, so the chart
-    # grants it there only. (create, annotate and list_jobs handle Jobs, which exist
-    # nowhere else.)
-
-    @uses(permissions.BUILD_POD.can("list"))
-    def list_build_pods(self, namespace: str, selector: str) -> list[Object]:
-        items = self._core.list_namespaced_pod(
-            namespace, label_selector=selector, _request_timeout=BUILD_TIMEOUT
-        ).items
-        return [self.api.sanitize_for_serialization(item) for item in items]
-
-    @uses(permissions.on(BUILD_READ, "get"))
-    def get_build_object(
-        self, api_version: str, kind: str, namespace: str, name: str
-    ) -> Object | None:
-        """`get` in the build namespace: a build record, the claim of a `pvc` source."""
-        permissions.check_kind(BUILD_READ, api_version, kind)
-        res = self._resource(api_version, kind)
-        try:
-            found = res.get(name=name, namespace=namespace, _request_timeout=BUILD_TIMEOUT)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return dict(found.to_dict())
-
-    @uses(permissions.on(BUILD_APPLIED, "patch", "create"))
-    def apply_build_object(self, obj: Object) -> None:
-        """`apply` in the build namespace: a build record."""
-        permissions.check_kind(BUILD_APPLIED, obj["apiVersion"], obj["kind"])
-        res = self._resource(obj["apiVersion"], obj["kind"])
-        res.server_side_apply(
-            body=obj,
-            name=obj["metadata"]["name"],
-            namespace=obj["metadata"]["namespace"],
-            field_manager=labels.FIELD_MANAGER,
-            force_conflicts=True,
-            _request_timeout=BUILD_TIMEOUT,
-        )
-
-    @uses(permissions.BUILD_SECRET.can("create"))
-    def create_secret_copy(self, secret: Object) -> bool:
-        """Create a copy of a Secret in the build namespace unless it exists (a copy is
-        never updated: it belongs to one build attempt); True when this call created it."""
-        permissions.check_kind((permissions.BUILD_SECRET,), secret["apiVersion"], secret["kind"])
-        try:
-            self._resource("v1", "Secret").create(
-                body=secret,
-                namespace=secret["metadata"]["namespace"],
-                field_manager=labels.FIELD_MANAGER,
-                _request_timeout=BUILD_TIMEOUT,
-            )
-        except ApiException as error:
-            if error.status == 409:
-                return False
-            raise
-        return True
-
-    @uses(permissions.JOB.can("patch"))
-    def resume_job(self, namespace: str, name: str) -> None:
-        """Unsuspend a Job (`spec.suspend: false`): its pods may start."""
-        self._resource("batch/v1", "Job").patch(
-            name=name,
-            namespace=namespace,
-            body={"spec": {"suspend": False}},
-            content_type="application/merge-patch+json",
-            _request_timeout=BUILD_TIMEOUT,
-        )
 
     @uses(permissions.on(ANNOTATED, "patch"))
     def annotate(
@@ -464,44 +373,3 @@ class KubeClient:
     # --- Leader election (pitstop.leadership): the Lease in the operator's namespace.
     # Through the dynamic client, which sends the times as written: the generated one
     # re-serialises them without the microseconds a Lease's MicroTime must have.
-
-    @uses(permissions.LEASE.can("get"))
-    def get_lease(self, namespace: str, name: str) -> Object | None:
-        try:
-            lease = self._resource(*LEASE).get(name=name, namespace=namespace)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return dict(lease.to_dict())
-
-    @uses(permissions.LEASE.can("create"))
-    def create_lease(self, namespace: str, name: str, spec: Object) -> bool:
-        """Create the Lease; False when another replica created it first (409)."""
-        try:
-            self._resource(*LEASE).create(body=_lease(namespace, name, spec), namespace=namespace)
-        except ApiException as error:
-            if error.status == 409:
-                return False
-            raise
-        return True
-
-    @uses(permissions.LEASE.can("update"))
-    def update_lease(self, namespace: str, name: str, spec: Object, resource_version: str) -> bool:
-        """Replace the Lease's spec if it is still at `resource_version`; False when
-        another replica wrote it since (409)."""
-        body = _lease(namespace, name, spec, resource_version)
-        try:
-            self._resource(*LEASE).replace(body=body, name=name, namespace=namespace)
-        except ApiException as error:
-            if error.status == 409:
-                return False
-            raise
-        return True
-
-
-def _lease(namespace: str, name: str, spec: Object, resource_version: str | None = None) -> Object:
-    meta = {"name": name, "namespace": namespace}
-    if resource_version is not None:
-        meta["resourceVersion"] = resource_version
-    return {"apiVersion": LEASE[0], "kind": LEASE[1], "metadata": meta, "spec": spec}
