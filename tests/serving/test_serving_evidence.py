@@ -77,7 +77,7 @@ def test_the_answer_has_the_contracts_shape_and_needs_no_key(cluster: Cluster) -
     assert re.fullmatch(r"[0-9a-f]{16}", body["instance"])
     assert set(body) == {"version", "instance", "predict", "drift", "shadow"}
     assert set(body["predict"]) == {"requests", "errors", "latency"}
-    assert body["predict"]["latency"]["schema"] == 3
+    assert body["predict"]["latency"]["schema"] == 5
     assert set(body["drift"]) == {"rows", "features"}
     assert set(body["shadow"]) == {"agree", "disagree", "error"}
 
@@ -103,7 +103,8 @@ def test_requests_errors_and_latency_move_with_answers(cluster: Cluster) -> None
     assert latency_total(after) - latency_total(before) == 8
     counts = after["predict"]["latency"]["counts"]
     assert all(n > 0 for n in counts.values())  # sparse: empty buckets are left out
-    assert all(latency.MIN_INDEX <= int(i) <= latency.MAX_INDEX for i in counts)
+    assert after["predict"]["latency"]["schema"] == 5
+    assert all(latency.min_index() <= int(i) <= latency.max_index() for i in counts)
 
 
 def test_5xx_answers_are_errors(cluster: Cluster) -> None:
@@ -231,7 +232,7 @@ def test_evidence_is_answered_before_the_model_is_loaded(unloaded: Server) -> No
     assert body["predict"] == {
         "requests": 0,
         "errors": 0,
-        "latency": {"schema": 3, "counts": {}},
+        "latency": {"schema": 5, "counts": {}},
     }
     assert body["shadow"] == {"agree": 0, "disagree": 0, "error": 0}
     assert post(unloaded.url, fraud_row()) == 503

@@ -6,8 +6,8 @@ under an `instance` id chosen at start: a new id tells the reader that every cou
 restarted from 0. It sits beside `/metrics` (kept as it is for users' Prometheus)
 because the judge needs what that exposition cannot give:
 
-- latency at a resolution that can tell a p99 1.2x slower: schema-3 native-histogram
-  buckets (factor ~1.09, `pitstop.packaging.latency`) instead of the classic
+- latency at a resolution that can tell a p99 1.2x slower: schema-5 native-histogram
+  buckets (factor ~1.022, `pitstop.packaging.latency`) instead of the classic
   histogram's 2-2.5x steps, as sparse counts;
 - drift as counts of every binned input row (`drift.Window.cumulative`), not a PSI
   over an overlapping window, which cannot be accumulated.

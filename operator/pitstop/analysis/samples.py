@@ -2,8 +2,8 @@
 
 The template answers `GET /evidence` (model_images/README.md, "Evidence for the
 operator's judge"): request and error counts, /predict latencies in the fine buckets of
-Prometheus' native-histogram schema 3 (each bucket 9 % wider than the last, fine enough
-to tell a p99 1.2x slower), drift rows per training-profile bin and shadow comparisons.
+Prometheus' native-histogram schema 5 (each bucket 2.2 % wider than the last; schema 3,
+9 %, from older images), drift rows per training-profile bin and shadow comparisons.
 Images built before that endpoint existed are read from `/metrics` instead, with its
 coarse latency buckets and no drift bins.
 """
@@ -20,7 +20,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from pitstop.packaging import latency
 
 PREDICT = "predict"  # the label value the serving template exports (tests/serving)
-SCHEMA = latency.SCHEMA  # the exponential bucket layout /evidence uses
 
 
 @dataclass(frozen=True)
@@ -44,19 +43,20 @@ class PodCounters:
     shadow_errors: float = 0.0
 
 
-def bucket_bound(index: int) -> float:
-    """Upper bound in seconds of bucket `index` of schema 3: 2 ** (index / 8)."""
-    return latency.upper_bound(index)
+def bucket_bound(index: int, schema: int = latency.SCHEMA) -> float:
+    """Upper bound in seconds of bucket `index`: 2 ** (index / 2 ** schema)."""
+    return latency.upper_bound(index, schema)
 
 
 def parse_evidence(body: Mapping[str, Any]) -> PodCounters:
     """Read the template's /evidence answer."""
     predict = body.get("predict") or {}
     latency_section = predict.get("latency") or {}
-    if latency_section.get("schema", SCHEMA) != SCHEMA:
-        raise ValueError(f"unknown latency schema {latency_section.get('schema')}")
-    latency = {
-        bucket_bound(int(index)): float(count)
+    schema = latency_section.get("schema", latency.SCHEMA)
+    if schema not in latency.SCHEMAS:
+        raise ValueError(f"unknown latency schema {schema}")
+    times = {
+        bucket_bound(int(index), schema): float(count)
         for index, count in (latency_section.get("counts") or {}).items()
     }
     bins: dict[str, tuple[float, ...]] = {}
@@ -68,7 +68,7 @@ def parse_evidence(body: Mapping[str, Any]) -> PodCounters:
     return PodCounters(
         instance=str(body.get("instance")) if body.get("instance") is not None else None,
         requests=float(predict.get("requests", 0)), errors=float(predict.get("errors", 0)),
-        latency=latency, bins=bins, expected=expected,
+        latency=times, bins=bins, expected=expected,
         agree=float(shadow.get("agree", 0)), disagree=float(shadow.get("disagree", 0)),
         shadow_errors=float(shadow.get("error", 0)),
     )  # fmt: skip

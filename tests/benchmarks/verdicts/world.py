@@ -7,7 +7,7 @@ are independent coin flips at each revision's rate; latencies are lognormal (med
 `FEATURES` independent standard normal inputs, binned in the training profile's
 deciles, and a drifting candidate sees feature 0 shifted. The classic buckets are the
 serving template's Prometheus histogram (what today's judge reads); the fine ones are
-/evidence's schema-3 buckets (what the sequential judge reads).
+/evidence's schema-5 buckets (what the sequential judge reads).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from pitstop.analysis import samples
 from pitstop.analysis.window import Window
+from pitstop.packaging import latency
 from scipy.stats import norm
 
 FEATURES = 4
@@ -58,7 +59,7 @@ def serve(rng: np.random.Generator, n: int, revision: Revision) -> Served:
     if n:
         # latency.index, vectorised (the exact handling of bucket edges does not matter
         # for continuous draws)
-        indices = np.ceil(np.log2(times) * 8).astype(int)
+        indices = np.ceil(np.log2(times) * 2**latency.SCHEMA).astype(int)
         values, counts = np.unique(indices, return_counts=True)
         fine = {samples.bucket_bound(int(i)): float(c) for i, c in zip(values, counts, strict=True)}
     classic_index = np.searchsorted(CLASSIC, times, side="left")

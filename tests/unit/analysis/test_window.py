@@ -52,10 +52,18 @@ def test_evidence_reads_exponential_buckets_and_drift_bins() -> None:
     assert (pod.instance, pod.requests, pod.errors) == ("a1", 105, 10)
     # Schema 3: bucket i ends at 2 ** (i / 8) seconds; -64 is 2^-8 s, -56 is 2^-7 s.
     assert pod.latency == {2**-8: 50, 2**-7: 55}
-    assert samples.bucket_bound(8) == 2.0
+    assert samples.bucket_bound(8, 3) == 2.0
     assert pod.bins == {"x": (3, 1)}
     assert pod.expected == {"x": (0.5, 0.5)}
     assert (pod.agree, pod.disagree, pod.shadow_errors) == (80, 15, 5)
+
+
+def test_evidence_of_todays_images_has_schema_5_buckets() -> None:
+    body = {**EVIDENCE, "predict": {"latency": {"schema": 5, "counts": {"-256": 50, "-255": 5}}}}
+    pod = samples.parse_evidence(body)
+    # Schema 5: bucket i ends at 2 ** (i / 32) seconds.
+    assert pod.latency == {2**-8: 50, 2 ** (-255 / 32): 5}
+    assert samples.bucket_bound(32) == 2.0
 
 
 def test_evidence_of_another_schema_is_refused() -> None:
