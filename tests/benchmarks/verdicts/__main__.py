@@ -202,8 +202,12 @@ def targets(results: dict[tuple[Judge, Cell], Summary], args: argparse.Namespace
         if name == "x3" and rps == 200 and base == 0.01:
             lines.append(f"  3x errors at 1% / 200 rps caught before the canary ends: {s.rolled_back:.1%}")  # fmt: skip
         if name in ("p99x3", "p99x1.5") and rps >= 20:
+            bound = [oracle.p99_detection_power(rps, t, cell.candidate.slow, RATIO, ALPHA)
+                     for t in (60, args.horizon)]  # fmt: skip
             lines.append(f"  {cell.candidate.label} caught at {rps:g} rps, {base:.1%}: {s.rolled_back:.1%} "
-                         f"(target {'99' if name == 'p99x3' else '90'}%), median {_fmt(s.seconds, 's')}")  # fmt: skip
+                         f"(target {'99' if name == 'p99x3' else '90'}%), median {_fmt(s.seconds, 's')} "
+                         f"(oracle fixed-sample test knowing the stable's p99, canary advancing "
+                         f"on time: {bound[0]:.0%} at 60 s, {bound[1]:.0%} at {args.horizon} s)")  # fmt: skip
         if name == "aa" and rps >= 50:
             today = results["today", cell]
             errors = oracle.seconds_to_pass_errors(rps, base, LIMIT, ALPHA)

@@ -65,3 +65,18 @@ def seconds_to_pass_p99(rps: float, ratio: float, alpha: float) -> float:
         if n > 0 and binom.cdf(typical, n, 0.01) <= alpha:
             return seconds
     return math.inf
+
+
+def p99_detection_power(rps: float, seconds: float, slow: float, ratio: float,
+                        alpha: float) -> float:  # fmt: skip
+    """Chance that an exact one-sided binomial test, knowing the stable's p99 exactly,
+    finds from the candidate's first `seconds` of requests that more than 1% of its
+    answers are slower than `ratio` x that p99, when its latencies are `slow` x the
+    stable's."""
+    mean, _ = candidate_requests(rps, seconds)
+    tail = 1 - norm.cdf(norm.ppf(0.99) + math.log(ratio / slow) / world.SIGMA)
+    total = 0.0
+    for n in range(int(poisson.ppf(1e-6, mean)), int(poisson.ppf(1 - 1e-6, mean)) + 1):
+        critical = binom.isf(alpha, n, 0.01) + 1
+        total += poisson.pmf(n, mean) * binom.sf(critical - 1, n, tail)
+    return total
