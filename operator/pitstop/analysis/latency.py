@@ -14,6 +14,7 @@ Pure.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -150,8 +151,10 @@ def _with_needs(
     return Outcome(outcome.verdict, outcome.reason, math.ceil(n * (half / distance) ** 2 - n))
 
 
+@functools.lru_cache(maxsize=64)
 def _least(alpha: float) -> float:
-    """The fewest answers that can bound a p99 at all: none of them in the tail."""
+    """The fewest answers that can bound a p99 at all: none of them in the tail (the
+    same few alphas come back at every look)."""
     n = 1.0
     while not bounds.one_sided(1.0 - Q, np.zeros(1), n, alpha)[1][0]:
         n *= 1.1
