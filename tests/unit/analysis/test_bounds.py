@@ -111,3 +111,18 @@ def test_quantile_bounds_use_the_tail_better_than_a_confidence_sequence() -> Non
     old_upper = min((b for (b, _), hi in zip(buckets, upper, strict=True) if hi < 0.01))
     assert old_lower <= found.lower < found.upper <= old_upper
     assert found.upper / found.lower < old_upper / old_lower
+
+
+def test_quantile_bounds_bisection_finds_what_testing_every_bucket_finds() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(rng.integers(5, 20000))
+        values = rng.lognormal(-5, 0.5, n)
+        indices, counts = np.unique(np.ceil(np.log2(values) * 32).astype(int), return_counts=True)
+        buckets = [(2 ** (i / 32), float(c)) for i, c in zip(indices, counts, strict=True)]
+        found = bounds.quantile_bounds(buckets, 0.99, 0.001)
+        slower = n - np.cumsum(counts)
+        above, below = bounds.one_sided(0.01, slower, n, 0.001)
+        edges = [b for b, _ in buckets]
+        assert found.lower == (edges[np.flatnonzero(above).max()] if above.any() else 0.0)
+        assert found.upper == (edges[np.flatnonzero(below).min()] if below.any() else math.inf)
