@@ -397,7 +397,7 @@ def _invalid(
         generation, now,
     )  # fmt: skip
     new = old.model_copy(update={"conditions": conds, "observed_generation": generation})
-    return new.model_copy(update={"phase": phase.of(new), "message": message})
+    return phase.settle(new.model_copy(update={"message": message}), generation, now)
 
 
 def md_name(obj: dict[str, Any]) -> tuple[str, str]:

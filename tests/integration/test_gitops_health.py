@@ -1,6 +1,7 @@
-"""The Argo CD health check against every version of a ModelDeployment that real
-rollouts wrote: the object as `kubectl get --watch` delivered it, each one judged by the
-Lua users install, on the real control plane with the operator as installed."""
+"""GitOps health against every version of a ModelDeployment that real rollouts wrote
+(the object as `kubectl get --watch` delivered it), on the real control plane with the
+operator as installed: Argo CD's, by the Lua users install; Flux's, by the kstatus
+conditions (Reconciling, Stalled) that must follow the phase."""
 
 from __future__ import annotations
 
@@ -26,6 +27,19 @@ EXPECTED = {
     "RolledBack": "Degraded",
     "Failed": "Degraded",
 }
+
+
+# (Reconciling, Stalled) by phase: what kstatus reads as InProgress, Failed or Current.
+KSTATUS = {
+    phase: ("True" if health in ("Progressing", "Suspended") else "False",
+            "True" if health == "Degraded" else "False")
+    for phase, health in EXPECTED.items()
+}  # fmt: skip
+
+
+def kstatus(status: dict[str, Any]) -> tuple[str, str]:
+    found = {c["type"]: c["status"] for c in status.get("conditions", [])}
+    return found.get("Reconciling", "missing"), found.get("Stalled", "missing")
 
 
 def expected(obj: dict[str, Any]) -> str:
@@ -58,6 +72,8 @@ def test_argo_cd_health_follows_real_rollouts_version_by_version(
         health, message = argocd_health(obj)
         assert health == expected(obj), (obj.get("status"), message)
         seen.setdefault(health, set()).add(message.split(":")[0])
+        if obj.get("status"):
+            assert kstatus(obj["status"]) == KSTATUS[obj["status"]["phase"]], obj["status"]
     assert set(seen) == {"Healthy", "Progressing", "Suspended", "Degraded"}
     # the spec changes were seen before the operator observed them
     assert any(m.startswith("Waiting for the Pitstop operator") for m in seen["Progressing"])

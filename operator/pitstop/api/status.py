@@ -35,8 +35,10 @@ class Condition(StatusModel):
     """A Kubernetes-style condition (metav1.Condition)."""
 
     type: str = Field(
-        description="Ready, Progressing, Degraded, Paused, ImageBuilt or Reconciled (False, "
-        "reason ReconcileError: the last reconcile failed, and why)."
+        description="Ready, Progressing, Degraded, Paused, ImageBuilt, Reconciled (False, "
+        "reason ReconcileError: the last reconcile failed, and why), or Reconciling and "
+        "Stalled (kstatus, as Flux reads them: True while the phase is on its way, or stuck "
+        "until someone acts; the reason is the phase)."
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase reason a program can match on.")

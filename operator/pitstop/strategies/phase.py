@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pitstop.api.status import ModelDeploymentStatus, Phase
 from pitstop.strategies import conditions
 from pitstop.strategies.conditions import Reason
@@ -29,6 +31,27 @@ def of(status: ModelDeploymentStatus) -> Phase:
     if status.rejected_revision is not None and status.rejected_revision == status.revision:
         return "RolledBack"
     return "Healthy"
+
+
+# kstatus (sigs.k8s.io/cli-utils), which Flux's health checks and `kubectl wait` tools
+# read, knows custom resources by two abnormal-true conditions: Reconciling (not there
+# yet) and Stalled (will not get there without help). Both follow the phase.
+RECONCILING_PHASES = frozenset({"Pending", "Building", "Deploying", "Progressing", "Paused"})
+STALLED_PHASES = frozenset({"Degraded", "RolledBack", "Failed"})
+
+
+def settle(status: ModelDeploymentStatus, generation: int, now: datetime) -> ModelDeploymentStatus:
+    """`status` with its phase, message and the kstatus conditions that follow them."""
+    new_phase = of(status)
+    message = status.message
+    conds = list(status.conditions)
+    for type_, phases in (("Reconciling", RECONCILING_PHASES), ("Stalled", STALLED_PHASES)):
+        on = new_phase in phases
+        conds = conditions.set_condition(
+            conds, type_, "True" if on else "False", new_phase, message if on else "",
+            generation, now,
+        )  # fmt: skip
+    return status.model_copy(update={"phase": new_phase, "conditions": conds})
 
 
 def traffic_summary(stable: int, candidate: int, mirrored: int) -> str:
