@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,14 @@ def test_a_restarted_process_replaces_the_recorded_one_in_place(tmp_path: Path) 
     assert info.processes[1].pid == 41  # the recorded info itself is unchanged
     with pytest.raises(KeyError):
         info.replacing(processes.Running("kwok", 7, "/bin/kwok", "kwok.log"))
+
+
+def test_outages_are_read_back_as_the_restart_wrote_them(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    restart = cluster.Outage(datetime(2026, 11, 29, 11, 43, 15), datetime(2026, 11, 29, 11, 43, 20))
+    later = cluster.Outage(datetime(2026, 11, 29, 12, 0), datetime(2026, 11, 29, 12, 0, 3))
+    record = tmp_path / "logs" / cluster.OUTAGES_FILE
+    record.write_text(restart.to_json() + "\n" + later.to_json() + "\n")
+
+    assert cluster.outages(tmp_path) == [restart, later]
+    assert cluster.outages(tmp_path / "elsewhere") == []
