@@ -131,6 +131,13 @@ class Faults(threading.Thread):
         standby = next(n for n in names if n != leader)
         self.replicas.processes[standby].wait_live(LIVE_SECONDS)
         self.replicas.processes[leader].wait_live(LIVE_SECONDS)
+        # Killed right after it renewed, so that the time measured is a whole handover
+        # (a lease duration and a retry), not the end of a Lease it was failing to renew.
+        renewed = self._renewed()
+        self.cluster.wait(f"{leader} to renew the Lease",
+                          lambda: self._renewed() not in ("", renewed)
+                          and self.replicas.holder() == leader,
+                          timeout=LIVE_SECONDS, interval=0.05)  # fmt: skip
         self.replicas.processes[leader].kill()
         killed = time.monotonic()
         self.counts["kills"] += 1
@@ -142,6 +149,13 @@ class Faults(threading.Thread):
         self.counts["handovers forced"] += 1
         self._note(f"{standby} took the Lease after {self.handovers[-1]:.1f}s")
         self.replicas.processes[leader].start(wait=False)
+
+    def _renewed(self) -> str:
+        """The Lease's renewTime; empty while the API server does not answer."""
+        done = self.cluster.kubectl("get", "lease", self.replicas.lease, "-n",
+                                    self.replicas.namespace, "-o",
+                                    "jsonpath={.spec.renewTime}", check=False)  # fmt: skip
+        return done.stdout.strip() if done.returncode == 0 else ""
 
     def _restart_apiserver(self, *, crash: bool) -> None:
         started = time.monotonic()
