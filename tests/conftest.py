@@ -2,7 +2,9 @@
 
 Each operator fixture fails its own test on a refusal; this sums them up over every
 operator log the session wrote (`operator*.log` under pytest's temporary folder), so
-the run ends with the figure `grep -c Forbidden` would give.
+the run ends with the figure `grep -c Forbidden` would give — less the refusals of a
+kube-apiserver that a test restarted, before it was ready again (see
+`cluster.Outage`: it refuses everyone then), which are counted apart.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pitstop.devcluster.operator_process import FORBIDDEN
+from pitstop.devcluster import cluster, operator_process
 
-REFUSED = pytest.StashKey[tuple[int, int]]()  # (lines with "Forbidden", operator logs)
+# (lines with "Forbidden", of them while a kube-apiserver restarted, operator logs)
+REFUSED = pytest.StashKey[tuple[int, int, int]]()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,21 +23,25 @@ def _count_refusals(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
     yield
-    logs = sorted(tmp_path_factory.getbasetemp().rglob("operator*.log"))
-    lines = sum(
-        1
-        for log in logs
-        for line in log.read_text(errors="replace").splitlines()
-        if FORBIDDEN in line
-    )
-    request.config.stash[REFUSED] = (lines, len(logs))
+    base = tmp_path_factory.getbasetemp()
+    logs = sorted(base.rglob("operator*.log"))
+    outages = [outage for record in base.rglob(cluster.OUTAGES_FILE)
+               for outage in cluster.outages(record.parent.parent)]  # fmt: skip
+    rbac = restarting = 0
+    for log in logs:
+        refused = operator_process.refusals(log.read_text(errors="replace"), outages)
+        rbac, restarting = rbac + len(refused[0]), restarting + len(refused[1])
+    request.config.stash[REFUSED] = (rbac + restarting, restarting, len(logs))
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    if REFUSED in config.stash and config.stash[REFUSED][1]:
-        lines, logs = config.stash[REFUSED]
+    if REFUSED in config.stash and config.stash[REFUSED][2]:
+        lines, restarting, logs = config.stash[REFUSED]
         terminalreporter.write_line(
-            f"operator logs: {lines} lines with Forbidden (in {logs} operator logs of this session)"
-        )
+            f"operator logs: {lines - restarting} lines with Forbidden (in {logs} operator logs "
+            "of this session)"
+            + (f"; {restarting} more from a kube-apiserver restarting, not yet ready"
+               if restarting else "")
+        )  # fmt: skip

@@ -23,7 +23,7 @@ from pitstop.k8s import client, errors, transport
 from pitstop.leadership import Elector, LeaseSettings
 from pitstop.metrics.builtin import Scraper
 from pitstop.metrics.load import LoadGenerator
-from pitstop.rendering import labels
+from pitstop.rendering import build_job, labels
 from pitstop.workqueue import MAX_CONCURRENT, Standby, WorkQueue
 
 
@@ -117,10 +117,16 @@ async def child_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo,
     memo["queue"].kick((namespace, body.metadata.labels[labels.DEPLOYMENT]))
 
 
+# Build Jobs live in the build namespace and serve every requester of their build key,
+# so no ModelDeployment's name is in their labels; only the annotation says who started
+# one. That one hears of it at once; others sharing the build (and every requester when
+# the build namespace is not watched) look again every PITSTOP_BUILD_POLL_SECONDS.
 @kopf.on.event(
-    "batch", "v1", "jobs", labels={labels.MANAGED_BY: "pitstop", labels.DEPLOYMENT: kopf.PRESENT}
+    "batch", "v1", "jobs", labels={labels.MANAGED_BY: "pitstop", labels.ROLE: build_job.ROLE_BUILD}
 )
-async def build_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def build_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A build Job moved (succeeded, failed): its requester resolves its image again."""
-    assert namespace is not None
-    memo["queue"].kick((namespace, body.metadata.labels[labels.DEPLOYMENT]))
+    requester = body.metadata.annotations.get(build_job.REQUESTED_BY, "")
+    requester_ns, requester_name = requester.partition("/")[::2]
+    if requester_ns and requester_name:
+        memo["queue"].kick((requester_ns, requester_name))

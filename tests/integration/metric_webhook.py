@@ -7,15 +7,20 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
 class Webhook:
-    """A check that passes until told otherwise, and remembers what it was asked."""
+    """A check that passes until told otherwise, and remembers what it was asked.
+    `decide`, when given, answers each call from what it asks (the rollout's context)
+    instead of `passing`; None from it is no answer (a 503: the operator leaves the
+    metric inconclusive)."""
 
-    def __init__(self) -> None:
+    def __init__(self, decide: Callable[[dict[str, Any]], bool | None] | None = None) -> None:
         self.passing = True
+        self.decide = decide
         self.calls: list[dict[str, Any]] = []
         self._hold = threading.Event()  # the next call waits for `release`
         self.held = threading.Event()  # a call is waiting
@@ -30,8 +35,12 @@ class Webhook:
                     outer._hold.clear()
                     outer.held.set()
                     outer._released.wait(120)
-                answer = json.dumps({"pass": outer.passing, "value": 0 if outer.passing else 1})
+                passing = outer.passing if outer.decide is None else outer.decide(body)
+                answer = json.dumps({"pass": passing, "value": 0 if passing else 1})
                 with contextlib.suppress(OSError):  # a held caller may have given up
+                    if passing is None:
+                        self.send_error(503, "no answer yet")
+                        return
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.end_headers()

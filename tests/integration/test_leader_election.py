@@ -29,9 +29,9 @@ import yaml
 from httproute import TRAFFIC, user_route, weights
 from metric_webhook import Webhook, analysis
 from pitstop.devcluster import install, testing
-from pitstop.devcluster.operator_process import Election, OperatorProcess
 from pitstop.k8s import client, errors
 from pitstop.leadership import Elector, LeaseSettings
+from replicas import Replicas
 from watching import History
 
 pytestmark = pytest.mark.integration
@@ -112,49 +112,6 @@ def test_one_leader_its_fence_closes_before_anyone_else_may_lead(
 # --- Two operator processes -------------------------------------------------------------
 
 
-class Replicas:
-    """Two `pitstop run --leader-elect` on one Lease, and what the test sees of them."""
-
-    def __init__(
-        self, cluster: testing.DevCluster, release: install.Release, kubeconfig: Path, logs: Path
-    ) -> None:
-        self.cluster, self.namespace = cluster, release.namespace
-        self.lease = f"replicas-{uuid.uuid4().hex[:8]}"
-        election = Election(release.namespace, self.lease, DURATION, RENEW_DEADLINE,
-                            RETRY_PERIOD)  # fmt: skip
-        self.processes = {
-            name: OperatorProcess(
-                kubeconfig, logs / f"operator-{name}.log", election=election, identity=name
-            )
-            for name in ("replica-a", "replica-b")
-        }
-
-    def start(self) -> None:
-        """The first one leads (it is started alone), then the second stands by."""
-        self.processes["replica-a"].start()
-        self.cluster.wait("replica-a leads", lambda: self.holder() == "replica-a")
-        self.processes["replica-b"].start()
-
-    def holder(self) -> str:
-        done = self.cluster.kubectl("get", "lease", self.lease, "-n", self.namespace, "-o",
-                                    "jsonpath={.spec.holderIdentity}", check=False)  # fmt: skip
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    def leader(self) -> OperatorProcess:
-        return self.processes[self.holder()]
-
-    def standby(self) -> OperatorProcess:
-        return next(p for name, p in self.processes.items() if name != self.holder())
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            process.stop()
-
-    def assert_not_refused(self) -> None:
-        for process in self.processes.values():
-            process.assert_not_refused()
-
-
 @pytest.fixture
 def replicas(
     cluster: testing.DevCluster,
@@ -165,7 +122,8 @@ def replicas(
     namespace: str,
     tmp_path: Path,
 ) -> Iterator[Replicas]:
-    pair = Replicas(cluster, release, operator_kubeconfig, tmp_path)
+    pair = Replicas(cluster, release, operator_kubeconfig, tmp_path, duration=DURATION,
+                    renew_deadline=RENEW_DEADLINE, retry_period=RETRY_PERIOD)  # fmt: skip
     pair.start()
     try:
         yield pair

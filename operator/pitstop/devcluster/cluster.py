@@ -23,7 +23,8 @@ import shlex
 import shutil
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,14 @@ STATE_FILE = "state.json"
 _OWNED = ("pki", "etcd-data", "logs", "kwok", "kwok.yaml", STATE_FILE, "kubeconfig")
 
 Log = Callable[[str], None]
+_Running = processes.Running  # ClusterInfo's field `processes` hides the module there
 
 
 # Starts tried when a chosen port is taken before a component binds it.
 PORT_ATTEMPTS = 3
+APISERVER = "kube-apiserver"
+# Under logs/: one line per restart of the kube-apiserver, from stop to ready.
+OUTAGES_FILE = "kube-apiserver-outages.jsonl"
 
 
 class ClusterError(RuntimeError):
@@ -74,6 +79,20 @@ class ClusterInfo:
             indent=2,
         )
 
+    @property
+    def layout(self) -> components.Layout:
+        """Where the components listen and what they trust, as recorded: a component
+        started again from it gets the flags and the port it first had."""
+        pki = certs.Pki.at(self.state_dir / "pki")
+        return components.Layout(state_dir=self.state_dir, pki=pki, ports=dict(self.ports))
+
+    def replacing(self, running: _Running) -> ClusterInfo:
+        """The same cluster with the process of `running`'s name replaced by it."""
+        if running.name not in {p.name for p in self.processes}:
+            raise KeyError(f"no {running.name} recorded")
+        kept = tuple(running if p.name == running.name else p for p in self.processes)
+        return dataclasses.replace(self, processes=kept)
+
     @classmethod
     def from_json(cls, text: str) -> ClusterInfo:
         data: dict[str, Any] = json.loads(text)
@@ -88,9 +107,55 @@ class ClusterInfo:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Outage:
+    """A restart of the kube-apiserver: from just before it stopped until it was ready
+    again, in local wall-clock time as the components' and the operator's logs write it.
+
+    In between, clients are turned away, and worse: a kube-apiserver answers as soon as
+    it listens, before its RBAC informers have synced (its /readyz waits for them, a
+    client that connects directly does not), and for that moment it refuses everyone
+    with 403 Forbidden (kubernetes/kubernetes#121635). A refusal then says nothing about
+    the refused client's RBAC."""
+
+    start: datetime
+    end: datetime
+
+    def covers(self, moment: datetime, *, margin: float = 1.0) -> bool:
+        """Whether `moment` falls in the outage, or `margin` seconds after it (a client
+        logs an answer a moment after it came)."""
+        return self.start <= moment <= self.end + timedelta(seconds=margin)
+
+    def to_json(self) -> str:
+        return json.dumps({"start": self.start.isoformat(), "end": self.end.isoformat()})
+
+    @classmethod
+    def from_json(cls, text: str) -> Outage:
+        data = json.loads(text)
+        return cls(datetime.fromisoformat(data["start"]), datetime.fromisoformat(data["end"]))
+
+
+def outages(state_dir: Path) -> list[Outage]:
+    """The kube-apiserver restarts of the cluster in `state_dir`, oldest first."""
+    path = state_dir / "logs" / OUTAGES_FILE
+    if not path.exists():
+        return []
+    return [Outage.from_json(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def _service_ip() -> str:
     # The `kubernetes` Service always takes the first address of the service range.
     return str(next(ipaddress.ip_network(components.SERVICE_CIDR).hosts()))
+
+
+def _check_alive(started: Sequence[processes.Running]) -> None:
+    """Raise, with the tail of its log, if one of `started` has exited."""
+    for proc in started:
+        if not processes.alive(proc):
+            tail = Path(proc.log).read_text(errors="replace").splitlines()[-20:]
+            raise ClusterError(
+                f"{proc.name} exited during start; last lines of {proc.log}:\n" + "\n".join(tail)
+            )
 
 
 def _poll(
@@ -235,13 +300,7 @@ class Cluster:
             started.append(processes.start(name, bin_dir / name, args, log_dir=logs, env=env))
 
         def fail_if_dead() -> None:
-            for proc in started:
-                if not processes.alive(proc):
-                    tail = Path(proc.log).read_text(errors="replace").splitlines()[-20:]
-                    raise ClusterError(
-                        f"{proc.name} exited during start; last lines of {proc.log}:\n"
-                        + "\n".join(tail)
-                    )
+            _check_alive(started)
 
         def component_kubeconfig(name: str, pair: certs.KeyPair) -> Path:
             return kubeconfig.write(
@@ -262,7 +321,7 @@ class Cluster:
         )
         self.log(f"etcd healthy after {time.monotonic() - t0:.1f}s")
 
-        launch("kube-apiserver", components.kube_apiserver(layout))
+        launch(APISERVER, components.kube_apiserver(layout))
         with self._client_for(server, pki) as client:
             _poll(
                 "kube-apiserver /readyz",
@@ -337,6 +396,43 @@ class Cluster:
         self.state_file.write_text(info.to_json())
         self.log(f"cluster up at {server} in {time.monotonic() - t0:.1f}s")
         return info
+
+    # --- restart -------------------------------------------------------------------------
+
+    def restart_apiserver(self, *, crash: bool = False, timeout: float = 120.0) -> ClusterInfo:
+        """Stop the kube-apiserver and start it again in place, as an upgrade or a crash
+        of the control plane's node does: the same flags and port, the same etcd and its
+        data, so every client carries on with the kubeconfig and token it has. A
+        graceful stop (SIGTERM) unless `crash` (SIGKILL). Returns once it is ready."""
+        info = self.info()
+        if info is None or not self.healthy(info):
+            raise ClusterError("no healthy cluster whose kube-apiserver could be restarted")
+        t0, stopped = time.monotonic(), datetime.now()
+        old = next(p for p in info.processes if p.name == APISERVER)
+        if crash:
+            processes.kill(old)
+        else:
+            processes.stop(old)
+        port = info.ports["apiserver"]
+        if processes.wait_ports_closed([port]):
+            raise ClusterError(f"port {port} still open after the kube-apiserver stopped")
+        new = processes.start(APISERVER, info.bin_dir / APISERVER,
+                              components.kube_apiserver(info.layout),
+                              log_dir=self.state_dir / "logs")  # fmt: skip
+        restarted = info.replacing(new)
+        self.state_file.write_text(restarted.to_json())  # so that `down` stops this one
+        with self._client(restarted) as client:
+            _poll(
+                "kube-apiserver /readyz after its restart",
+                lambda: client.get("/readyz").status_code == 200,
+                deadline=t0 + timeout,
+                fail=lambda: _check_alive([new]),
+            )
+        with (self.state_dir / "logs" / OUTAGES_FILE).open("a") as record:
+            record.write(Outage(stopped, datetime.now()).to_json() + "\n")
+        self.log(f"kube-apiserver {'crashed' if crash else 'stopped'} and ready again "
+                 f"after {time.monotonic() - t0:.1f}s")  # fmt: skip
+        return restarted
 
     # --- down ----------------------------------------------------------------------------
 

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 
+from pitstop.devcluster import cluster
 from pitstop.devcluster.processes import free_port
 
 # A 403 always shows its reason, "Forbidden", capitalised: in the client's exception text
@@ -27,6 +31,29 @@ from pitstop.devcluster.processes import free_port
 # admission denial (422 Invalid, a policy refusing a write) "... is forbidden: ...",
 # which is not a missing RBAC rule.
 FORBIDDEN = "Forbidden"
+# How a line of the operator's log starts (Kopf's format, local time).
+_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+
+
+def refusals(log: str, outages: Sequence[cluster.Outage] = ()) -> tuple[list[str], list[str]]:
+    """The lines of an operator log about a request the API server refused (403): those
+    its RBAC refused, and those it refused while it was restarting (`cluster.Outage`:
+    not ready, its RBAC caches not synced). A line without a time of its own (a
+    traceback's) goes with the last one that had one."""
+    rbac: list[str] = []
+    restarting: list[str] = []
+    at: datetime | None = None
+    for line in log.splitlines():
+        stamp = _STAMP.match(line)
+        if stamp:
+            at = datetime.strptime(stamp[1], "%Y-%m-%d %H:%M:%S,%f")
+        if FORBIDDEN not in line:
+            continue
+        if at is not None and any(outage.covers(at) for outage in outages):
+            restarting.append(line)
+        else:
+            rbac.append(line)
+    return rbac, restarting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,16 +94,14 @@ class OperatorProcess:
         self.election = election
         self.identity = identity
         self._process: subprocess.Popen[bytes] | None = None
+        self._liveness = ""
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, *, wait: bool = True) -> None:
+        """Start it, and wait until it is live unless told not to (`wait_live` later),
+        as a kubelet restarting a container goes on with other things meanwhile."""
         port = free_port()
-        args = [
-            sys.executable,
-            "-m",
-            "pitstop",
-            "run",
-            f"--liveness=http://127.0.0.1:{port}/healthz",
-        ]
+        self._liveness = f"http://127.0.0.1:{port}/healthz"
+        args = [sys.executable, "-m", "pitstop", "run", f"--liveness={self._liveness}"]
         args += [f"--namespace={ns}" for ns in self.namespaces]
         if self.election is not None:
             args += self.election.args()
@@ -85,18 +110,28 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if wait:
+            self.wait_live(timeout)
+
+    def wait_live(self, timeout: float = 60.0) -> None:
+        """Wait until the started process answers its liveness probe."""
+        assert self._process is not None, "not started"
         deadline = time.monotonic() + timeout
         while True:
             if self._process.poll() is not None:
                 raise AssertionError(f"operator exited early; see {self.log_path}:\n{self.log()}")
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                if httpx.get(self._liveness, timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise AssertionError(f"operator not live after {timeout}s:\n{self.log()}")
             time.sleep(0.2)
+
+    def running(self) -> bool:
+        """Whether it was started and has not exited (killed, stopped or by itself)."""
+        return self._process is not None and self._process.poll() is None
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, exactly like a node dying under the operator."""
@@ -140,16 +175,16 @@ class OperatorProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
 
-    def forbidden(self) -> list[str]:
-        """The log's lines about a request the API server refused (403), whole log."""
+    def forbidden(self, outages: Sequence[cluster.Outage] = ()) -> list[str]:
+        """The log's lines about a request the API server refused (403), whole log, but
+        for those during `outages` (a restarting API server refuses everyone)."""
         if not self.log_path.exists():
             return []
-        lines = self.log_path.read_text(errors="replace").splitlines()
-        return [line for line in lines if FORBIDDEN in line]
+        return refusals(self.log_path.read_text(errors="replace"), outages)[0]
 
-    def assert_not_refused(self) -> None:
+    def assert_not_refused(self, outages: Sequence[cluster.Outage] = ()) -> None:
         """Fail if the API server refused the operator anything: its RBAC lacks a rule."""
-        refused = self.forbidden()
+        refused = self.forbidden(outages)
         assert not refused, (
             f"the API server refused the operator {len(refused)} time(s), see {self.log_path}:\n"
             + "\n".join(refused[:5])

@@ -126,6 +126,18 @@ def stop(running: Running, *, timeout: float = 10.0) -> None:
     raise RuntimeError(f"{running.name} (pid {running.pid}) survived SIGKILL")
 
 
+def kill(running: Running, *, timeout: float = 5.0) -> None:
+    """SIGKILL the process group at once, as a crash would end it, and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(running.pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while alive(running):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{running.name} (pid {running.pid}) survived SIGKILL")
+        time.sleep(0.05)
+    _reap(running.pid)
+
+
 def wait_ports_closed(ports: Sequence[int], *, timeout: float = 10.0) -> list[int]:
     """Wait until none of `ports` accepts connections; return those still open."""
     deadline = time.monotonic() + timeout

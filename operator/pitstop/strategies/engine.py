@@ -26,11 +26,13 @@ from pitstop.api.status import (
 from pitstop.strategies import conditions, history, phase, progress, shares
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import (
+    Action,
     Decision,
     DeleteRevision,
     EnsureRevision,
     Event,
     Observations,
+    ScaleRevision,
     SetTraffic,
 )
 from pitstop.strategies.working import POLL_SECONDS, Rollout
@@ -298,7 +300,14 @@ class Run(Rollout):
         # fail the reconcile before the status that says why is written.
         unroutable = self.seen.traffic.problem is not None
         if self.split is not None and not unroutable:
-            self.actions.append(self.split)
+            # Traffic moves after what grows and before what shrinks: pods that traffic
+            # leaves go only once it has left them. (With `service`, a promoted canary
+            # shrunk from eight pods to two before the entry Service moved would fall
+            # back from 80% to 50% for a moment; an old stable scaled to zero first
+            # would leave its users on the pods still going.)
+            grows = [a for a in self.actions if not self._shrinks(a)]
+            shrinks = [a for a in self.actions if self._shrinks(a)]
+            self.actions = [*grows, self.split, *shrinks]
         # Nothing watches routes: poll until the user fixes the problem (creates the route).
         settled = (
             self.candidate is None
@@ -310,6 +319,15 @@ class Run(Rollout):
         # as a safety net while waiting — watch events on children usually come first.
         requeue = None if settled else min(self.wake or [POLL_SECONDS])
         return Decision(tuple(self.actions), status, tuple(self.events), requeue)
+
+    def _shrinks(self, action: Action) -> bool:
+        """Whether `action` takes pods (or a revision) away from what the API holds."""
+        if isinstance(action, DeleteRevision):
+            return True
+        if isinstance(action, EnsureRevision | ScaleRevision):
+            state = self.seen.revisions.get(action.revision)
+            return state is not None and action.replicas < state.replicas
+        return False
 
     def _health(self) -> None:
         stable, candidate = self.stable, self.candidate

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
-from pitstop.devcluster import cluster, processes
+import pytest
+from pitstop.devcluster import certs, cluster, components, processes
 
 
 def test_cluster_info_round_trips_through_json(tmp_path: Path) -> None:
@@ -35,3 +37,56 @@ def test_nothing_recorded_means_nothing_running(tmp_path: Path) -> None:
     assert the_cluster.info() is None
     assert the_cluster.status() == {}
     the_cluster.down()  # a no-op, not an error
+
+
+def _running(tmp_path: Path) -> cluster.ClusterInfo:
+    names = ("etcd", "kube-apiserver", "kube-controller-manager")
+    return cluster.ClusterInfo(
+        state_dir=tmp_path,
+        bin_dir=tmp_path / "bin",
+        kubeconfig=tmp_path / "kubeconfig",
+        server="https://127.0.0.1:20002",
+        ports={name: 20000 + i for i, name in enumerate(components.PORT_NAMES)},
+        processes=tuple(
+            processes.Running(name, 40 + i, f"/bin/{name}", str(tmp_path / f"{name}.log"))
+            for i, name in enumerate(names)
+        ),
+        pod_cidr="127.200.0.0/16",
+    )
+
+
+def test_a_component_started_again_gets_the_flags_and_port_it_first_had(tmp_path: Path) -> None:
+    info = _running(tmp_path)
+    first = components.Layout(state_dir=tmp_path, pki=certs.Pki.at(tmp_path / "pki"),
+                              ports=dict(info.ports))  # fmt: skip
+
+    again = cluster.ClusterInfo.from_json(info.to_json()).layout
+
+    assert components.kube_apiserver(again) == components.kube_apiserver(first)
+    assert "--secure-port=20002" in components.kube_apiserver(again)
+    assert "--etcd-servers=http://127.0.0.1:20000" in components.kube_apiserver(again)
+
+
+def test_a_restarted_process_replaces_the_recorded_one_in_place(tmp_path: Path) -> None:
+    info = _running(tmp_path)
+    restarted = processes.Running("kube-apiserver", 99, "/bin/kube-apiserver", "apiserver.log")
+
+    replaced = info.replacing(restarted)
+
+    assert [(p.name, p.pid) for p in replaced.processes] == [
+        ("etcd", 40), ("kube-apiserver", 99), ("kube-controller-manager", 42)]  # fmt: skip
+    assert replaced.ports == info.ports
+    assert info.processes[1].pid == 41  # the recorded info itself is unchanged
+    with pytest.raises(KeyError):
+        info.replacing(processes.Running("kwok", 7, "/bin/kwok", "kwok.log"))
+
+
+def test_outages_are_read_back_as_the_restart_wrote_them(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    restart = cluster.Outage(datetime(2026, 11, 29, 11, 43, 15), datetime(2026, 11, 29, 11, 43, 20))
+    later = cluster.Outage(datetime(2026, 11, 29, 12, 0), datetime(2026, 11, 29, 12, 0, 3))
+    record = tmp_path / "logs" / cluster.OUTAGES_FILE
+    record.write_text(restart.to_json() + "\n" + later.to_json() + "\n")
+
+    assert cluster.outages(tmp_path) == [restart, later]
+    assert cluster.outages(tmp_path / "elsewhere") == []

@@ -102,7 +102,7 @@ CASES = [
     ("promote on the last step promotes the candidate",
      md(STEPS, {**STABLE, "candidate": cand("Canary", step=1)}),
      seen({"old": up(), "new": up()}, request=Request("promote", "r1")),
-     [EnsureRevision("new", 2), ScaleRevision("old", 0), SetTraffic("new")], "Healthy", "new", None),
+     [EnsureRevision("new", 2), SetTraffic("new"), ScaleRevision("old", 0)], "Healthy", "new", None),
     ("an unverified weight holds the step",
      md(STEPS, {**STABLE, "candidate": cand("Canary", step=0)}),
      seen({"old": up(), "new": up()}, traffic=Traffic(verified=False, message="route not updated")),
@@ -118,7 +118,7 @@ CASES = [
     ("a failing verdict rolls back: all traffic to stable",
      md(STEPS, {**STABLE, "candidate": cand("Canary", step=0)}),
      seen({"old": up(), "new": up()}, checks=Checks("Fail", "error-rate 0.2 > 0.01")),
-     [ScaleRevision("new", 0), SetTraffic("old")], "RolledBack", "old", None),
+     [SetTraffic("old"), ScaleRevision("new", 0)], "RolledBack", "old", None),
     # --- blue/green
     ("blue/green preview then automatic switch",
      md({"type": "BlueGreen"}, {**STABLE, "candidate": cand("Preview")}),
@@ -145,11 +145,11 @@ CASES = [
     ("spec changed mid-rollout: the candidate is superseded, stable untouched",
      md(STEPS, {**STABLE, "candidate": rev("mid", "8", state="Canary", step=0)}),
      seen({"old": up(), "mid": up()}),
-     [EnsureRevision("new", 2), ScaleRevision("mid", 0), SetTraffic("old")], "Progressing", "old", "Starting"),
+     [EnsureRevision("new", 2), SetTraffic("old"), ScaleRevision("mid", 0)], "Progressing", "old", "Starting"),
     ("spec reverted to the stable revision: rollout cancelled",
      md(STEPS, {"stable": rev("new", "7"), "candidate": rev("mid", "8", state="Canary", step=0)}),
      seen({"new": up(), "mid": up()}),
-     [EnsureRevision("new", 2), ScaleRevision("mid", 0), SetTraffic("new")], "Healthy", "new", None),
+     [EnsureRevision("new", 2), SetTraffic("new"), ScaleRevision("mid", 0)], "Healthy", "new", None),
     ("a rejected revision is not retried",
      md(STEPS, {**STABLE, "rejectedRevision": "new", "history": [*STABLE["history"], {
          "revision": "new", "version": "7", "image": "i", "endedAt": EARLIER, "outcome": "RolledBack"}]}),
@@ -437,9 +437,29 @@ def test_service_provider_promotes_a_small_last_step_only_once_full_size() -> No
     assert growing.status.traffic.candidate == 50
 
     full = engine.decide(model, seen({"old": up(), "new": up(2)}, traffic=by_pods), NOW)
-    assert full.actions == (EnsureRevision("new", 2), ScaleRevision("old", 0), SetTraffic("new"))
+    assert full.actions == (EnsureRevision("new", 2), SetTraffic("new"), ScaleRevision("old", 0))
     assert full.status.stable is not None
     assert full.status.stable.revision == "new"
+
+
+def test_service_provider_moves_traffic_before_any_pods_go() -> None:
+    """With the `service` provider an 80% step is eight candidate pods beside two. The
+    promoting pass shrinks the candidate to its stable size and the old stable to zero:
+    were either scaled before the entry Service moved, kube-proxy would balance over
+    two and two pods for a moment, taking the candidate back from 80% to 50% before it
+    gets 100% (a flip-flop the fault-injection test saw). Traffic moves first; what
+    grows comes before it, what shrinks after it."""
+    by_pods = Traffic(weights_by_replicas=True)
+    steps = {"type": "Canary", "canary": {"steps": [{"weight": 80, "pause": "1m"}]}}
+    done = md(steps, {**STABLE, "candidate": cand("Canary", step=0)})
+    promoted = engine.decide(done, seen({"old": up(), "new": up(8)}, traffic=by_pods), NOW)
+    assert promoted.status.stable is not None
+    assert promoted.status.stable.revision == "new"
+    assert promoted.actions == (
+        SetTraffic("new"),
+        EnsureRevision("new", 2),
+        ScaleRevision("old", 0),
+    )
 
 
 def test_a_step_beyond_the_steps_left_in_the_spec_goes_on_from_the_last_one() -> None:

@@ -1,0 +1,83 @@
+"""The Kopf handlers hear the objects Pitstop makes: each watch's label filter matches
+what `rendering` renders, and the event kicks the ModelDeployment it concerns."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+from pitstop import handlers
+from pitstop.api.resource import ModelDeployment
+from pitstop.rendering import build_job
+
+SETTINGS = build_job.BuildSettings(operator_image="pitstop/operator:0.1.0")
+
+
+class Queue:
+    def __init__(self) -> None:
+        self.kicked: list[tuple[str, str]] = []
+
+    def kick(self, key: tuple[str, str]) -> None:
+        self.kicked.append(key)
+
+
+def watching(group: str, plural: str) -> list[Any]:
+    """The event handlers Kopf registered for one resource."""
+    registry = kopf.get_default_registry()
+    assert handlers.build_changed  # registered on import
+    found = [handler for handler in registry._watching.get_all_handlers()
+             if handler.selector is not None and handler.selector.group == group
+             and (handler.selector.plural or handler.selector.any_name) == plural]  # fmt: skip
+    assert found, f"no handler watches {group}/{plural}"
+    return found
+
+
+def matches(pattern: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Kopf's label filter: a value, or PRESENT / ABSENT."""
+    for key, value in (pattern or {}).items():
+        if value is kopf.PRESENT:
+            if key not in labels:
+                return False
+        elif value is kopf.ABSENT:
+            if key in labels:
+                return False
+        elif labels.get(key) != value:
+            return False
+    return True
+
+
+def build_requested_by(namespace: str, name: str) -> dict[str, Any]:
+    md = ModelDeployment.model_validate({
+        "metadata": {"name": name, "namespace": namespace, "uid": "u-1"},
+        "spec": {"model": {"name": "fraud", "version": "7",
+                           "source": {"uri": "https://h/fraud.bentomodel"}},
+                 "build": {"registry": "registry.example.com/ml"}},
+    })  # fmt: skip
+    return build_job.job(md, build_job.build_key(md, SETTINGS), 1, SETTINGS)
+
+
+def test_a_build_job_moving_kicks_the_model_deployment_that_started_it() -> None:
+    # The Job lives in the build namespace, without the requester's name in its labels
+    # (a build serves every requester of its key): only its annotation names who asked.
+    job = build_requested_by("ml", "fraud")
+    assert job["metadata"]["namespace"] != "ml"
+    heard = [h for h in watching("batch", "jobs")
+             if matches(h.labels, job["metadata"]["labels"])]  # fmt: skip
+    assert heard, "no handler hears a build Job"
+    queue = Queue()
+    for handler in heard:
+        body = kopf.Body(job)
+        asyncio.run(handler.fn(body=body, namespace=job["metadata"]["namespace"],
+                               memo=kopf.Memo(queue=queue)))  # fmt: skip
+    assert queue.kicked == [("ml", "fraud")]
+
+
+def test_a_job_nobody_requested_kicks_nothing() -> None:
+    job = build_requested_by("ml", "fraud")
+    del job["metadata"]["annotations"][build_job.REQUESTED_BY]
+    queue = Queue()
+    for handler in watching("batch", "jobs"):
+        asyncio.run(handler.fn(body=kopf.Body(job), namespace=job["metadata"]["namespace"],
+                               memo=kopf.Memo(queue=queue)))  # fmt: skip
+    assert queue.kicked == []
