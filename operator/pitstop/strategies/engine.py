@@ -289,10 +289,10 @@ class Run(Rollout):
             conditions=self.conds,
             history=history.bounded(self.history, self._kept()),
         )  # fmt: skip
-        status = status.model_copy(update={"phase": phase.of(status)})
+        new_phase = phase.of(status)
+        status = status.model_copy(update={"phase": new_phase})
         status = status.model_copy(update={"message": self._message(status)})
         status = phase.settle(status, self.md.metadata.generation, self.now)
-        new_phase = status.phase
         if self.md.status.phase is not None and new_phase != self.md.status.phase:
             bad = new_phase in ("Degraded", "Failed", "RolledBack")
             self.events.append(Event("Warning" if bad else "Normal", new_phase, status.message))
