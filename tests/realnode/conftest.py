@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pitstop.devcluster import binaries, hostnet, testing
 from pitstop.devcluster import cluster as devcluster
-from pitstop.devcluster import hostnet, testing
 
 pytestmark = pytest.mark.realnode
 
@@ -65,6 +65,11 @@ def _host_snapshot() -> dict[str, object]:
         "iptables": chains,
         "sysctls": hostnet.read_sysctls(),
         "nft_tables": sorted(hostnet.nft_tables()),
+        # Other engineers' control planes run from the same bin dir: only the node's.
+        "node_processes": sorted(
+            {_exe(pid) for pid in _pids() if Path(_exe(pid)).name in NODE_PROGRAMS}
+            | {str(pid) for pid in hostnet.stray_processes(binaries.bin_dir())}
+        ),
         "netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
         "paths": sorted(p for p in hostnet.WATCHED_PATHS if os.path.lexists(p)),
         "cgroups": sorted(
@@ -74,3 +79,18 @@ def _host_snapshot() -> dict[str, object]:
             line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
         ),
     }
+
+
+NODE_PROGRAMS = {"containerd", "containerd-shim-runc-v2", "runc", "kubelet", "kube-proxy",
+                 "coredns", "registry", "buildkitd", "pause"}  # fmt: skip
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""

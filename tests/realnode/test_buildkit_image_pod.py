@@ -17,11 +17,14 @@ import subprocess
 import textwrap
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pitstop.api.resource import ModelDeployment
 from pitstop.devcluster import nodeconfig, realnode, testing
+from pitstop.rendering import build_job
 
 pytestmark = pytest.mark.realnode
 
@@ -105,6 +108,7 @@ def built_image(
         "config_digest": meta["containerimage.config.digest"],
         "registry_digest": registry_digest,
         "repository": name.rsplit(":", 1)[0],
+        "metadata_file": str(metadata),
     }
 
 
@@ -192,6 +196,38 @@ def test_buildkit_reports_the_manifest_digest_that_the_registry_serves(
     # The metadata file holds the config digest too: a digest taken from it must be
     # read by key (`containerimage.digest`), not as "the first sha256 in the file".
     assert built_image["config_digest"] != built_image["manifest_digest"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 14: the build Job keeps the first sha256 of BuildKit's metadata file, "
+    "which is the config digest (the keys are sorted: containerimage.config.digest comes "
+    "before containerimage.digest); it must read containerimage.digest",
+)
+def test_the_build_jobs_recorded_digest_is_the_manifest_digest(
+    built_image: dict[str, str], tmp_path: Path
+) -> None:
+    md = ModelDeployment.model_validate(
+        {
+            "metadata": {"name": "m", "namespace": "ml", "uid": "u-1"},
+            "spec": {
+                "model": {"name": "m", "version": "1", "source": {"uri": "https://h/m"}},
+                "build": {"registry": nodeconfig.registry_host() + "/tests"},
+            },
+        }
+    )
+    job = build_job.job(md, "k", 1, build_job.BuildSettings(operator_image="pitstop/operator"))
+    script = job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    # The part of the build script after BuildKit ran: what it writes as the digest.
+    recording = script[script.index("grep") :]
+    termination_log = tmp_path / "termination-log"
+    recording = recording.replace("/home/user/metadata.json", built_image["metadata_file"])
+    recording = recording.replace("/dev/termination-log", str(termination_log))
+
+    subprocess.run(["sh", "-c", recording], check=True)
+
+    assert termination_log.read_text().strip() == built_image["manifest_digest"]
 
 
 def test_pod_of_the_built_image_runs_restricted_behind_its_probe_and_answers_by_dns(

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pitstop.devcluster import cluster as devcluster
-from pitstop.devcluster import nodeconfig
+from pitstop.devcluster import nodeconfig, testing
 
 pytestmark = pytest.mark.realnode
 
@@ -46,8 +46,26 @@ def test_down_gives_the_host_back_and_a_second_up_works_the_same(
         assert info.node == "real"
         assert info.server.startswith(f"https://{nodeconfig.gateway()}:")
         assert httpx.get(f"http://{info.registry}/v2/", timeout=5).status_code == 200
+        if round_ == 1:
+            # Taken down with a container running behind a Service: its process, its
+            # network namespace and veth, its mounts and its CNI chains must go too.
+            _run_sleeper(testing.DevCluster(info))
 
         handle.down()
 
         assert host_snapshot() == before, round_
         assert not (tmp_path / "state" / "state.json").exists()
+
+
+def _run_sleeper(cluster: testing.DevCluster) -> None:
+    cluster.kubectl("run", "sleeper", f"--image={nodeconfig.base_image()}", "--port=8080",
+                    "--expose", "--command", "--", "python3", "-c",
+                    "import time; time.sleep(3600)")  # fmt: skip
+    cluster.wait(
+        "the sleeper Running",
+        lambda: (
+            cluster.kubectl("get", "pod", "sleeper", "-o", "jsonpath={.status.phase}").stdout
+            == "Running"
+        ),
+        timeout=120,
+    )

@@ -73,6 +73,9 @@ WATCHED_PATHS = (
     "/var/lib/buildkit",
 )
 
+# Folders under the node dir that `restore` deletes once nothing is mounted there.
+BULKY = ("containerd", "buildkit", "registry", "kubelet", "cni", "pod-logs")
+
 OWNED_CHAIN = re.compile(r"^(KUBE-|CNI-)")
 
 Log = Callable[[str], None]
@@ -335,6 +338,10 @@ def restore(node_dir: Path, bin_dir: Path, log: Log) -> None:
         if os.path.lexists(path):
             unmount_all(Path(path))
             _run("rm", "-rf", "--one-file-system", path, check=False)
+    # The node's disk state (unpacked images, the registry's blobs, build caches,
+    # volumes): hundreds of MB that no later `up` reuses. Logs and config stay.
+    for name in BULKY:
+        _run("rm", "-rf", "--one-file-system", str(node_dir / name), check=False)
     record_file.unlink(missing_ok=True)
     log(
         f"host restored: {killed} stray processes killed, {unmounted} unmounts, "
