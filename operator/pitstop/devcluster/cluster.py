@@ -206,6 +206,11 @@ class Cluster:
                 raise ClusterError(str(error)) from error
         existing = self.info()
         if existing is not None:
+            if existing.node != self.node and self.healthy(existing):
+                raise ClusterError(
+                    f"a {existing.node} cluster runs in {self.state_dir}: "
+                    "`pitstop dev down` it first"
+                )
             if self.healthy(existing):
                 self.log(f"cluster already running at {existing.server}")
                 return existing
