@@ -26,6 +26,7 @@ COREDNS_VERSION = "v1.14.7"
 DISTRIBUTION_VERSION = "v3.1.2"
 BUILDKIT_VERSION = "v0.34.2"
 CRANE_VERSION = "v0.22.1"
+ROOTLESSKIT_VERSION = "v2.3.6"
 PAUSE_VERSION = "1"
 
 CNI_DIR = "cni"
@@ -109,6 +110,15 @@ def builds() -> tuple[binaries.GoBuild, ...]:
             ),
             binaries=("buildkitd", "buildctl"),
             ldflags=(f"-X github.com/moby/buildkit/version.Version={BUILDKIT_VERSION}",),
+        ),
+        # What runs BuildKit rootless inside a build Job's pod (the node's own BuildKit
+        # image; see nodeimages).
+        binaries.GoBuild(
+            name="rootlesskit",
+            module="github.com/rootless-containers/rootlesskit/v2",
+            version=ROOTLESSKIT_VERSION,
+            packages=("github.com/rootless-containers/rootlesskit/v2/cmd/rootlesskit",),
+            binaries=("rootlesskit",),
         ),
         # Same wrapper recipe as the control plane (staging modules pinned), own folder.
         binaries.GoBuild(

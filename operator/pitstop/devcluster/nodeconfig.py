@@ -65,6 +65,17 @@ def buildkit_address() -> str:
     return f"unix://{RUN_DIR / 'buildkitd.sock'}"
 
 
+# Dockerfiles name `python:3.11-slim` (BentoML's generated one, the operator's): the
+# node's registry is BuildKit's mirror for docker.io and serves the node's base image
+# under that name — Debian's python3.11 and pip, not the python.org build.
+PYTHON_SLIM_REPOSITORY = "library/python"
+PYTHON_SLIM_TAG = "3.11-slim"
+
+
+def python_slim_mirror_image() -> str:
+    return f"{registry_host()}/{PYTHON_SLIM_REPOSITORY}:{PYTHON_SLIM_TAG}"
+
+
 def pause_image() -> str:
     return f"{registry_host()}/{PAUSE_REPOSITORY}:{nodebinaries.PAUSE_VERSION}"
 
@@ -310,7 +321,8 @@ def kube_proxy(config: Path) -> list[str]:
 
 
 def corefile(layout: NodeLayout, kubeconfig: Path) -> str:
-    """Cluster names only: nothing is forwarded, so no pod's lookup leaves the host."""
+    """Cluster names from the API; any other name is asked of the host's own resolver,
+    as the host would (build Jobs install packages from the package registries)."""
     return f"""\
 {CLUSTER_DOMAIN}:{DNS_PORT} in-addr.arpa:{DNS_PORT} {{
     bind {gateway()}
@@ -326,9 +338,8 @@ def corefile(layout: NodeLayout, kubeconfig: Path) -> str:
 .:{DNS_PORT} {{
     bind {gateway()}
     errors
-    template ANY ANY {{
-        rcode NXDOMAIN
-    }}
+    forward . /etc/resolv.conf
+    cache 30
 }}
 """
 
@@ -377,6 +388,9 @@ root = "{d / "root"}"
 [registry."{registry_host()}"]
   http = true
   insecure = true
+
+[registry."docker.io"]
+  mirrors = ["{registry_host()}"]
 """
 
 

@@ -12,6 +12,7 @@ so the image — and its digest — is made once and is the same in every cluste
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import subprocess
@@ -26,10 +27,41 @@ from pitstop.devcluster import binaries, nodebinaries, nodeconfig
 Log = Callable[[str], None]
 
 DEBIAN_SUITE = "bookworm"
-BASE_PACKAGES = ("python3",)
+# pip (and `python`): Dockerfiles written for python:3.11-slim install with them.
+BASE_PACKAGES = ("python3", "python3-pip", "python-is-python3", "ca-certificates")
+# Bumped when the recipe below changes, so the cached image is made again.
+BASE_RECIPE = "3"
+
+
+def base_recipe() -> str:
+    """The recipe version and the host's CAs it copies: either changing makes it anew."""
+    cas = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
+    return f"{BASE_RECIPE}-{hashlib.sha256(cas).hexdigest()[:8]}"
+
+
+def _ca_hooks() -> list[str]:
+    hooks = []
+    if HOST_CA_BUNDLE.is_file():
+        hooks.append(f"--customize-hook=copy-in {HOST_CA_BUNDLE} {HOST_CA_BUNDLE.parent}")
+    extra = sorted(HOST_EXTRA_CAS.glob("*.crt")) if HOST_EXTRA_CAS.is_dir() else []
+    if extra:
+        # Kept where update-ca-certificates finds them, should a later step run it.
+        hooks.append(f"--customize-hook=mkdir -p $1{HOST_EXTRA_CAS}")
+        hooks += [f"--customize-hook=copy-in {ca} {HOST_EXTRA_CAS}" for ca in extra]
+    return hooks
+
+
+# The host's CA bundle goes into the image, and every TLS client there is pointed at
+# it: builds on the node reach the package registries as the host does, through a
+# TLS-intercepting proxy too.
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+HOST_EXTRA_CAS = Path("/usr/local/share/ca-certificates")
 BASE_ENV = (
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG=C.UTF-8",
+    f"SSL_CERT_FILE={HOST_CA_BUNDLE}",
+    f"PIP_CERT={HOST_CA_BUNDLE}",
+    f"REQUESTS_CA_BUNDLE={HOST_CA_BUNDLE}",
 )
 
 
@@ -80,7 +112,12 @@ def debian_rootfs(target: Path, log: Log) -> Path:
             # No documentation, no apt lists: a smaller layer.
             "--dpkgopt=path-exclude=/usr/share/doc/*",
             "--dpkgopt=path-exclude=/usr/share/man/*",
+            '--aptopt=APT::Install-Recommends "false"',
             "--customize-hook=rm -rf $1/var/lib/apt/lists/*",
+            # As in python:3.11-slim, `pip install` installs into the image's Python
+            # (Debian marks it externally managed, PEP 668).
+            "--customize-hook=rm -f $1/usr/lib/python3*/EXTERNALLY-MANAGED",
+            *_ca_hooks(),
             DEBIAN_SUITE, str(partial),
         ],
         capture_output=True, text=True, check=False,
@@ -121,7 +158,7 @@ def push(bin_dir: Path, log: Log) -> dict[str, str]:
     digests: dict[str, str] = {}
     wanted = {
         nodeconfig.pause_image(): f"pause-{nodebinaries.PAUSE_VERSION}",
-        nodeconfig.base_image(): f"debian-{DEBIAN_SUITE}-python3",
+        nodeconfig.base_image(): f"debian-{DEBIAN_SUITE}-python3-{base_recipe()}",
     }
     for ref, name in wanted.items():
         layout = _layout(name)
@@ -140,6 +177,13 @@ def push(bin_dir: Path, log: Log) -> dict[str, str]:
                     mutations += ["--cmd", "python3"]
                 _make(bin_dir, ref, layer, mutations, layout)
             (images_dir() / f"{name}-rootfs.tar").unlink(missing_ok=True)
+            # Copies made by an older recipe are never pushed again.
+            for stale in images_dir().glob(f"{name.split('-')[0]}-*"):
+                if stale.is_dir() and stale.name != name:
+                    shutil.rmtree(stale)
         digests[ref] = _crane(bin_dir, "digest", "--insecure", ref)
         log(f"{ref} pushed ({digests[ref][:19]}…) in {time.monotonic() - started:.1f}s")
+    mirror = nodeconfig.python_slim_mirror_image()
+    _crane(bin_dir, "copy", "--insecure", nodeconfig.base_image(), mirror)
+    digests[mirror] = digests[nodeconfig.base_image()]
     return digests

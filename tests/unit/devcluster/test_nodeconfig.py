@@ -94,12 +94,14 @@ def test_cni_bridge_is_ours_and_keeps_its_leases_in_the_state_dir(tmp_path: Path
     assert set(nodebinaries.CNI_PLUGINS) >= {bridge["type"], bridge["ipam"]["type"], "loopback"}
 
 
-def test_coredns_answers_cluster_names_on_the_bridge_and_forwards_nothing(tmp_path: Path) -> None:
+def test_coredns_answers_cluster_names_on_the_bridge_and_asks_the_host_for_others(
+    tmp_path: Path,
+) -> None:
     corefile = nodeconfig.corefile(_layout(tmp_path), tmp_path / "kubeconfig")
 
-    assert f"bind {nodeconfig.gateway()}" in corefile
+    assert corefile.count(f"bind {nodeconfig.gateway()}") == 2
     assert "kubernetes cluster.local" in corefile
-    assert "forward" not in corefile
+    assert "forward . /etc/resolv.conf" in corefile
     assert "health 127.0.0.1:" in corefile
 
 
@@ -115,6 +117,8 @@ def test_registry_and_buildkit_listen_on_the_bridge_and_a_socket(tmp_path: Path)
     assert buildkit["worker"]["oci"]["defaultCgroupParent"].startswith(f"/{hostnet.CGROUP_NAME}/")
     assert buildkit["worker"]["containerd"]["enabled"] is False
     assert buildkit["registry"][nodeconfig.registry_host()] == {"http": True, "insecure": True}
+    # `FROM python:3.11-slim` is served by the node's registry, never pulled from outside.
+    assert buildkit["registry"]["docker.io"] == {"mirrors": [nodeconfig.registry_host()]}
 
 
 def test_kubelet_registers_under_our_node_name_at_the_bridge(tmp_path: Path) -> None:
