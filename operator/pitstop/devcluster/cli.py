@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from pitstop.devcluster import binaries, cluster, nodebinaries
+from pitstop.devcluster import binaries, buildimages, cluster, nodebinaries
 
 
 def default_state_dir() -> Path:
@@ -94,6 +94,25 @@ def up(state_dir: Path, timeout: float, pod_cidr: str, node: str) -> None:
     if info.registry:
         click.echo(f"registry:   {info.registry} (plain HTTP)")
     click.echo("use it:     eval $(pitstop dev env)")
+
+
+@dev.command("build-images")
+@state_dir_option
+def build_images(state_dir: Path) -> None:
+    """Build a build Job's images on the running real node and push them to its registry:
+    the operator's (operator/Dockerfile) and a rootless BuildKit."""
+    info = cluster.Cluster(state_dir).info()
+    if info is None or info.node != "real":
+        raise click.ClickException("no real node runs here: `pitstop dev up --node real`")
+    repository = Path(__file__).resolve().parents[3]
+    operator_ref = buildimages.operator_image(info.bin_dir, repository, _progress)
+    buildkit_ref = buildimages.buildkit_image(info.bin_dir, _progress)
+    click.echo(f"PITSTOP_OPERATOR_IMAGE={operator_ref}")
+    click.echo(f"PITSTOP_BUILDKIT_IMAGE={buildkit_ref}")
+    name = operator_ref.split("@", 1)[0]
+    click.echo(
+        f"helm: --set image.repository={name},image.tag=dev,build.buildkitImage={buildkit_ref}"
+    )
 
 
 @dev.command()
