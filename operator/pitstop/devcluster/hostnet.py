@@ -314,8 +314,6 @@ def restore(node_dir: Path, bin_dir: Path, log: Log) -> None:
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
     killed = kill_strays(bin_dir)
     unmounted = unmount_all(node_dir) if node_dir.exists() else 0
-    if bridge_exists():
-        _run("ip", "link", "delete", nodeconfig.BRIDGE)
     # kube-proxy's own cleanup would need its binary and knows only its chains; the
     # kubelet's (KUBE-FIREWALL, KUBE-KUBELET-CANARY, ...) and the CNI plugins'
     # (CNI-*) go the same way, so one generic pass covers all of them.
@@ -338,6 +336,10 @@ def restore(node_dir: Path, bin_dir: Path, log: Log) -> None:
         if os.path.lexists(path):
             unmount_all(Path(path))
             _run("rm", "-rf", "--one-file-system", path, check=False)
+    # Last of the host's changes: while the bridge exists, `prepare` refuses to start
+    # another node, which would race with this restore (sysctls, /run/containerd).
+    if bridge_exists():
+        _run("ip", "link", "delete", nodeconfig.BRIDGE)
     # The node's disk state (unpacked images, the registry's blobs, build caches,
     # volumes): hundreds of MB that no later `up` reuses. Logs and config stay.
     for name in BULKY:
