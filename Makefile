@@ -33,7 +33,7 @@ integration: venv binaries system-deps
 ## they end, and gives it back). Not part of `make test`: the node's binaries take
 ## ≈ 10 min to build cold, and the host's bridge, iptables and sysctls are shared.
 realnode: venv binaries node-binaries node-deps
-	$(BIN)/pytest tests/realnode -m realnode
+	$(BIN)/pytest tests/realnode -m realnode --timeout=1800
 
 ## make system-deps: Debian packages the tests run for real (Prometheus), installed only
 ## when missing (as root). The packaged service is not used: tests start their own
