@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from pitstop.devcluster.operator_process import FORBIDDEN
 
-REFUSED = pytest.StashKey[tuple[int, int]]()  # (lines with "forbidden", operator logs)
+REFUSED = pytest.StashKey[tuple[int, int]]()  # (lines with "Forbidden", operator logs)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,7 +25,7 @@ def _count_refusals(
         1
         for log in logs
         for line in log.read_text(errors="replace").splitlines()
-        if FORBIDDEN in line.lower()
+        if FORBIDDEN in line
     )
     request.config.stash[REFUSED] = (lines, len(logs))
 

@@ -7,6 +7,8 @@ module only assembles them and adds the operator's own two: `run` and `crd`.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from pathlib import Path
 
 import click
@@ -30,12 +32,92 @@ def main() -> None:
     help="Watch only these namespaces (repeatable). Default: the whole cluster.",
 )
 @click.option("--liveness", default="http://0.0.0.0:8080/healthz", show_default=True)
-def run(namespaces: tuple[str, ...], liveness: str) -> None:
+@click.option(
+    "--max-concurrent-reconciles",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    envvar="PITSTOP_MAX_CONCURRENT_RECONCILES",
+    help="How many ModelDeployments are reconciled at once (one at a time each).",
+)
+@click.option(
+    "--api-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    envvar="PITSTOP_API_TIMEOUT",
+    help="Seconds any call to the Kubernetes API may take.",
+)
+@click.option(
+    "--leader-elect/--no-leader-elect",
+    default=False,
+    envvar="PITSTOP_LEADER_ELECT",
+    help="Run as one of several replicas: only the holder of a Lease acts, the others "
+    "stand by and take over when it goes.",
+)
+@click.option("--lease-name", default="pitstop-operator", show_default=True,
+              envvar="PITSTOP_LEASE_NAME", help="The Lease of the leader election.")  # fmt: skip
+@click.option(
+    "--lease-namespace",
+    envvar="POD_NAMESPACE",
+    help="Where the Lease is. Default: the pod's namespace ($POD_NAMESPACE), else the "
+    "kubeconfig's.",
+)
+@click.option(
+    "--identity",
+    envvar="POD_NAME",
+    help="This replica's name in the Lease and on its Events. Default: $POD_NAME, else "
+    "host-pid. Two running replicas must never share it.",
+)
+@click.option("--lease-duration", type=click.IntRange(min=1), default=15, show_default=True,
+              envvar="PITSTOP_LEASE_DURATION",
+              help="Seconds a standby waits, after the Lease last moved, to take it.")  # fmt: skip
+@click.option("--renew-deadline", type=float, default=10.0, show_default=True,
+              envvar="PITSTOP_RENEW_DEADLINE",
+              help="Seconds the leader keeps acting without a renewal; under the lease "
+              "duration, so it stops before anyone may take over.")  # fmt: skip
+@click.option("--retry-period", type=float, default=2.0, show_default=True,
+              envvar="PITSTOP_RETRY_PERIOD", help="Seconds between tries to take or renew.")  # fmt: skip
+def run(
+    namespaces: tuple[str, ...],
+    liveness: str,
+    max_concurrent_reconciles: int,
+    api_timeout: float,
+    leader_elect: bool,
+    lease_name: str,
+    lease_namespace: str | None,
+    identity: str | None,
+    lease_duration: int,
+    renew_deadline: float,
+    retry_period: float,
+) -> None:
     """Run the operator (uses the in-cluster service account or $KUBECONFIG)."""
     import kopf
 
-    import pitstop.handlers  # noqa: F401  (registers the handlers)
+    from pitstop import handlers  # registers the handlers
+    from pitstop.k8s import client
+    from pitstop.leadership import LeaseSettings
 
+    name = identity or f"{socket.gethostname()}-{os.getpid()}"
+    lease = None
+    if leader_elect:
+        try:
+            lease = LeaseSettings(
+                name=lease_name,
+                namespace=lease_namespace or client.current_namespace(),
+                identity=name,
+                duration=lease_duration,
+                renew_deadline=renew_deadline,
+                retry_period=retry_period,
+            )
+        except ValueError as error:
+            raise click.UsageError(str(error)) from error
+    options = handlers.Options(
+        max_concurrent=max_concurrent_reconciles,
+        api_timeout=api_timeout,
+        identity=name,
+        lease=lease,
+    )
     kopf.configure(verbose=False)  # INFO-level logs on stderr, as kubectl logs shows them
     asyncio.run(
         kopf.operator(
@@ -43,6 +125,7 @@ def run(namespaces: tuple[str, ...], liveness: str) -> None:
             clusterwide=not namespaces,
             namespaces=list(namespaces),
             liveness_endpoint=liveness or None,
+            memo=kopf.Memo(options=options),
         )
     )
 

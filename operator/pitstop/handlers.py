@@ -2,46 +2,94 @@
 
 No handler here keeps state in the object (no finalizers, no progress annotations):
 every event only kicks the ModelDeployment's reconcile loop, and all rollout state
-lives in its status.
+lives in its status. Startup wires what `pitstop run` asked for: the API facade (its
+timeouts, and the leader election's fence on its writes), the election, and the work
+queue that waits on it; cleanup undoes it in the safe order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
 from pitstop import reconcile
 from pitstop.api import resource
-from pitstop.k8s import client
+from pitstop.k8s import client, errors, transport
+from pitstop.leadership import Elector, LeaseSettings
 from pitstop.metrics.builtin import Scraper
 from pitstop.metrics.load import LoadGenerator
 from pitstop.rendering import labels
-from pitstop.workqueue import WorkQueue
+from pitstop.workqueue import MAX_CONCURRENT, Standby, WorkQueue
+
+
+@dataclass(frozen=True)
+class Options:
+    """How `pitstop run` was asked to run (handed over in Kopf's memo)."""
+
+    max_concurrent: int = MAX_CONCURRENT
+    api_timeout: float = transport.TIMEOUT_SECONDS
+    identity: str = socket.gethostname()
+    lease: LeaseSettings | None = None  # None: no leader election, this replica acts
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    options: Options = memo.get("options") or Options()
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    kube = client.connect()
-    scraper = Scraper(kube)  # remembers each analysed revision's last counters
+    settings.networking.connect_timeout = options.api_timeout
     loader = memo["loader"] = LoadGenerator()  # analysis.load's senders
+    elector = None
+    write_timeout = options.api_timeout
+    if options.lease is not None:
+        # A write that passed the fence must be over before another replica can lead.
+        write_timeout = min(write_timeout, options.lease.write_margin)
+        lease_client = client.connect(
+            timeout=min(options.api_timeout, options.lease.renew_deadline / 2)
+        )
+        elector = memo["elector"] = Elector(lease_client, options.lease, on_stopped=loader.stop_all)
+    kube = client.connect(
+        timeout=options.api_timeout,
+        write_timeout=write_timeout,
+        fence=elector.fence if elector is not None else None,
+        identity=options.identity,
+    )
+    scraper = Scraper(kube)  # remembers each analysed revision's last counters
 
     def work(namespace: str, name: str) -> float | None:
-        return reconcile.reconcile(
-            kube, namespace, name, scraper=scraper, loader=loader
-        ).requeue_after
+        try:
+            return reconcile.reconcile(
+                kube, namespace, name, scraper=scraper, loader=loader
+            ).requeue_after
+        except errors.NotLeader as error:
+            raise Standby(str(error)) from error
 
-    memo["queue"] = WorkQueue(work)
+    memo["queue"] = WorkQueue(
+        work,
+        max_concurrent=options.max_concurrent,
+        gate=elector.gate if elector is not None else None,
+    )
+    if elector is not None:
+        memo["election"] = asyncio.create_task(elector.run(), name="leader election")
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    """Stop writing first, let running reconciles end, then hand the Lease over."""
+    elector: Elector | None = memo.get("elector")
+    if elector is not None:
+        memo["election"].cancel()
+        elector.resign()
     await memo["queue"].stop()
     memo["loader"].stop_all()
+    if elector is not None:
+        await elector.release()
 
 
 @kopf.on.event(resource.GROUP, resource.VERSION, resource.PLURAL)

@@ -1,9 +1,18 @@
-"""One reconcile of one ModelDeployment: observe, decide, act, write status.
+"""One reconcile of one ModelDeployment: observe, decide, write status, act.
 
 Level-based: the same function runs on create, update, operator start, child events
 and timers, and always converges from whatever the API holds. The decision itself is
 made by the pure rollout engine; this module only gathers observations (children,
 image, traffic, manual requests) and carries out the actions.
+
+The status is written *before* the actions, with a resourceVersion precondition
+(`commit`). A decision takes effect only once it is committed: if the write fails
+(refused, conflicting, the API away), nothing was done and the next pass decides again
+from what the API holds. Once committed, every later pass reads it and re-applies its
+routing, so an action that failed is completed from the status, never undone. The
+reverse order would let a failed write undo a rollback: traffic already moved off the
+candidate, the next pass re-reads the status that still says the candidate serves 50%,
+and routes 50% back to it.
 """
 
 from __future__ import annotations
@@ -16,22 +25,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from pitstop import commit
 from pitstop.analysis import judge
 from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.status import AnalysisStatus, ModelDeploymentStatus, SmokeResult
 from pitstop.images import resolve as images
+from pitstop.k8s import errors
 from pitstop.k8s.client import KubeClient
 from pitstop.metrics import collect, keys, pods, smoke
 from pitstop.metrics.builtin import Scraper
 from pitstop.metrics.load import LoadGenerator
 from pitstop.rendering import children, labels
-from pitstop.strategies import conditions, engine, phase, requests
+from pitstop.strategies import conditions, engine, phase, requests, trouble
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import (
     Action,
     Checks,
-    Decision,
     DeleteRevision,
     EnsureRevision,
     Event,
@@ -56,6 +66,10 @@ class Result:
     requeue_after: float | None
 
 
+# After a conflict (the object moved since it was read), read it again at once.
+CONFLICT_RETRY_SECONDS = 0.0
+
+
 def reconcile(
     kube: KubeClient,
     namespace: str,
@@ -64,17 +78,49 @@ def reconcile(
     scraper: Scraper | None = None,
     loader: LoadGenerator | None = None,
 ) -> Result:
-    """Bring one ModelDeployment's children and status in line with its spec."""
+    """Bring one ModelDeployment's children and status in line with its spec.
+
+    A pass that raises says why on the object (`commit.Writer.failed`) before the error
+    goes on to the work queue, which retries with backoff; `errors.NotLeader` goes on
+    untouched (another replica leads: nothing may be written, not even the failure)."""
     now = now or datetime.now(UTC)
-    scraper = scraper or Scraper(kube)
-    loader = loader or LoadGenerator()
     obj = kube.get_model_deployment(namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         return Result(None)  # children go with it through garbage collection
+    writer = commit.Writer(kube, obj, now)
+    try:
+        return _reconcile(kube, writer, obj, now, scraper or Scraper(kube),
+                          loader or LoadGenerator())  # fmt: skip
+    except errors.Conflict as conflict:
+        log.info("%s/%s: %s; reconciling again", namespace, name, conflict)
+        return Result(CONFLICT_RETRY_SECONDS)
+    except errors.NotLeader:
+        raise
+    except Exception as error:
+        writer.failed(str(error) if isinstance(error, ActionFailed) else errors.describe(error))
+        raise
+
+
+class ActionFailed(RuntimeError):
+    """An action failed; the message says which, and the API server's answer."""
+
+
+def _reconcile(
+    kube: KubeClient,
+    writer: commit.Writer,
+    obj: dict[str, Any],
+    now: datetime,
+    scraper: Scraper,
+    loader: LoadGenerator,
+) -> Result:
     try:
         md = ModelDeployment.from_object(obj)
     except ValidationError as error:
-        _report_invalid(kube, obj, error, now)
+        invalid = _invalid(obj, writer.status, error, now)
+        if writer.commit(invalid):
+            log.warning("invalid ModelDeployment %s/%s: %s", *md_name(obj), invalid.message)
+            writer.post([Event("Warning", Reason.INVALID_SPEC, invalid.message)])
+        writer.succeeded()
         return Result(None)
 
     image = images.resolve(kube, md, now)
@@ -95,16 +141,13 @@ def reconcile(
     analysis, seen = _analyse(kube, scraper, md, seen, now)
     analysis = _load(kube, loader, md, analysis)
     decision = engine.decide(md, seen, now)
+    status = decision.status.model_copy(update={"analysis": analysis})
+    writer.commit(status)  # the decision takes effect from here on (see the docstring)
+    writer.post((*extra, *decision.events))
     _act(kube, router, md, image.image, decision.actions)
-    decision = Decision(
-        decision.actions,
-        decision.status.model_copy(update={"analysis": analysis}),
-        (*extra, *decision.events),
-        decision.requeue_after,
-    )
-    _write(kube, obj, md.status, decision)
+    writer.succeeded()
     delays = [d for d in (decision.requeue_after, image.requeue_after) if d is not None]
-    if _analysed(decision.status) is not None and md.spec.analysis.metrics:
+    if _analysed(status) is not None and md.spec.analysis.metrics:
         delays.append(_next_look(md, analysis, now))
     return Result(min(delays) if delays else None)
 
@@ -178,7 +221,12 @@ def _analyse(
         current = judge.evaluate(spec, current, revision, now)
     note = None
     look = None
-    if any(m.builtin is not None for m in spec.metrics):
+    # At most one look per LOOK_SECONDS: the status this look writes comes straight back
+    # as a watch event and another reconcile, which must not look (and write) again.
+    looked = current.last_check
+    if any(m.builtin is not None for m in spec.metrics) and (
+        looked is None or (now - looked).total_seconds() >= LOOK_SECONDS * 0.9
+    ):
         look, note = collect.look(scraper, md, revision, baseline)
     counts = values = None
     if any(m.prometheus is not None or m.webhook is not None for m in spec.metrics) and (
@@ -242,11 +290,25 @@ def _traffic(router: traffic.Provider, md: ModelDeployment) -> Traffic:
 
 def _observe(kube: KubeClient, md: ModelDeployment) -> dict[str, RevisionState]:
     found: dict[str, RevisionState] = {}
+    short: dict[str, dict[str, Any]] = {}
     selector = labels.owner_selector(md.metadata.name)
     for item in kube.list_deployments(md.metadata.namespace, selector):
         revision = item["metadata"].get("labels", {}).get(labels.REVISION)
         if revision is not None:
             found[revision] = _state(item)
+            if not found[revision].available and found[revision].replicas > 0:
+                short[revision] = item
+    if short:
+        # Only a revision short of ready pods costs a look at its pods: they say why
+        # (crash loop, image pull, scheduling), which the progress deadline reports.
+        pods: dict[str, list[dict[str, Any]]] = {}
+        for pod in kube.list_pods(md.metadata.namespace, selector):
+            revision = pod["metadata"].get("labels", {}).get(labels.REVISION)
+            pods.setdefault(revision, []).append(pod)
+        for revision, item in short.items():
+            found[revision] = replace(
+                found[revision], trouble=trouble.of(item, pods.get(revision, []))
+            )
     return found
 
 
@@ -269,62 +331,74 @@ def _act(
     image: str | None,
     actions: tuple[Action, ...],
 ) -> None:
-    ns, name = md.metadata.namespace, md.metadata.name
     for action in actions:
-        match action:
-            case EnsureRevision(revision=revision, replicas=replicas):
-                assert image is not None, "a revision is only ensured once its image is known"
-                kube.apply(children.deployment(md, image, revision, replicas))
-                kube.apply(children.revision_service(md, revision))
-            case ScaleRevision(revision=revision, replicas=replicas):
-                kube.scale_deployment(ns, labels.revision_name(name, revision), replicas)
-            case SetTraffic():
-                if traffic.WEIGHTS_BY_REPLICAS not in router.capabilities:
-                    # With a mesh or gateway the route splits traffic; the entry Service
-                    # still exists for callers inside the cluster and selects the stable.
-                    kube.apply(children.entry_service(md, action.stable))
-                router.apply(md, action)
-            case DeleteRevision(revision=revision):
-                child = labels.revision_name(name, revision)
-                kube.delete("apps/v1", "Deployment", ns, child)
-                kube.delete("v1", "Service", ns, child)
+        try:
+            _carry_out(kube, router, md, image, action)
+        except errors.NotLeader:
+            raise
+        except Exception as error:
+            raise ActionFailed(f"{_doing(md, router, action)}: {errors.describe(error)}") from error
 
 
-def _write(
-    kube: KubeClient, obj: dict[str, Any], old: ModelDeploymentStatus, decision: Decision
+def _carry_out(
+    kube: KubeClient,
+    router: traffic.Provider,
+    md: ModelDeployment,
+    image: str | None,
+    action: Action,
 ) -> None:
-    meta = obj["metadata"]
-    if decision.status != old:
-        body = decision.status.model_dump(mode="json", by_alias=True, exclude_none=True)
-        kube.patch_status(meta["namespace"], meta["name"], body)
-    for event in decision.events:
-        log.info("%s/%s %s: %s", meta["namespace"], meta["name"], event.reason, event.message)
-        kube.post_event(obj, event.type, event.reason, event.message)
+    ns, name = md.metadata.namespace, md.metadata.name
+    match action:
+        case EnsureRevision(revision=revision, replicas=replicas):
+            assert image is not None, "a revision is only ensured once its image is known"
+            kube.apply(children.deployment(md, image, revision, replicas))
+            kube.apply(children.revision_service(md, revision))
+        case ScaleRevision(revision=revision, replicas=replicas):
+            kube.scale_deployment(ns, labels.revision_name(name, revision), replicas)
+        case SetTraffic():
+            if traffic.WEIGHTS_BY_REPLICAS not in router.capabilities:
+                # With a mesh or gateway the route splits traffic; the entry Service
+                # still exists for callers inside the cluster and selects the stable.
+                kube.apply(children.entry_service(md, action.stable))
+            router.apply(md, action)
+        case DeleteRevision(revision=revision):
+            child = labels.revision_name(name, revision)
+            kube.delete("apps/v1", "Deployment", ns, child)
+            kube.delete("v1", "Service", ns, child)
 
 
-def _report_invalid(
-    kube: KubeClient, obj: dict[str, Any], error: ValidationError, now: datetime
-) -> None:
+def _doing(md: ModelDeployment, router: traffic.Provider, action: Action) -> str:
+    """What an action was doing, for the message of its failure."""
+    name = md.metadata.name
+    match action:
+        case EnsureRevision(revision=revision):
+            child = labels.revision_name(name, revision)
+            return f"applying the Deployment and Service {child} of revision {revision}"
+        case ScaleRevision(revision=revision, replicas=replicas):
+            child = labels.revision_name(name, revision)
+            return f"scaling the Deployment {child} to {replicas}"
+        case SetTraffic():
+            return f"routing traffic with the {router.name} provider"
+        case DeleteRevision(revision=revision):
+            return f"deleting revision {revision}"
+    return type(action).__name__
+
+
+def _invalid(
+    obj: dict[str, Any], old: ModelDeploymentStatus, error: ValidationError, now: datetime
+) -> ModelDeploymentStatus:
     """A spec the API server accepted but the operator cannot use: say which field."""
     first = error.errors()[0]
     field = ".".join(str(part) for part in first["loc"])
     message = f"{field}: {first['msg']}"
-    try:
-        old = ModelDeploymentStatus.model_validate(obj.get("status") or {})
-    except ValidationError:
-        old = ModelDeploymentStatus()
     generation = int(obj["metadata"].get("generation", 0))
     conds = conditions.set_condition(
         list(old.conditions), conditions.READY, "False", Reason.INVALID_SPEC, message,
         generation, now,
     )  # fmt: skip
     new = old.model_copy(update={"conditions": conds, "observed_generation": generation})
-    new = new.model_copy(update={"phase": phase.of(new), "message": message})
-    if new != old:
-        log.warning("invalid ModelDeployment %s: %s", obj["metadata"]["name"], message)
-        kube.patch_status(
-            obj["metadata"]["namespace"],
-            obj["metadata"]["name"],
-            new.model_dump(mode="json", by_alias=True, exclude_none=True),
-        )
-        kube.post_event(obj, "Warning", Reason.INVALID_SPEC, message)
+    return new.model_copy(update={"phase": phase.of(new), "message": message})
+
+
+def md_name(obj: dict[str, Any]) -> tuple[str, str]:
+    return obj["metadata"]["namespace"], obj["metadata"]["name"]

@@ -8,20 +8,28 @@ Security level, and deletes it afterwards.
 
 `release` is the chart, installed once per session with `helm install` (cluster-wide
 mode, its CRDs with it); `operator` runs `pitstop run` with a token of the release's
-ServiceAccount, as the chart's RBAC allows and no more, and fails a test whose operator
-was refused anything (a line with "forbidden" in its log).
+ServiceAccount, as the chart's RBAC allows and no more, and with leader election on a
+Lease in the release's namespace as the chart runs it; it fails a test whose operator
+was refused anything (a 403, "Forbidden", in its log).
 """
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+# The helpers beside this file, also when another suite loads it (tests/e2e does, with
+# `testing.conftest_module`, and pytest then puts only its own folder on sys.path).
+sys.path.insert(0, str(Path(__file__).parent))
+
+import mesh_crds
 import pytest
+from metric_webhook import Webhook
 from pitstop.devcluster import cluster as devcluster
 from pitstop.devcluster import install, testing
-from pitstop.devcluster.operator_process import OperatorProcess
+from pitstop.devcluster.operator_process import Election, OperatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +75,13 @@ def crd(cluster: testing.DevCluster, release: install.Release) -> str:
 
 
 @pytest.fixture(scope="session")
+def gateway_api(cluster: testing.DevCluster) -> None:
+    """The real Gateway API (and Istio) CRDs, served before the operator of a test that
+    asks for them starts (it discovers them once)."""
+    mesh_crds.install(cluster)
+
+
+@pytest.fixture(scope="session")
 def operator_kubeconfig(
     cluster: testing.DevCluster, release: install.Release, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
@@ -79,16 +94,36 @@ def operator_kubeconfig(
 def operator(
     cluster: testing.DevCluster,
     crd: str,
+    release: install.Release,
     operator_kubeconfig: Path,
     namespace: str,
     tmp_path: Path,
 ) -> Iterator[OperatorProcess]:
     """A running `pitstop run` on the chart's RBAC; the test may kill and start it again.
-    (It stops before the test's namespace goes: see `DevCluster.delete_namespace`.)"""
-    process = OperatorProcess(operator_kubeconfig, tmp_path / "operator.log")
+    (It stops before the test's namespace goes: see `DevCluster.delete_namespace`.)
+
+    It leads on the release's Lease under one identity for the whole session, as a pod
+    whose container restarts: started again after a kill, it takes its Lease back at
+    once, and the next test's operator follows a stopped one without a wait."""
+    process = OperatorProcess(
+        operator_kubeconfig,
+        tmp_path / "operator.log",
+        election=Election(release.namespace, name="pitstop-tests"),
+        identity="pitstop-tests-operator",
+    )
     process.start()
     try:
         yield process
     finally:
         process.stop()
     process.assert_not_refused()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A webhook metric the test makes pass or fail (see metric_webhook)."""
+    hook = Webhook()
+    try:
+        yield hook
+    finally:
+        hook.close()

@@ -8,58 +8,15 @@ by itself. (Rollbacks driven by the model servers' own metrics run in tests/e2e/
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import yaml
+from metric_webhook import Webhook, analysis  # beside this file
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
-
-
-class Webhook:
-    """A check that passes until told otherwise, and remembers what it was asked."""
-
-    def __init__(self) -> None:
-        self.passing = True
-        self.calls: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.calls.append(body)
-                answer = json.dumps({"pass": outer.passing, "value": 0 if outer.passing else 1})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(answer.encode())
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/check"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    try:
-        yield hook
-    finally:
-        hook.close()
 
 
 def apply(cluster: testing.DevCluster, namespace: str, version: str, spec: dict[str, Any]) -> None:
@@ -89,11 +46,6 @@ def until(cluster: testing.DevCluster, namespace: str, what: str, check: Any) ->
     )
 
 
-def analysis(url: str, **extra: Any) -> dict[str, Any]:
-    return {"interval": "1s", "failureLimit": 1, "metrics": [{"name": "gate", "webhook": {"url": url}}],
-            **extra}  # fmt: skip
-
-
 def test_failing_checks_roll_a_canary_back_by_themselves(
     cluster: testing.DevCluster, namespace: str, operator: OperatorProcess, webhook: Webhook
 ) -> None:
@@ -119,12 +71,16 @@ def test_failing_checks_roll_a_canary_back_by_themselves(
     events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json",
                                         "--field-selector", "involvedObject.name=fraud").stdout)  # fmt: skip
     assert any(e["type"] == "Warning" and e["reason"] == "RolledBack" for e in events["items"])
-    deployments = json.loads(
-        cluster.kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout
-    )
-    replicas = {d["metadata"]["labels"]["pitstop.dev/model-version"]: d["spec"]["replicas"]
+
+    def replicas() -> dict[str, int]:
+        deployments = json.loads(
+            cluster.kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout
+        )
+        return {d["metadata"]["labels"]["pitstop.dev/model-version"]: d["spec"]["replicas"]
                 for d in deployments["items"]}  # fmt: skip
-    assert replicas == {"1": 2, "2": 0}
+
+    # The status commits the rollback, then the candidate is scaled down.
+    cluster.wait("the candidate scaled to zero", lambda: replicas() == {"1": 2, "2": 0})
 
     # Not retried by itself, even when the check passes again: only a spec change or retry.
     webhook.passing = True

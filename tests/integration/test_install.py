@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pitstop.devcluster import binaries, install, testing
-from pitstop.devcluster.operator_process import OperatorProcess
+from pitstop.devcluster.operator_process import Election, OperatorProcess
 
 pytestmark = pytest.mark.integration
 
@@ -46,9 +46,10 @@ def test_helm_lint_is_clean(cluster: testing.DevCluster) -> None:
 def test_chart_objects_are_accepted_by_the_api_server(
     cluster: testing.DevCluster, crd: str, namespace: str
 ) -> None:
+    # The build namespace must exist for a server-side dry run of its Role: the test's.
     rendered = template(
         cluster, "--namespace", namespace, "--set", f"watchNamespaces={{{namespace}}}",
-        "--set", "serviceAccount.annotations.team=ml",
+        "--set", "serviceAccount.annotations.team=ml", "--set", f"build.namespace={namespace}",
     ).stdout  # fmt: skip
     done = cluster.kubectl("apply", "--dry-run=server", "-f", "-", "-o", "name", input=rendered)
     rbac = "rbac.authorization.k8s.io"
@@ -57,10 +58,31 @@ def test_chart_objects_are_accepted_by_the_api_server(
         f"clusterrolebinding.{rbac}/pitstop", f"role.{rbac}/pitstop",
         f"rolebinding.{rbac}/pitstop", f"role.{rbac}/pitstop-leader-election",
         f"rolebinding.{rbac}/pitstop-leader-election", "deployment.apps/pitstop",
+        f"namespace/{namespace}", f"role.{rbac}/pitstop-builds",
+        f"rolebinding.{rbac}/pitstop-builds", "poddisruptionbudget.policy/pitstop",
     ])  # fmt: skip
-    deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    objects = {d["kind"]: d for d in yaml.safe_load_all(rendered) if d}
+    deployment = objects["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
     assert f"--namespace={namespace}" in args
+    # Two replicas, one leader on the release's Lease, each named after its pod.
+    assert deployment["spec"]["replicas"] == 2
+    assert {"--leader-elect", "--lease-name=pitstop"} <= set(args)
+    env = {e["name"]: e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+           for e in pod["containers"][0]["env"]}  # fmt: skip
+    assert (env["POD_NAME"], env["POD_NAMESPACE"]) == ("metadata.name", "metadata.namespace")
+    assert objects["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    spread = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert spread[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_values_that_would_let_two_replicas_act_are_refused(cluster: testing.DevCluster) -> None:
+    done = template(cluster, "--set", "leaderElection.enabled=false", check=False)
+    assert done.returncode != 0
+    assert "needs leaderElection.enabled" in done.stderr
+    single = template(cluster, "--set", "replicas=1", "--set", "leaderElection.enabled=false")
+    assert "PodDisruptionBudget" not in single.stdout  # it would block every drain
 
 
 def test_values_schema_refuses_a_bad_value(cluster: testing.DevCluster) -> None:
@@ -85,7 +107,11 @@ def test_kubectl_apply_k_installs_an_operator_that_works_under_its_own_rbac(
             cluster, tmp_path / "operator.kubeconfig", namespace="pitstop-system",
             service_account="pitstop",
         )  # fmt: skip
-        operator = OperatorProcess(kubeconfig, tmp_path / "operator.log")
+        # As the manifests run it: leader election on the Lease in pitstop-system.
+        operator = OperatorProcess(
+            kubeconfig, tmp_path / "operator.log",
+            election=Election("pitstop-system", name="pitstop"), identity="pitstop-0",
+        )  # fmt: skip
         operator.start()
         try:
             cluster.kubectl("apply", "-n", namespace, "-f", str(SAMPLE))
@@ -115,12 +141,27 @@ def wait_phase(cluster: testing.DevCluster, namespace: str, wanted: str) -> None
 # What the operator must be able to do wherever it handles ModelDeployments, and nowhere
 # else when installed for some namespaces.
 WRITES = [
-    ("create", "jobs.batch"),
     ("create", "deployments.apps"),
     ("patch", "deployments.apps/scale"),
     ("get", "secrets"),
     ("patch", "modeldeployments.pitstop.dev/status"),
 ]
+# What builds need, granted in the build namespace only, in both modes: no Job is ever
+# created in a user's namespace (nor in kube-system).
+BUILDS = [
+    ("create", "jobs.batch"),
+    ("create", "secrets"),
+    ("get", "pods/log"),
+]
+
+
+def assert_builds_only_in(
+    cluster: testing.DevCluster, release: install.Release, *elsewhere: str
+) -> None:
+    for verb, what in BUILDS:
+        assert install.can_i(cluster, release.user, verb, what, release.build_namespace), what
+        for where in elsewhere:
+            assert not install.can_i(cluster, release.user, verb, what, where), (what, where)
 
 
 def test_cluster_wide_install_may_do_it_in_any_namespace(
@@ -132,6 +173,7 @@ def test_cluster_wide_install_may_do_it_in_any_namespace(
     # The operator writes only a ModelDeployment's status, never its spec.
     assert not install.can_i(cluster, release.user, "patch", "modeldeployments.pitstop.dev",
                              namespace)  # fmt: skip
+    assert_builds_only_in(cluster, release, namespace, "kube-system", release.namespace)
 
 
 @pytest.fixture
@@ -162,6 +204,7 @@ def test_namespaced_install_works_in_its_namespaces_and_may_do_nothing_elsewhere
                 assert not install.can_i(cluster, release.user, verb, what, elsewhere), (
                     verb, what, elsewhere,
                 )  # fmt: skip
+        assert_builds_only_in(cluster, release, first, second, outside, "kube-system")
         kubeconfig = install.release_kubeconfig(cluster, release, tmp_path / "kubeconfig")
         operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", (first, second))
         operator.start()

@@ -513,3 +513,61 @@ def test_a_missing_route_is_refused_and_the_stable_keeps_serving(
         lambda: [w for _, w in GATEWAY.routed(read(cluster, namespace, GATEWAY)[1])] == [90, 10],
         timeout=60,
     )
+
+
+@pytest.mark.parametrize("mesh", MESHES)
+def test_a_canary_whose_pods_stop_being_ready_keeps_no_weight_until_they_are_back(
+    cluster: testing.DevCluster,
+    namespace: str,
+    operator: OperatorProcess,
+    mesh: Mesh,
+    route_history: Callable[[Mesh], RouteHistory],
+) -> None:
+    """A weight on a candidate without a ready pod sends users to a Service without
+    endpoints (503s): all traffic stays on the stable until its pods are ready again."""
+    slow = {"type": "Canary", "canary": {"steps": [{"weight": 10, "pause": "1h"}, {"weight": 50}]}}
+    create_route(cluster, namespace, mesh)
+    apply(cluster, namespace, through(mesh, "1", slow))
+    md, _ = wait_healthy(cluster, namespace, mesh, "1")
+    old = md["status"]["stable"]["revision"]
+    history = route_history(mesh)
+    apply(cluster, namespace, through(mesh, "2", slow))
+
+    def routed(weight: int) -> tuple[Object, Object] | None:
+        md, route = read(cluster, namespace, mesh)
+        ok = [w for _, w in mesh.routed(route)][1:2] == [weight] or (
+            weight == 0 and mesh.routed(route) == [(f"fraud-{old}", 100)]
+        )
+        return (md, route) if ok and md["status"]["traffic"]["candidate"] == weight else None
+
+    md, _ = cluster.wait("10% to the candidate", lambda: routed(10), timeout=90)
+    new = candidate(md)["revision"]
+    crashed = [p["metadata"]["name"] for p in get(
+        cluster, namespace, "pods", "-l", f"pitstop.dev/revision={new}")["items"]]  # fmt: skip
+    for pod in crashed:
+        cluster.kubectl("annotate", "pod", pod, "-n", namespace,
+                        "pitstop.dev/kwok-fate=crash-loop")  # fmt: skip
+
+    md, route = cluster.wait("no weight on the crashed candidate", lambda: routed(0), timeout=60)
+    assert (candidate(md)["state"], candidate(md)["step"]) == ("Canary", 0)  # it waits
+    progressing = condition(md, "Progressing")
+    assert progressing[:2] == ("True", "WaitingForCandidatePods")
+    assert "2/2 pods CrashLoopBackOff" in progressing[2]
+    stalled_split = mesh.routed(route)
+
+    cluster.kubectl("delete", "pod", *crashed, "-n", namespace)  # new pods start healthy
+
+    def recovered() -> tuple[Object, Object] | None:
+        # Weight comes back with the first ready pod; the deadline's clock stops once
+        # all are ready (possibly a pass later).
+        found = routed(10)
+        return found if found and "waitingSince" not in candidate(found[0]) else None
+
+    md, route = cluster.wait("10% again once ready", recovered, timeout=60)
+    assert history.splits(cluster, route) == [
+        [(f"fraud-{old}", 100)],
+        [(f"fraud-{old}", 90), (f"fraud-{new}", 10)],
+        stalled_split,
+        [(f"fraud-{old}", 90), (f"fraud-{new}", 10)],
+    ]
+    assert dict(stalled_split).get(f"fraud-{new}", 0) == 0

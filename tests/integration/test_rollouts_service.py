@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from pitstop.devcluster import testing
+from pitstop.devcluster import chaos, testing
 from pitstop.devcluster.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -29,16 +29,17 @@ class World:
     def __init__(self, cluster: testing.DevCluster, namespace: str) -> None:
         self.cluster, self.namespace = cluster, namespace
 
-    def apply(self, version: str, strategy: dict[str, Any]) -> None:
+    def apply(self, version: str, strategy: dict[str, Any], image: str = "", **spec: Any) -> None:
         body = {
             "apiVersion": "pitstop.dev/v1alpha1",
             "kind": "ModelDeployment",
             "metadata": {"name": "fraud"},
             "spec": {
                 "model": {"name": "fraud", "version": version},
-                "image": f"registry.example.com/ml/fraud:{version}",
+                "image": image or f"registry.example.com/ml/fraud:{version}",
                 "serving": {"replicas": 2},
                 "strategy": strategy,
+                **spec,
             },
         }
         self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
@@ -72,6 +73,21 @@ class World:
                 return str(d["metadata"]["labels"]["pitstop.dev/model-version"])
         return revision
 
+    def serving(self) -> dict[str, int]:
+        """Pods users reach through the entry Service, by version: those its selector
+        matches that are Ready and not terminating — the EndpointSlice controller's rule.
+        (It cannot list them itself here: EndpointSlices refuse the loopback pod IPs.)"""
+        selector = self.get("service", "fraud")["spec"]["selector"]
+        labels = ",".join(f"{key}={value}" for key, value in selector.items())
+        found: dict[str, int] = {}
+        for pod in self.get("pods", "-l", labels)["items"]:
+            ready = any(c["type"] == "Ready" and c["status"] == "True"
+                        for c in pod.get("status", {}).get("conditions", []))  # fmt: skip
+            if ready and not pod["metadata"].get("deletionTimestamp"):
+                version = pod["metadata"]["labels"]["pitstop.dev/model-version"]
+                found[version] = found.get(version, 0) + 1
+        return found
+
     def mirror(self) -> dict[str, Any]:
         data = self.get("configmap", "fraud-mirror")["data"]["mirror.json"]
         body: dict[str, Any] = json.loads(data)
@@ -83,6 +99,18 @@ class World:
             return status if check(status) else None
 
         return self.cluster.wait(what, probe, timeout=timeout)
+
+    def settles(self, what: str, probe: Any, wanted: Any) -> None:
+        """The children follow a status a moment after it is written (a pass commits its
+        status, then acts): wait for them rather than read them once."""
+
+        def settled() -> bool:
+            try:
+                return bool(probe() == wanted)
+            except (subprocess.CalledProcessError, KeyError):  # not there yet
+                return False
+
+        self.cluster.wait(what, settled)
 
     def healthy(self, version: str) -> dict[str, Any]:
         return self.until(f"v{version} Healthy", lambda s: s.get("phase") == "Healthy"
@@ -113,17 +141,17 @@ def test_canary_by_replica_ratio_then_manual_promote(world: World) -> None:
     step1 = world.until("step 1", lambda s: (s.get("candidate") or {}).get("state") == "Canary"
                         and s["traffic"]["candidate"] == 33)  # fmt: skip
     assert step1["candidate"]["step"] == 0
-    assert world.entry_selects() == "all"
+    world.settles("entry selects all", world.entry_selects, "all")
     # Step 2 has no pause: it waits for a promote with 2 + 2 pods (50%).
     paused = world.until("paused at step 2", lambda s: s.get("phase") == "Paused")
     assert paused["traffic"]["candidate"] == 50
-    assert world.replicas() == {"1": 2, "2": 2}
+    world.settles("2 + 2 pods", world.replicas, {"1": 2, "2": 2})
     assert "pitstop promote fraud" in paused["message"]
 
     out = world.pitstop("promote")
     assert "promote requested" in out.stdout
     done = world.healthy("2")
-    assert world.entry_selects() == "2"
+    world.settles("entry selects v2", world.entry_selects, "2")
     assert [(h["version"], h["outcome"]) for h in done["history"]] == [
         ("1", "Retired"),
         ("2", "Promoted"),
@@ -143,14 +171,14 @@ def test_blue_green_preview_manual_switch_and_scale_down_delay(world: World) -> 
     world.apply("2", strategy)
     paused = world.until("preview", lambda s: s.get("phase") == "Paused")
     revision = paused["candidate"]["revision"]
-    assert world.entry_selects() == "1"
+    world.settles("entry selects v1", world.entry_selects, "1")
     preview = world.get("service", f"fraud-{revision}")["spec"]["selector"]
     assert preview["pitstop.dev/revision"] == revision
-    assert world.replicas() == {"1": 2, "2": 2}
+    world.settles("2 + 2 pods", world.replicas, {"1": 2, "2": 2})
 
     world.pitstop("promote")
     switched = world.healthy("2")
-    assert world.entry_selects() == "2"
+    world.settles("entry selects v2", world.entry_selects, "2")
     assert switched["previous"]["version"] == "1"  # kept up for an instant rollback
     world.cluster.wait(
         "old stable scaled down after the delay", lambda: world.replicas() == {"1": 0, "2": 2}
@@ -167,10 +195,10 @@ def test_shadow_mirrors_then_abort_and_retry(world: World) -> None:
         "mirroring", lambda s: (s.get("candidate") or {}).get("state") == "Shadow"
     )
     revision = shadowing["candidate"]["revision"]
-    assert world.mirror() == {
+    world.settles("mirroring 50%", world.mirror, {
         "percent": 50,
         "url": f"http://fraud-{revision}.{world.namespace}.svc:80/predict",
-    }
+    })  # fmt: skip
     assert world.entry_selects() == "1"  # the shadow never answers users
     assert shadowing["traffic"]["mirrored"] == 50
     world.until("shadow complete, awaiting promote", lambda s: s.get("phase") == "Paused")
@@ -178,7 +206,7 @@ def test_shadow_mirrors_then_abort_and_retry(world: World) -> None:
     world.pitstop("abort")
     rolled = world.until("rolled back", lambda s: s.get("phase") == "RolledBack")
     assert rolled["rejectedRevision"] == revision
-    assert world.mirror() == {"percent": 0}
+    world.settles("mirror off", world.mirror, {"percent": 0})
     assert rolled["history"][-1]["outcome"] == "Aborted"
     world.cluster.wait("candidate scaled to zero", lambda: world.replicas() == {"1": 2, "2": 0})
 
@@ -200,7 +228,7 @@ def test_undo_goes_back_to_a_retained_revision(world: World) -> None:
     world.pitstop("undo", "--to-revision", v1)
     back = world.until("v1 serves again", lambda s: (s.get("stable") or {}).get("revision") == v1)
     assert back["phase"] == "RolledBack"  # the spec's v2 is held until the spec changes
-    assert world.entry_selects() == "1"
+    world.settles("entry selects v1", world.entry_selects, "1")
     world.cluster.wait("v2 retired", lambda: world.replicas() == {"1": 2, "2": 0})
 
 
@@ -212,7 +240,7 @@ def test_spec_reverted_mid_rollout_cancels_it(world: World) -> None:
     world.apply("1", CANARY)
     done = world.healthy("1")
     assert "candidate" not in done
-    assert world.entry_selects() == "1"
+    world.settles("entry selects v1", world.entry_selects, "1")
     assert done["history"][-1]["outcome"] == "Superseded"
     world.cluster.wait("candidate scaled to zero", lambda: world.replicas() == {"1": 2, "2": 0})
 
@@ -243,7 +271,7 @@ def test_operator_killed_at_each_canary_step_resumes_without_flip_flop(
     )
     assert again["candidate"]["step"] == paused["candidate"]["step"] == 1
     assert seen_steps == sorted(seen_steps)
-    assert world.replicas() == {"1": 2, "2": 2}
+    world.settles("2 + 2 pods", world.replicas, {"1": 2, "2": 2})
     world.pitstop("promote")
     world.healthy("2")
     assert len(world.get("services", "-l", OWNED)["items"]) == 3  # entry + 2 revisions
@@ -278,4 +306,121 @@ def test_operator_killed_during_blue_green_and_shadow_resumes_where_it_stopped(
         again["candidate"]["stepStartedAt"] == shadowing["candidate"]["stepStartedAt"]
     )  # clock kept
     assert world.mirror()["percent"] == 30
-    assert world.entry_selects() == "2"
+    world.settles("entry selects v2", world.entry_selects, "2")
+
+
+def test_a_canary_right_after_a_switch_never_sends_users_to_the_previous_stable(
+    world: World,
+) -> None:
+    """The canary's entry Service selects every pod of the ModelDeployment: a previous
+    stable still up for its scaleDownDelay would answer users beside the canary."""
+    keep = {"type": "BlueGreen", "blueGreen": {"scaleDownDelay": "10m"}}
+    world.apply("1", keep)
+    world.healthy("1")
+    world.apply("2", keep)
+    switched = world.healthy("2")
+    assert switched["previous"]["version"] == "1"  # up for its scaleDownDelay
+    world.cluster.wait("users on v2 only", lambda: world.serving() == {"2": 2})
+
+    world.apply("3", CANARY)
+    step1 = world.until("step 1", lambda s: (s.get("candidate") or {}).get("state") == "Canary"
+                        and s["traffic"]["candidate"] == 33)  # fmt: skip
+    assert world.entry_selects() == "all"
+    serving = world.cluster.wait("the canary among the endpoints",
+                                 lambda: (found := world.serving()).get("3") and found)  # fmt: skip
+    # Stable and canary pods only: nothing of v1 among the endpoints users reach.
+    assert serving == {"2": 2, "3": 1}
+    assert "previous" not in step1  # a new rollout ended the previous stable's window
+    assert world.replicas()["1"] == 0
+
+
+def condition(status: dict[str, Any], type_: str) -> tuple[str, str, str]:
+    found = next(c for c in status["conditions"] if c["type"] == type_)
+    return found["status"], found["reason"], found.get("message", "")
+
+
+# A candidate whose pods never become ready, and how: KWOK plays a failing kubelet for
+# images so marked (see devcluster.chaos); the real scheduler finds no node for 100 CPUs.
+NEVER_READY = [
+    pytest.param({"image": "registry.example.com/ml/fraud:2" + chaos.CRASH_LOOP_TAG_SUFFIX},
+                 "PodsCrashLooping", "CrashLoopBackOff", id="crash loop"),
+    pytest.param({"image": f"{chaos.UNPULLABLE_REGISTRY}/ml/fraud:2"},
+                 "ImagePullFailed", "ImagePullBackOff", id="unpullable image"),
+    pytest.param({"serving": {"replicas": 2, "resources": {"requests": {"cpu": "100"}}}},
+                 "PodsUnschedulable", "Insufficient cpu", id="unschedulable"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("broken", "reason", "words"), NEVER_READY)
+def test_a_candidate_never_ready_is_rolled_back_at_its_progress_deadline(
+    world: World, broken: dict[str, Any], reason: str, words: str
+) -> None:
+    world.apply("1", CANARY, progressDeadline="4s")
+    v1 = world.healthy("1")["stable"]["revision"]
+    world.apply("2", CANARY, progressDeadline="4s", **broken)
+
+    waiting = world.until("waiting, saying why", lambda s: "candidate" in s
+                          and words in condition(s, "Progressing")[2])  # fmt: skip
+    assert condition(waiting, "Progressing")[:2] == ("True", "WaitingForCandidatePods")
+    v2 = waiting["candidate"]["revision"]
+    assert world.entry_selects() == "1"
+
+    rolled = world.until("rolled back", lambda s: s.get("phase") == "RolledBack")
+    degraded = condition(rolled, "Degraded")
+    assert degraded[:2] == ("True", reason)
+    assert words in degraded[2]
+    assert "after progressDeadline 4s" in degraded[2]
+    assert (rolled["stable"]["revision"], rolled["rejectedRevision"]) == (v1, v2)
+    entry = rolled["history"][-1]
+    assert (entry["revision"], entry["outcome"]) == (v2, "RolledBack")
+    assert words in entry["reason"]
+    assert world.entry_selects() == "1"
+    world.cluster.wait("candidate scaled to zero", lambda: world.replicas() == {"1": 2, "2": 0})
+    warnings = {
+        e["reason"]
+        for e in world.get("events", "--field-selector", "involvedObject.name=fraud")["items"]
+        if e["type"] == "Warning"
+    }
+    assert "RolledBack" in warnings
+
+
+def test_a_first_revision_never_ready_fails_and_recovers_when_the_spec_is_fixed(
+    world: World,
+) -> None:
+    crashing = "registry.example.com/ml/fraud:1" + chaos.CRASH_LOOP_TAG_SUFFIX
+    world.apply("1", CANARY, image=crashing, progressDeadline="3s")
+    failed = world.until("Failed", lambda s: s.get("phase") == "Failed")
+    progressing = condition(failed, "Progressing")
+    assert progressing[:2] == ("False", "PodsCrashLooping")
+    assert "CrashLoopBackOff" in progressing[2]
+    assert "nothing to fall back to" in progressing[2]
+    assert failed["message"] == progressing[2]
+    assert world.replicas() == {"1": 2}  # kept: its pods go on being retried
+
+    world.apply("1", CANARY, progressDeadline="3s")  # a commit with an image that runs
+    done = world.healthy("1")
+    assert done["history"][-1]["outcome"] == "Promoted"
+
+
+def test_service_provider_a_canary_pod_that_crashes_takes_no_traffic(world: World) -> None:
+    slow = {"type": "Canary", "canary": {"steps": [{"weight": 10, "pause": "1h"}]}}
+    world.apply("1", slow)
+    world.healthy("1")
+    world.apply("2", slow)
+    world.until("step 1", lambda s: (s.get("candidate") or {}).get("state") == "Canary"
+                and s["traffic"]["candidate"] == 33)  # fmt: skip
+    assert world.cluster.wait("v2 serving", lambda: world.serving().get("2")) == 1
+    pod = world.get("pods", "-l", f"{OWNED},pitstop.dev/model-version=2")["items"][0]
+    world.cluster.kubectl("annotate", "pod", pod["metadata"]["name"], "-n", world.namespace,
+                          f"{chaos.FATE_ANNOTATION}={chaos.CRASH_LOOP}")  # fmt: skip
+
+    down = world.until("no traffic on v2", lambda s: s["traffic"]["candidate"] == 0)
+    assert down["candidate"]["state"] == "Canary"  # within its deadline: it waits
+    assert "CrashLoopBackOff" in condition(down, "Progressing")[2]
+    assert world.serving() == {"1": 2}
+
+    world.cluster.kubectl("delete", "pod", pod["metadata"]["name"], "-n", world.namespace)
+    back = world.until("v2 back", lambda s: s["traffic"]["candidate"] == 33)
+    assert "waitingSince" not in back["candidate"]
+    assert back["candidate"]["stepStartedAt"] == down["candidate"]["stepStartedAt"]
+    world.cluster.wait("v2 serving again", lambda: world.serving() == {"1": 2, "2": 1})

@@ -72,18 +72,70 @@ in cluster-wide mode, each watched namespace's Role otherwise.
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: ["create", "get", "patch"]
+# Events on ModelDeployments; a repeated one is counted on the first (patch).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
-# Image builds: one Job per attempt (a failed one is annotated once reported); its
-# pods' status and logs explain a failure.
+  verbs: ["create", "patch"]
+# A revision's pods, whose /metrics the builtin metrics read.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+# Kopf watches build Jobs (pitstop.handlers); they run in the build namespace, so
+# nothing here creates or changes one.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["create", "list", "patch", "watch"]
+  verbs: ["list", "watch"]
+{{- end -}}
+
+{{/*
+The rules the operator needs in the build namespace (build.namespace), in both modes:
+nothing else is granted there, and no build permission is granted anywhere else.
+*/}}
+{{- define "pitstop.buildRules" -}}
+# One Job per attempt: created (suspended when it needs Secret copies), resumed once
+# they exist, annotated when its failure was reported.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["create", "list", "patch"]
+# Its pods' status and logs explain a failure.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
+# Build records: a finished build's image, so no package is built twice.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create", "get", "patch"]
+# Copies of the push and model-source Secrets of the ModelDeployment that starts an
+# attempt, owned by its Job (garbage collection deletes them with it).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
+# A `pvc` model source: build pods mount the claim from here; checked before a build.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get"]
+{{- end -}}
+
+{{/*
+The least Pod Security level that admits the enabled builders: rootless BuildKit needs
+seccomp and AppArmor Unconfined (only `privileged` allows them), kaniko runs as root
+(`baseline` allows it, `restricted` does not).
+*/}}
+{{- define "pitstop.buildPodSecurity" -}}
+{{- if has "buildkit" .Values.build.builders -}}privileged{{- else -}}baseline{{- end -}}
+{{- end -}}
+
+{{/*
+The build settings the operator reads from its environment (pitstop.images.settings)
+that tell it where builds run and which builders are enabled. For the operator
+container's env in deployment.yaml: {{ include "pitstop.buildEnv" . | nindent 12 }}
+*/}}
+{{- define "pitstop.buildEnv" -}}
+- name: PITSTOP_BUILD_NAMESPACE
+  value: {{ .Values.build.namespace | quote }}
+- name: PITSTOP_BUILD_BUILDERS
+  value: {{ join "," .Values.build.builders | quote }}
 {{- end -}}

@@ -640,6 +640,11 @@ class ModelDeploymentSpec(SpecModel):
             "has(self.image) || has(self.build)",
             "spec.build is required unless spec.image is set",
         ),
+        (
+            # Zero would roll back every candidate on its first look, before any pod ran.
+            "!has(self.progressDeadline) || duration(self.progressDeadline) >= duration('1s')",
+            "spec.progressDeadline must be at least 1s",
+        ),
     )
 
     model: ModelRef = Field(description="The trained model to serve.")
@@ -664,6 +669,13 @@ class ModelDeploymentSpec(SpecModel):
         default_factory=TrafficSpec,
         json_schema_extra=_EMPTY_DEFAULT,
         description="Traffic routing.",
+    )
+    progress_deadline: Duration = Field(
+        default="10m",
+        description="How long a candidate may lack ready pods (crash loop, unpullable "
+        "image, unschedulable) before it is rolled back, counted from when it started or "
+        "last lost them. A first revision has nothing to fall back to: it reports "
+        "Progressing=False and keeps trying.",
     )
     revision_history_limit: int = Field(
         default=5,

@@ -34,7 +34,10 @@ CandidateState = Literal["Starting", "Preview", "Shadow", "Canary", "Restoring"]
 class Condition(StatusModel):
     """A Kubernetes-style condition (metav1.Condition)."""
 
-    type: str = Field(description="Ready, Progressing, Degraded, Paused or ImageBuilt.")
+    type: str = Field(
+        description="Ready, Progressing, Degraded, Paused, ImageBuilt or Reconciled (False, "
+        "reason ReconcileError: the last reconcile failed, and why)."
+    )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="CamelCase reason a program can match on.")
     message: str = Field(default="", description="What happened, for a person.")
@@ -59,6 +62,11 @@ class RevisionStatus(StatusModel):
     step: int | None = Field(default=None, description="Candidate only: current canary step.")
     step_started_at: datetime | None = Field(
         default=None, description="Candidate only: when the current state or step began."
+    )
+    waiting_since: datetime | None = Field(
+        default=None,
+        description="Candidate only: since when it lacks the ready pods it needs; "
+        "spec.progressDeadline counts from then.",
     )
     until: datetime | None = Field(
         default=None, description="Previous stable only: kept up for rollback until then."
@@ -215,9 +223,11 @@ class ModelDeploymentStatus(StatusModel):
     analysis: AnalysisStatus | None = Field(default=None, description="Candidate analysis.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing, Degraded, Paused, ImageBuilt.",
+        description="Ready, Progressing, Degraded, Paused, ImageBuilt, Reconciled.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     history: list[HistoryEntry] = Field(
-        default_factory=list, description="Past revisions, newest last."
+        default_factory=list,
+        description="Past revisions, newest last: the last 20 entries, and older ones only "
+        "while their revision still serves or is retained (revisionHistoryLimit).",
     )

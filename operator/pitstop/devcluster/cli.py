@@ -73,7 +73,7 @@ def build(force: bool, node: str) -> None:
     "--pod-cidr",
     default=cluster.DEFAULT_POD_CIDR,
     show_default=True,
-    help="Pod IPs come from here, one /24 per node. Loopback by default so a harness can "
+    help="Pod IPs come from here, one /20 per node. Loopback by default so a harness can "
     "serve on them; a non-loopback range gives Services EndpointSlices instead. "
     "Ignored with --node real (its pods get 10.244.0.0/24 on the node's bridge).",
 )

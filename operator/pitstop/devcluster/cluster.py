@@ -31,6 +31,7 @@ import httpx
 
 from pitstop.devcluster import (
     binaries,
+    capacity,
     certs,
     components,
     hostnet,
@@ -110,11 +111,6 @@ class ClusterInfo:
         )
 
 
-def node_pod_cidrs(pod_cidr: str, count: int) -> list[str]:
-    """One /24 per node out of `pod_cidr`; KWOK hands out pod IPs from a node's podCIDR."""
-    return [str(net) for net in list(ipaddress.ip_network(pod_cidr).subnets(new_prefix=24))[:count]]
-
-
 def _service_ip() -> str:
     # The `kubernetes` Service always takes the first address of the service range.
     return str(next(ipaddress.ip_network(components.SERVICE_CIDR).hosts()))
@@ -151,6 +147,9 @@ class Cluster:
             raise ValueError(f"node must be one of {NODE_KINDS}, not {node!r}")
         self.node = node
         self.state_dir = state_dir.resolve()
+        capacity.node_pod_cidrs(
+            pod_cidr, nodes
+        )  # refuse a range too small before starting anything
         self.pod_cidr = pod_cidr
         # See stages: pods with a readinessProbe start NotReady; the caller's kubelet
         # emulator marks them Ready once their server answers.
@@ -408,7 +407,7 @@ class Cluster:
         state = self.state_dir
         kwok_config = stages.write(
             state / "kwok.yaml",
-            fallback_cidr=node_pod_cidrs(self.pod_cidr, 256)[-1],
+            fallback_cidr=capacity.fallback_pod_cidr(self.pod_cidr),
             probe_readiness=self.probe_readiness,
         )
         launch(
@@ -417,7 +416,7 @@ class Cluster:
             # kwok also merges ~/.kwok/kwok.yaml when present; point it elsewhere.
             env={**os.environ, "KWOK_WORKDIR": str(state / "kwok")},
         )
-        for index, cidr in enumerate(node_pod_cidrs(self.pod_cidr, self.nodes)):
+        for index, cidr in enumerate(capacity.node_pod_cidrs(self.pod_cidr, self.nodes)):
             response = client.post("/api/v1/nodes", json=_node(f"kwok-node-{index}", cidr))
             if response.status_code not in (201, 409):
                 raise ClusterError(f"creating node: {response.status_code} {response.text}")
@@ -490,8 +489,8 @@ def _node(name: str, pod_cidr: str) -> dict[str, Any]:
         },
         "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
         "status": {
-            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "250"},
-            "capacity": {"cpu": "64", "memory": "256Gi", "pods": "250"},
+            "allocatable": {"cpu": "64", "memory": "256Gi", "pods": str(capacity.PODS_PER_NODE)},
+            "capacity": {"cpu": "64", "memory": "256Gi", "pods": str(capacity.PODS_PER_NODE)},
         },
     }
 

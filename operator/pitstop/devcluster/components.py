@@ -12,7 +12,9 @@ from pathlib import Path
 
 from pitstop.devcluster import certs
 
-SERVICE_CIDR = "10.0.0.0/24"
+# Room for a scale benchmark (1,000 ModelDeployments mid-rollout: an entry Service and
+# two revision Services each); a /24 ran out at about 126 of them.
+SERVICE_CIDR = "10.0.0.0/16"
 PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok")
 
 

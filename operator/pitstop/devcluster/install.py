@@ -28,6 +28,8 @@ class Release:
     name: str
     namespace: str
     watch_namespaces: tuple[str, ...] = ()
+    build_namespace: str = "pitstop-builds"
+    """Where its build Jobs run (the chart's build.namespace, created by the chart)."""
 
     @property
     def service_account(self) -> str:
@@ -74,13 +76,16 @@ def install(
 ) -> Release:
     """`helm install` (an upgrade if the release exists) into `namespace`, created here at
     the restricted Pod Security level (the operator pod meets it). Watched namespaces
-    must exist: their Roles go there."""
+    must exist: their Roles go there. Each release gets a build namespace of its own,
+    `<namespace>-builds` (the chart creates it), so releases never share one."""
     cluster.create_namespace(namespace, pod_security="restricted")
-    command = ["upgrade", "--install", name, str(CHART), "--namespace", namespace, *args]
+    builds = f"{namespace}-builds"
+    command = ["upgrade", "--install", name, str(CHART), "--namespace", namespace,
+               "--set", f"build.namespace={builds}", *args]  # fmt: skip
     if watch_namespaces:
         command += ["--set", "watchNamespaces={" + ",".join(watch_namespaces) + "}"]
     helm(cluster, *command)
-    return Release(name, namespace, watch_namespaces)
+    return Release(name, namespace, watch_namespaces, builds)
 
 
 def uninstall(cluster: testing.DevCluster, release: Release) -> None:

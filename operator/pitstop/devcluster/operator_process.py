@@ -1,13 +1,15 @@
 """The real operator (`pitstop run`) as a child process, for the demo and the tests.
 
 Tests stop it with SIGKILL at awkward moments to prove that all rollout state lives
-in the API, and start it again with the same command a user runs. It runs with the
+in the API, and start it again with the same command a user runs; they freeze it
+(SIGSTOP) to play a replica that lost its lease without knowing. It runs with the
 kubeconfig it is given: in the tests and the demo, a token of the chart's
 ServiceAccount (see `install`), so a 403 in its log is a rule the chart lacks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -19,14 +21,51 @@ import httpx
 
 from pitstop.devcluster.processes import free_port
 
-FORBIDDEN = "forbidden"  # in both the reason (Forbidden) and the message (is forbidden)
+# A 403 always shows its reason, "Forbidden", capitalised: in the client's exception text
+# (`Reason: Forbidden`) and in Kopf's (`'reason': 'Forbidden'`). Matched case-sensitively,
+# as the issue's `grep -c Forbidden` does, because the API server also words an
+# admission denial (422 Invalid, a policy refusing a write) "... is forbidden: ...",
+# which is not a missing RBAC rule.
+FORBIDDEN = "Forbidden"
+
+
+@dataclasses.dataclass(frozen=True)
+class Election:
+    """`pitstop run --leader-elect`: the Lease (in a namespace whose Role allows it, the
+    release's) and its timing in seconds."""
+
+    namespace: str
+    name: str = "pitstop-operator"
+    duration: int = 15
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+    def args(self) -> list[str]:
+        return ["--leader-elect", f"--lease-namespace={self.namespace}",
+                f"--lease-name={self.name}", f"--lease-duration={self.duration}",
+                f"--renew-deadline={self.renew_deadline}",
+                f"--retry-period={self.retry_period}"]  # fmt: skip
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_path: Path, namespaces: tuple[str, ...] = ()) -> None:
+    """One replica. Started again after a kill it keeps its `identity`, as a container
+    restarted in the same pod keeps its pod's name: it may take its own Lease back at
+    once. Two processes running at once must have different identities."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        namespaces: tuple[str, ...] = (),
+        *,
+        election: Election | None = None,
+        identity: str | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.namespaces = namespaces
+        self.election = election
+        self.identity = identity
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
@@ -39,6 +78,10 @@ class OperatorProcess:
             f"--liveness=http://127.0.0.1:{port}/healthz",
         ]
         args += [f"--namespace={ns}" for ns in self.namespaces]
+        if self.election is not None:
+            args += self.election.args()
+        if self.identity is not None:
+            args.append(f"--identity={self.identity}")
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -62,10 +105,21 @@ class OperatorProcess:
     def stop(self) -> None:
         self._stop(signal.SIGTERM)
 
+    def pause(self) -> None:
+        """SIGSTOP: frozen mid-whatever, as a replica in a long pause or cut off."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: it goes on from where it froze."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def _stop(self, sig: signal.Signals) -> None:
         if self._process is None:
             return
         if self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)  # a frozen one cannot act on SIGTERM
             self._process.send_signal(sig)
             try:
                 self._process.wait(timeout=30)
@@ -73,6 +127,15 @@ class OperatorProcess:
                 self._process.kill()
                 self._process.wait(timeout=10)
         self._process = None
+
+    def log_size(self) -> int:
+        """Where the log ends now, to read what comes after (`log_since`)."""
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_since(self, offset: int) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
@@ -82,7 +145,7 @@ class OperatorProcess:
         if not self.log_path.exists():
             return []
         lines = self.log_path.read_text(errors="replace").splitlines()
-        return [line for line in lines if FORBIDDEN in line.lower()]
+        return [line for line in lines if FORBIDDEN in line]
 
     def assert_not_refused(self) -> None:
         """Fail if the API server refused the operator anything: its RBAC lacks a rule."""

@@ -5,8 +5,11 @@ YAML file (a `KwokConfiguration` plus `Stage`s) that the `kwok` process reads wi
 `--config`. The stages are adapted from KWOK's own `kustomize/stage/{node,pod}/fast`,
 with one deliberate difference: a pod does not complete by itself. It stays Running
 until a test directs its fate by annotating it `pitstop.dev/kwok-outcome: succeed` or
-`fail` (optionally `pitstop.dev/kwok-exit-code: "N"`), which is how build Jobs are
-driven to success or failure.
+`fail` (optionally `pitstop.dev/kwok-exit-code: "N"`, and `pitstop.dev/kwok-message`:
+the containers' termination message, which a kubelet fills with the log's tail under
+`terminationMessagePolicy: FallbackToLogsOnError`), which is how build Jobs are driven
+to success or failure. Pods that never become ready (a crash loop, an image that
+cannot be pulled) are played by the stages of `chaos`, rendered beside these.
 
 The YAML is kept here rather than as package data so that it ships with the code in any
 install. It must not talk to the API; `cluster` creates the nodes this config manages.
@@ -16,12 +19,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pitstop.devcluster import chaos
+
 # Nodes carrying this annotation are managed by our kwok; others are left alone.
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
 NODE_ANNOTATION_VALUE = "fake"
 
 OUTCOME_ANNOTATION = "pitstop.dev/kwok-outcome"
 EXIT_CODE_ANNOTATION = "pitstop.dev/kwok-exit-code"
+MESSAGE_ANNOTATION = "pitstop.dev/kwok-message"
 SUCCEED = "succeed"
 FAIL = "fail"
 
@@ -165,6 +171,9 @@ spec:
     - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
       operator: 'NotIn'
       values: ['True']
+    - key: '@FATED@'
+      operator: 'NotIn'
+      values: ['true']
   next:
     statusTemplate: |
       {{ $now := Now }}
@@ -253,6 +262,7 @@ spec:
       {{{{ $now := Now }}}}
       {{{{ $annotations := or .metadata.annotations dict }}}}
       {{{{ $exitCode := or ( index $annotations "{exit_code_annotation}" ) "{default_exit_code}" }}}}
+      {{{{ $message := or ( index $annotations "{message_annotation}" ) "" }}}}
       conditions:
       - lastTransitionTime: {{{{ $now | Quote }}}}
         status: "True"
@@ -276,6 +286,7 @@ spec:
           terminated:
             exitCode: {{{{ $exitCode }}}}
             finishedAt: {{{{ $now | Quote }}}}
+            message: {{{{ $message | Quote }}}}
             reason: {reason}
             startedAt: {{{{ $now | Quote }}}}
       {{{{ end }}}}
@@ -308,7 +319,7 @@ _PROBED_READY = """\
 
 def render(*, fallback_cidr: str, probe_readiness: bool = False) -> str:
     """The full kwok `--config` document stream."""
-    pod_ready = _POD_READY
+    pod_ready = _POD_READY.replace("@FATED@", chaos.FATED)
     if probe_readiness:
         pod_ready = pod_ready.replace('      {{ $ready := "True" }}\n', _PROBED_READY, 1)
     docs = [
@@ -320,10 +331,12 @@ def render(*, fallback_cidr: str, probe_readiness: bool = False) -> str:
         _NODE_INITIALIZE,
         _NODE_HEARTBEAT,
         pod_ready,
+        *chaos.STAGES,
         _POD_END.format(
             outcome=SUCCEED,
             outcome_annotation=OUTCOME_ANNOTATION,
             exit_code_annotation=EXIT_CODE_ANNOTATION,
+            message_annotation=MESSAGE_ANNOTATION,
             default_exit_code=0,
             reason="Completed",
             phase="Succeeded",
@@ -332,6 +345,7 @@ def render(*, fallback_cidr: str, probe_readiness: bool = False) -> str:
             outcome=FAIL,
             outcome_annotation=OUTCOME_ANNOTATION,
             exit_code_annotation=EXIT_CODE_ANNOTATION,
+            message_annotation=MESSAGE_ANNOTATION,
             default_exit_code=1,
             reason="Error",
             phase="Failed",

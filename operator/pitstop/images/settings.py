@@ -1,7 +1,8 @@
 """The operator-wide build settings, read once from the environment the chart sets.
 
 Every variable has a default, so an operator started by hand (tests, `pitstop dev`)
-builds with pinned upstream builder images and the published operator image.
+builds with pinned upstream builder images and the published operator image, in the
+chart's default build namespace (`pitstop-builds`) with both builders enabled.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ CACHE_MODE = "PITSTOP_BUILD_CACHE_MODE"
 JOB_TTL = "PITSTOP_BUILD_JOB_TTL_SECONDS"
 MAX_ATTEMPTS = "PITSTOP_BUILD_MAX_ATTEMPTS"
 BACKOFF = "PITSTOP_BUILD_BACKOFF_SECONDS"
+NAMESPACE = "PITSTOP_BUILD_NAMESPACE"
+BUILDERS = "PITSTOP_BUILD_BUILDERS"
+# How often a ModelDeployment looks at its build while one is under way: build Jobs run
+# in the build namespace, which the ModelDeployment's own watches do not cover.
+POLL = "PITSTOP_BUILD_POLL_SECONDS"
 
 
 def _version() -> str:
@@ -41,6 +47,7 @@ def build_settings(env: Mapping[str, str] | None = None) -> build_job.BuildSetti
         )
     return build_job.BuildSettings(
         operator_image=env.get(OPERATOR_IMAGE) or f"pitstop/operator:{_version()}",
+        namespace=env.get(NAMESPACE) or defaults.namespace,
         buildkit_image=env.get(BUILDKIT_IMAGE) or defaults.buildkit_image,
         kaniko_image=env.get(KANIKO_IMAGE) or defaults.kaniko_image,
         default_cache=cache,
@@ -54,4 +61,13 @@ def policy(env: Mapping[str, str] | None = None) -> decision.Policy:
     return decision.Policy(
         max_attempts=int(env.get(MAX_ATTEMPTS) or defaults.max_attempts),
         backoff_seconds=float(env.get(BACKOFF) or defaults.backoff_seconds),
+        poll_seconds=float(env.get(POLL) or defaults.poll_seconds),
+        builders=builders(env),
     )
+
+
+def builders(env: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The enabled builders, comma-separated (the chart's build.builders)."""
+    env = os.environ if env is None else env
+    named = {b.strip() for b in (env.get(BUILDERS) or "").split(",") if b.strip()}
+    return frozenset(named) if named else decision.BUILDERS

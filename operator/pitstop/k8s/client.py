@@ -8,6 +8,10 @@ operator never rewrites a user's spec (that would fight GitOps).
 Every method declares the API permissions it uses (`permissions.uses`); the generic
 ones also name the kinds they accept and refuse others, so the chart's RBAC, checked
 against these declarations by tests/unit/k8s/test_rbac.py, covers every call.
+
+Every request has a timeout, enforced below the generated client, so no
+call (discovery included) can hang a reconcile; a client may also be *fenced* (see
+`transport`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+import socket
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,10 +29,9 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
-from urllib3.exceptions import HTTPError as TransportError
 
 from pitstop.api import resource
-from pitstop.k8s import permissions
+from pitstop.k8s import build_calls, errors, events, lease_calls, permissions, transport
 from pitstop.k8s.permissions import uses
 from pitstop.rendering import labels
 
@@ -51,9 +56,17 @@ READ = (
 )
 DELETED = (permissions.DEPLOYMENT, permissions.SERVICE)  # revisions beyond the history
 ANNOTATED = (permissions.JOB,)  # a failed build, once reported
+COMPONENT = "pitstop"  # source.component of the Events Pitstop posts
 
 
-def connect(kubeconfig: str | None = None) -> KubeClient:
+def connect(
+    kubeconfig: str | None = None,
+    *,
+    timeout: float = transport.TIMEOUT_SECONDS,
+    write_timeout: float | None = None,
+    fence: Callable[[], None] | None = None,
+    identity: str | None = None,
+) -> KubeClient:
     """In a pod, the service account; elsewhere $KUBECONFIG or the given file."""
     api = k8s.ApiClient()
     if kubeconfig is not None:
@@ -64,7 +77,9 @@ def connect(kubeconfig: str | None = None) -> KubeClient:
         except k8s_config.ConfigException:
             k8s_config.load_kube_config()
         api = k8s.ApiClient()
-    return KubeClient(api)
+    return KubeClient(
+        api, timeout=timeout, write_timeout=write_timeout, fence=fence, identity=identity
+    )
 
 
 def current_namespace() -> str:
@@ -81,14 +96,29 @@ def current_namespace() -> str:
     return str(active.get("context", {}).get("namespace") or "default")
 
 
-class KubeClient:
-    def __init__(self, api: k8s.ApiClient) -> None:
+class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
+    """The API facade. `timeout` bounds every call, `write_timeout` (default: the same)
+    writes, which `fence`, if given, may refuse; `identity` names this replica on its
+    Events."""
+
+    def __init__(
+        self,
+        api: k8s.ApiClient,
+        *,
+        timeout: float = transport.TIMEOUT_SECONDS,
+        write_timeout: float | None = None,
+        fence: Callable[[], None] | None = None,
+        identity: str | None = None,
+    ) -> None:
         self.api = api
+        transport.bound(api, timeout, write_timeout or timeout, fence)
+        self.identity = identity or socket.gethostname()
         self._dynamic = DynamicClient(api)
         self._apps = k8s.AppsV1Api(api)
         self._batch = k8s.BatchV1Api(api)
         self._core = k8s.CoreV1Api(api)
         self._custom = k8s.CustomObjectsApi(api)
+        self._events = events.Recorder()
 
     @functools.cache  # noqa: B019 - one client per process; resources never change
     def _resource(self, api_version: str, kind: str) -> Any:
@@ -200,20 +230,6 @@ class KubeClient:
             for key, value in (secret.data or {}).items()
         }
 
-    @uses(permissions.POD.can("get", subresource="log"))
-    def pod_log_tail(self, namespace: str, name: str, container: str, lines: int) -> str | None:
-        """The last `lines` lines a container wrote, or None when there is no log to read."""
-        try:
-            text = self._core.read_namespaced_pod_log(
-                name, namespace, container=container, tail_lines=lines, _request_timeout=5
-            )
-        except (ApiException, TransportError) as error:
-            # The container never started, the pod is gone, or its node serves no logs
-            # (KWOK's nodes, a node that went away): the caller falls back to the status.
-            log.info("no log for %s/%s[%s]: %s", namespace, name, container, error)
-            return None
-        return str(text) if text else None
-
     @uses(permissions.on(ANNOTATED, "patch"))
     def annotate(
         self, api_version: str, kind: str, namespace: str, name: str, annotations: dict[str, str]
@@ -263,48 +279,97 @@ class KubeClient:
         return obj
 
     @uses(permissions.MODEL_DEPLOYMENT.can("patch", subresource="status"))
-    def patch_status(self, namespace: str, name: str, status: Object) -> None:
-        """Replace the status wholesale: keys absent from `status` are removed."""
-        self._custom.patch_namespaced_custom_object_status(
-            resource.GROUP,
-            resource.VERSION,
-            namespace,
-            resource.PLURAL,
-            name,
-            # A JSON patch (a list body) replaces status as a whole; a merge patch
-            # would keep keys of nested objects that the new status no longer has.
-            [{"op": "add", "path": "/status", "value": status}],
-            _content_type="application/json-patch+json",
-        )
+    def patch_status(self, namespace: str, name: str, status: Object, resource_version: str) -> str:
+        """Replace the status wholesale, if the object is still at `resource_version`;
+        returns its new resourceVersion. Raises `Conflict` if anything wrote the object
+        since (a user, another replica): a status decided from a stale object is never
+        written over a newer one."""
+        try:
+            obj = self._custom.patch_namespaced_custom_object_status(
+                resource.GROUP,
+                resource.VERSION,
+                namespace,
+                resource.PLURAL,
+                name,
+                # A JSON patch (a list body) replaces status as a whole; a merge patch
+                # would keep keys of nested objects that the new status no longer has.
+                # Setting metadata.resourceVersion makes it a precondition: the API
+                # server answers 409 when the object has moved on.
+                [
+                    {
+                        "op": "replace",
+                        "path": "/metadata/resourceVersion",
+                        "value": resource_version,
+                    },
+                    {"op": "add", "path": "/status", "value": status},
+                ],
+                _content_type="application/json-patch+json",
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise errors.Conflict(f"{namespace}/{name} changed since it was read") from error
+            raise
+        assert isinstance(obj, dict)
+        return str(obj["metadata"]["resourceVersion"])
 
-    @uses(permissions.EVENT.can("create"))
+    @uses(permissions.EVENT.can("create", "patch"))
     def post_event(self, owner: Object, type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the ModelDeployment, as `kubectl describe` shows them."""
+        """A core/v1 Event on the ModelDeployment, as `kubectl describe` shows them; an
+        occurrence identical to one already posted counts on it (see `events`)."""
+        key = events.key(COMPONENT, owner, type_, reason, message)
+        try:
+            previous = self._events.seen(key)
+            if previous is not None and self._count_event(key, previous):
+                return
+            self._create_event(key, owner)
+        except ApiException as error:  # an Event is never worth failing a reconcile
+            log.warning("could not post event %s on %s: %s", reason, key.name, error.reason)
+
+    def _count_event(self, key: events.Key, previous: events.Posted) -> bool:
+        """One more occurrence on `previous`; False when that Event has expired."""
+        count = previous.count + 1
+        try:
+            self._core.patch_namespaced_event(
+                previous.name,
+                key.namespace,
+                {"count": count, "lastTimestamp": datetime.now(UTC).isoformat()},
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            self._events.forget(key)
+            return False
+        self._events.posted(key, events.Posted(previous.name, count, previous.first))
+        return True
+
+    def _create_event(self, key: events.Key, owner: Object) -> None:
         meta = owner["metadata"]
         now = datetime.now(UTC)
+        name = f"{key.name}.{uuid.uuid4().hex[:12]}"
         event = k8s.CoreV1Event(
-            metadata=k8s.V1ObjectMeta(
-                name=f"{meta['name']}.{uuid.uuid4().hex[:12]}", namespace=meta["namespace"]
-            ),
+            metadata=k8s.V1ObjectMeta(name=name, namespace=key.namespace),
             involved_object=k8s.V1ObjectReference(
                 api_version=resource.API_VERSION,
                 kind=resource.KIND,
-                name=meta["name"],
-                namespace=meta["namespace"],
+                name=key.name,
+                namespace=key.namespace,
                 uid=meta.get("uid"),
                 resource_version=meta.get("resourceVersion"),
             ),
-            type=type_,
-            reason=reason,
-            message=message[:1024],
+            type=key.type,
+            reason=key.reason,
+            message=key.message,
             first_timestamp=now,
             last_timestamp=now,
             count=1,
-            source=k8s.V1EventSource(component="pitstop"),
+            source=k8s.V1EventSource(component=COMPONENT),
             reporting_component="pitstop.dev/operator",
-            reporting_instance="pitstop",
+            reporting_instance=self.identity,  # which replica said it
         )
-        try:
-            self._core.create_namespaced_event(meta["namespace"], event)
-        except ApiException as error:  # an Event is never worth failing a reconcile
-            log.warning("could not post event %s on %s: %s", reason, meta["name"], error.reason)
+        self._core.create_namespaced_event(key.namespace, event)
+        self._events.posted(key, events.Posted(name, 1, now))
+
+    # --- Leader election (pitstop.leadership): the Lease in the operator's namespace.
+    # Through the dynamic client, which sends the times as written: the generated one
+    # re-serialises them without the microseconds a Lease's MicroTime must have.

@@ -20,10 +20,11 @@ from typing import Any, Literal, TypeVar
 
 from pitstop.api import resource
 
-Scope = Literal["watched", "cluster", "own"]
+Scope = Literal["watched", "cluster", "own", "build"]
 """Where a permission is needed: in every namespace whose ModelDeployments the operator
-handles (`watched`), on cluster-scoped resources (`cluster`), or in the operator's own
-namespace, the release's (`own`)."""
+handles (`watched`), on cluster-scoped resources (`cluster`), in the operator's own
+namespace, the release's (`own`), or in the build namespace (`build`, the chart's
+`build.namespace`), where build Jobs run at the Pod Security level their builders need."""
 
 Audience = Literal["operator", "cli"]
 """Who calls a facade method: the operator (its ServiceAccount needs the permission) or
@@ -72,7 +73,6 @@ DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 SERVICE = Kind("v1", "Service", "services")
 CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps")
 SECRET = Kind("v1", "Secret", "secrets")
-JOB = Kind("batch/v1", "Job", "jobs")
 POD = Kind("v1", "Pod", "pods")
 EVENT = Kind("v1", "Event", "events")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
@@ -82,6 +82,16 @@ CRD = Kind(
 )
 NAMESPACE = Kind("v1", "Namespace", "namespaces", "cluster")
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases", "own")
+
+# The build namespace: build Jobs (one per attempt), their pods and logs, build records
+# (ConfigMaps), the copies of the Secrets a build needs (taken from the ModelDeployment's
+# namespace, owned by the attempt's Job), and the claim of a `pvc` model source. Nothing
+# else runs there, so user namespaces need no Job permission at all.
+JOB = Kind("batch/v1", "Job", "jobs", "build")
+BUILD_POD = Kind("v1", "Pod", "pods", "build")
+BUILD_CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps", "build")
+BUILD_SECRET = Kind("v1", "Secret", "secrets", "build")
+BUILD_CLAIM = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims", "build")
 
 # Children carry an owner reference with blockOwnerDeletion; clusters that enforce it
 # (the OwnerReferencesPermissionEnforcement admission plugin, on by default in
@@ -101,8 +111,6 @@ KOPF_NAMESPACED = NAMESPACE.can("list", "watch")
 ANTICIPATED = (
     # Scaling with a resourceVersion precondition (read the scale, update it).
     *DEPLOYMENT.can("get", "update", subresource="scale"),
-    # Leader election on a coordination.k8s.io Lease in the operator's own namespace.
-    *LEASE.can("get", "create", "update"),
 )
 
 

@@ -7,8 +7,18 @@ then runs a rootless builder, BuildKit by default or kaniko, and pushes the imag
 
 Neither step is privileged. BuildKit rootless needs seccomp and AppArmor unconfined (it
 creates user namespaces) and runs as uid 1000; kaniko runs as uid 0 inside its
-container, unprivileged. Retries are the operator's (one Job per attempt), so
-`backoffLimit` is 0 and the build timeout is `activeDeadlineSeconds`.
+container, unprivileged. So neither meets the `restricted` Pod Security level (BuildKit
+needs `privileged`, kaniko `baseline`): the Job runs in the build namespace
+(`BuildSettings.namespace`), not in the ModelDeployment's. Retries are the operator's
+(one Job per attempt), so `backoffLimit` is 0 and the build timeout is
+`activeDeadlineSeconds`.
+
+Across namespaces: the Job has no owner (owner references cannot cross namespaces; a
+finished Job goes after `ttlSecondsAfterFinished`), and the Secrets it needs (registry
+push, model source credentials) are copies of the ModelDeployment's, made per attempt
+(`secret_copies` here, the copies themselves in `rendering.build_objects`) and owned by the attempt's Job, so they go with it. A
+Job that needs copies is created suspended and resumed once they exist: its pods never
+start without them.
 
 What the image is called is decided here, before the build runs: the tag is the build
 key, a hash of everything that defines the package and its template (source, model
@@ -26,13 +36,20 @@ from typing import Any, Literal
 from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.spec import BuildCache
-from pitstop.rendering import children, labels
+from pitstop.rendering import labels
 
 Object = dict[str, Any]
 
 BUILD_KEY = "pitstop.dev/build-key"
 BUILD_ATTEMPT = "pitstop.dev/build-attempt"
 IMAGE_ANNOTATION = "pitstop.dev/image"
+# Who started an attempt (`namespace/name`), for people: a build serves every requester.
+REQUESTED_BY = "pitstop.dev/requested-by"
+# The Secrets an attempt copies, as JSON {copy name: "namespace/name"}: whoever resumes
+# a suspended Job copies what it names, so the Job and its copies always agree.
+SECRET_SOURCES = "pitstop.dev/secret-sources"
+ROLE_BUILD = "build"
+DEFAULT_NAMESPACE = "pitstop-builds"
 
 INIT_CONTAINER = "prepare"
 BUILD_CONTAINER = "build"
@@ -50,6 +67,8 @@ class BuildSettings:
     """The operator-wide part of a build (chart values), fixed while the operator runs."""
 
     operator_image: str
+    namespace: str = DEFAULT_NAMESPACE
+    """Where build Jobs, their Secret copies and build records live."""
     buildkit_image: str = "moby/buildkit:v0.23.2-rootless"
     kaniko_image: str = "gcr.io/kaniko-project/executor:v1.23.2"
     default_cache: BuildCache | None = None
@@ -106,13 +125,31 @@ def job_name(key: str, attempt: int) -> str:
     return f"pitstop-build-{key}-{attempt}"
 
 
-def record_name(key: str) -> str:
-    """The ConfigMap recording a finished build of `key` (see images.builds)."""
-    return f"pitstop-build-{key}"
-
-
 def key_selector(key: str) -> str:
     return f"{BUILD_KEY}={key},{labels.MANAGED_BY}=pitstop"
+
+
+def attempt_selector(key: str, attempt: int) -> str:
+    return f"{key_selector(key)},{BUILD_ATTEMPT}={attempt}"
+
+
+def copy_name(key: str, attempt: int, use: Literal["push", "source"]) -> str:
+    """The build namespace's copy of a Secret one attempt needs."""
+    return f"{job_name(key, attempt)}-{use}"
+
+
+def secret_copies(md: ModelDeployment, key: str, attempt: int) -> dict[str, str]:
+    """{copy name: "namespace/name" of its source} for the Secrets the attempt needs."""
+    build, source = md.spec.build, md.spec.model.source
+    assert build is not None
+    assert source is not None
+    ns = md.metadata.namespace
+    found = {}
+    if build.push_secret is not None:
+        found[copy_name(key, attempt, "push")] = f"{ns}/{build.push_secret}"
+    if source.credentials_secret is not None:
+        found[copy_name(key, attempt, "source")] = f"{ns}/{source.credentials_secret}"
+    return found
 
 
 def _builder_cache_args(builder: Literal["buildkit", "kaniko"], cache: BuildCache) -> list[str]:
@@ -206,7 +243,7 @@ def _quote(part: str) -> str:
 
 
 def _prepare_container(
-    md: ModelDeployment, image: str, key: str, settings: BuildSettings
+    md: ModelDeployment, image: str, key: str, attempt: int, settings: BuildSettings
 ) -> Object:
     build, source = md.spec.build, md.spec.model.source
     assert build is not None
@@ -252,7 +289,8 @@ def _prepare_container(
     }
     if source.credentials_secret is not None:
         # AWS_* keys for s3://, HTTP_BEARER_TOKEN for https:// (see packaging.fetch).
-        container["envFrom"] = [{"secretRef": {"name": source.credentials_secret}}]
+        source_copy = copy_name(key, attempt, "source")
+        container["envFrom"] = [{"secretRef": {"name": source_copy}}]
     return container
 
 
@@ -262,21 +300,26 @@ def job(md: ModelDeployment, key: str, attempt: int, settings: BuildSettings) ->
     if build is None or source is None:
         raise ValueError("spec.build and spec.model.source are required for a build")
     image = image_ref(md, key)
-    build_labels = {
-        **labels.base(md.metadata.name),
-        labels.MODEL: md.spec.model.name,
-        labels.MODEL_VERSION: md.spec.model.version,
-        labels.ROLE: "build",
-        BUILD_KEY: key,
-        BUILD_ATTEMPT: str(attempt),
-    }
-    # The pod carries no ModelDeployment name: a build serves every requester of its key.
+    # No ModelDeployment name: a build serves every requester of its key, in any
+    # namespace (the annotation says who started it).
     pod_labels = {
         labels.MANAGED_BY: "pitstop",
-        labels.ROLE: "build",
+        labels.ROLE: ROLE_BUILD,
         BUILD_KEY: key,
         BUILD_ATTEMPT: str(attempt),
     }
+    build_labels = {
+        **pod_labels,
+        labels.MODEL: md.spec.model.name,
+        labels.MODEL_VERSION: md.spec.model.version,
+    }
+    copies = secret_copies(md, key, attempt)
+    annotations = {
+        IMAGE_ANNOTATION: image,
+        REQUESTED_BY: f"{md.metadata.namespace}/{md.metadata.name}",
+    }
+    if copies:
+        annotations[SECRET_SOURCES] = json.dumps(copies, sort_keys=True)
     volumes: list[Object] = [
         {"name": "workspace", "emptyDir": {}},
         {"name": "tmp", "emptyDir": {}},
@@ -288,7 +331,7 @@ def job(md: ModelDeployment, key: str, attempt: int, settings: BuildSettings) ->
             {
                 "name": "docker-config",
                 "secret": {
-                    "secretName": build.push_secret,
+                    "secretName": copy_name(key, attempt, "push"),
                     "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
                 },
             }
@@ -306,12 +349,13 @@ def job(md: ModelDeployment, key: str, attempt: int, settings: BuildSettings) ->
         "kind": "Job",
         "metadata": {
             "name": job_name(key, attempt),
-            "namespace": md.metadata.namespace,
+            "namespace": settings.namespace,
             "labels": build_labels,
-            "annotations": {IMAGE_ANNOTATION: image},
-            "ownerReferences": [children.owner_reference(md)],
+            "annotations": annotations,
         },
         "spec": {
+            # Held until its Secret copies exist (images.resolve resumes it).
+            "suspend": bool(copies),
             "backoffLimit": 0,
             "activeDeadlineSeconds": deadline,
             "ttlSecondsAfterFinished": settings.ttl_seconds,
@@ -322,7 +366,7 @@ def job(md: ModelDeployment, key: str, attempt: int, settings: BuildSettings) ->
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": {"fsGroup": BUILDKIT_UID},
-                    "initContainers": [_prepare_container(md, image, key, settings)],
+                    "initContainers": [_prepare_container(md, image, key, attempt, settings)],
                     "containers": [_build_container(md, image, settings)],
                     "volumes": volumes,
                 },

@@ -55,6 +55,27 @@ class Reason:
     SMOKE_FAILED = "SmokeTestFailed"
     INSUFFICIENT_EVIDENCE = "InsufficientEvidence"
     INCONCLUSIVE_PROMOTED = "PromotedWithoutVerdict"
+    # spec.progressDeadline passed without the ready pods a revision needs; the reason
+    # names the cause the pods (or their Deployment) show.
+    PODS_NOT_CREATED = "PodsNotCreated"
+    PODS_UNSCHEDULABLE = "PodsUnschedulable"
+    IMAGE_PULL_FAILED = "ImagePullFailed"
+    PODS_CRASH_LOOPING = "PodsCrashLooping"
+    PODS_NOT_READY = "PodsNotReady"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"  # the pods say nothing more
+
+
+# Reasons of a revision stalled past its progress deadline.
+STALLED = frozenset(
+    {
+        Reason.PODS_NOT_CREATED,
+        Reason.PODS_UNSCHEDULABLE,
+        Reason.IMAGE_PULL_FAILED,
+        Reason.PODS_CRASH_LOOPING,
+        Reason.PODS_NOT_READY,
+        Reason.PROGRESS_DEADLINE_EXCEEDED,
+    }
+)
 
 
 def set_condition(

@@ -12,12 +12,24 @@ Verdict = Literal["Pass", "Fail", "Inconclusive"]
 
 
 @dataclass(frozen=True)
+class PodTrouble:
+    """Why a revision's pods are not ready, as the API tells it (see `trouble`)."""
+
+    reason: str
+    """A Reason constant naming the cause: PodsCrashLooping, ImagePullFailed, ..."""
+    message: str
+    """The pods' own words: "2/2 pods CrashLoopBackOff: back-off 40s restarting ..."."""
+
+
+@dataclass(frozen=True)
 class RevisionState:
     """What the API holds for one revision's Deployment."""
 
     replicas: int
     ready_replicas: int
     available: bool
+    trouble: PodTrouble | None = None
+    """Why pods are missing or not ready; looked up only for a revision short of them."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pitstop.api.status import (
     RevisionStatus,
     TrafficStatus,
 )
-from pitstop.strategies import conditions, phase, progress, shares
+from pitstop.strategies import conditions, history, phase, progress, shares
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import (
     Decision,
@@ -33,10 +33,7 @@ from pitstop.strategies.decision import (
     Observations,
     SetTraffic,
 )
-from pitstop.strategies.working import Rollout
-
-# How often to look again while waiting (watch events usually come first).
-POLL_SECONDS = 10.0
+from pitstop.strategies.working import POLL_SECONDS, Rollout
 
 
 @dataclass(frozen=True)
@@ -145,6 +142,10 @@ class Run(Rollout):
             return
         if previous.revision not in self.seen.revisions:
             self.previous = None
+        elif self.candidate is not None and self.candidate.revision == previous.revision:
+            self.previous = None  # an undo brings it back: it is the candidate now
+        elif self.candidate is not None:
+            self._end_window(self.candidate.revision)
         elif self.seen.checks.verdict == "Fail" and self.candidate is None and self.stable:
             failed = self.stable
             self.close(failed.revision, "RolledBack", self.seen.checks.message)
@@ -161,6 +162,16 @@ class Run(Rollout):
             self.wake.append((previous.until - self.now).total_seconds())
         else:
             self.previous = None  # its window is over: retired below
+
+    def _end_window(self, candidate: str) -> None:
+        """A new rollout ends the previous stable's window: the analysis moves to the
+        candidate, so nothing would go back to the previous any more, and with the
+        `service` provider a canary's Service selects every pod of the ModelDeployment,
+        so the previous would answer users beside it. It is retired (scaled to zero)."""
+        assert self.previous is not None
+        self.note(Reason.RETIRED, f"revision {self.previous.revision} scaled down before its "
+                  f"window ended: revision {candidate} is rolling out")  # fmt: skip
+        self.previous = None
 
     def _rollout(self) -> None:
         target = self.seen.revision
@@ -193,6 +204,8 @@ class Run(Rollout):
                 )  # fmt: skip
                 self.note(Reason.ROLLOUT_STARTED, f"rolling out revision {target} "
                           f"(version {self.spec.model.version}) with {self.spec.strategy.type}")  # fmt: skip
+                if self.previous is not None:
+                    self._end_window(target)
             self._advance()
         if self.seen.traffic.problem is not None:
             # Said on a first revision and at steady state too: nothing is routed to it.
@@ -218,7 +231,7 @@ class Run(Rollout):
                 or not progress.smoke_passed(self)
             ):
                 return
-            candidate = candidate.model_copy(
+            candidate = self.current().model_copy(
                 update={"state": strategy.state, "step": 0 if strategy.stepped else None,
                         "step_started_at": self.now}
             )  # fmt: skip
@@ -245,6 +258,12 @@ class Run(Rollout):
                 self.actions.append(DeleteRevision(revision))  # unknown: a leftover
         self.actions += [DeleteRevision(r) for r in retired[limit:]]
 
+    def _kept(self) -> set[str]:
+        """Revisions whose Deployments stay: live ones, and those `_retire` keeps."""
+        live = {r.revision for r in (self.stable, self.candidate, self.previous) if r is not None}
+        deleted = {a.revision for a in self.actions if isinstance(a, DeleteRevision)}
+        return live | (set(self.seen.revisions) - deleted)
+
     def _finish(self) -> Decision:
         target = self.seen.revision
         self._health()
@@ -266,7 +285,7 @@ class Run(Rollout):
             ),
             analysis=self.md.status.analysis,
             conditions=self.conds,
-            history=self.history,
+            history=history.bounded(self.history, self._kept()),
         )  # fmt: skip
         new_phase = phase.of(status)
         status = status.model_copy(update={"phase": new_phase, "message": self._message(status)})
@@ -307,7 +326,9 @@ class Run(Rollout):
                          "ready replicas")  # fmt: skip
         if candidate is not None:
             reason, message = self.progress
-            self.put(conditions.PROGRESSING, "True", reason, message)
+            # Only a first revision stalls with a candidate left: a later one rolls back.
+            stalled = reason in conditions.STALLED
+            self.put(conditions.PROGRESSING, "False" if stalled else "True", reason, message)
         elif self.rejected is not None and self.rejected == self.seen.revision:
             self.put(conditions.PROGRESSING, "False", Reason.REJECTED,
                      f"revision {self.rejected} was rolled back; change the spec or run "
@@ -324,7 +345,7 @@ class Run(Rollout):
             self.put(conditions.PAUSED, "False", Reason.NOT_PAUSED, "")
         still = conditions.find(self.conds, conditions.DEGRADED)
         if self.degraded is not None:
-            self.put(conditions.DEGRADED, "True", Reason.ANALYSIS_FAILED, self.degraded)
+            self.put(conditions.DEGRADED, "True", self.degraded_reason, self.degraded)
         elif still is not None and still.status == "True" and self.rejected is not None:
             pass  # the failure stays visible until the spec moves on or a retry is asked
         else:

@@ -14,7 +14,9 @@ def of(status: ModelDeploymentStatus) -> Phase:
     if status.stable is None:
         image = conditions.find(status.conditions, conditions.IMAGE_BUILT)
         if status.candidate is not None:
-            return "Deploying"
+            progressing = conditions.find(status.conditions, conditions.PROGRESSING)
+            stalled = progressing is not None and progressing.reason in conditions.STALLED
+            return "Failed" if stalled else "Deploying"
         if image is not None and image.status != "True":
             return "Building" if image.reason == Reason.BUILDING else "Pending"
         return "Pending"

@@ -10,13 +10,18 @@ from pitstop.api import durations
 from pitstop.api.status import RevisionStatus
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import EnsureRevision, SetTraffic
-from pitstop.strategies.working import Rollout
+from pitstop.strategies.working import POLL_SECONDS, Rollout
 
 Gate = Literal["advance", "wait", "ended"]
 
 
 def first(r: Rollout, target: str, image: str) -> None:
-    """Nothing serves yet: bring the first revision up and make it stable once available."""
+    """Nothing serves yet: bring the first revision up and make it stable once available.
+
+    Past the progress deadline it has nothing to fall back to, and taking it down would
+    serve nobody better: it reports Progressing=False with the cause (phase Failed) and
+    keeps its Deployment, which goes on retrying, so a pushed image or freed capacity
+    still brings it up without a new commit."""
     candidate = r.candidate
     if candidate is None:
         candidate = RevisionStatus(
@@ -29,16 +34,17 @@ def first(r: Rollout, target: str, image: str) -> None:
     state = r.seen.revisions.get(target)
     if state is not None and state.available:
         stable = candidate.model_copy(
-            update={"since": r.now, "state": None, "step_started_at": None}
+            update={"since": r.now, "state": None, "step_started_at": None, "waiting_since": None}
         )
         r.history.append(r.record(stable, "Promoted", "first revision", ended=False))
         r.stable, r.candidate = stable, None
         r.note(Reason.PROMOTED, f"revision {target} (version {stable.version}) serves")
-    else:
-        r.candidate = candidate
-        ready = state.ready_replicas if state else 0
-        r.progress = (Reason.WAITING_FOR_PODS, f"waiting for revision {target} "
-                      f"(version {candidate.version}): {ready}/{r.replicas} ready replicas")  # fmt: skip
+        return
+    r.candidate = candidate
+    stalled = _waiting(r, r.replicas)
+    if stalled is not None:
+        r.progress = (stalled[0], f"revision {target} (version {candidate.version}): "
+                      f"{stalled[1]}; nothing to fall back to: its pods keep being retried")  # fmt: skip
 
 
 def failed(r: Rollout) -> bool:
@@ -70,17 +76,54 @@ def smoke_passed(r: Rollout) -> bool:
     return False
 
 
+def has_ready_pod(r: Rollout) -> bool:
+    """Whether the candidate has a pod that could answer a request now."""
+    state = r.seen.revisions.get(r.current().revision)
+    return state is not None and state.ready_replicas > 0
+
+
 def available(r: Rollout, replicas: int) -> bool:
-    """Whether the candidate runs `replicas` ready pods; says what it waits for if not."""
-    candidate = r.candidate
-    assert candidate is not None
+    """Whether the candidate runs `replicas` ready pods. If not, says what it waits for
+    and why its pods are not ready, and rolls it back once it has waited longer than
+    spec.progressDeadline (an undo's target just goes on waiting: the stable serves)."""
+    candidate = r.current()
     state = r.seen.revisions.get(candidate.revision)
     if state is not None and state.available and state.replicas == replicas:
+        if candidate.waiting_since is not None:
+            r.candidate = candidate.model_copy(update={"waiting_since": None})
         return True
-    ready = state.ready_replicas if state else 0
-    r.progress = (Reason.WAITING_FOR_PODS, f"waiting for revision {candidate.revision} "
-                  f"(version {candidate.version}): {ready}/{replicas} ready replicas")  # fmt: skip
+    stalled = _waiting(r, replicas)
+    if stalled is None or r.stable is None or candidate.state == "Restoring":
+        return False
+    reason, why = stalled
+    r.degraded, r.degraded_reason = f"revision {candidate.revision} rolled back: {why}", reason
+    r.end_candidate("RolledBack", why, reject=True)
+    r.actions.clear()
+    r.hold()
     return False
+
+
+def _waiting(r: Rollout, replicas: int) -> tuple[str, str] | None:
+    """The candidate lacks ready pods: start its deadline's clock if not yet running,
+    say what it waits for; past the deadline, (reason, why) names the cause."""
+    candidate = r.current()
+    since = candidate.waiting_since or r.now
+    if candidate.waiting_since is None:
+        r.candidate = candidate.model_copy(update={"waiting_since": since})
+    state = r.seen.revisions.get(candidate.revision)
+    ready = f"{state.ready_replicas if state else 0}/{replicas} ready replicas"
+    trouble = state.trouble if state else None
+    why = f" ({trouble.message})" if trouble else ""
+    deadline = since + durations.parse(r.spec.progress_deadline)
+    r.progress = (Reason.WAITING_FOR_PODS, f"waiting for revision {candidate.revision} (version "
+                  f"{candidate.version}): {ready}{why}; progress deadline "
+                  f"{deadline.isoformat(timespec='seconds')}")  # fmt: skip
+    if r.now < deadline:
+        # Pod events usually come first; the poll stays the safety net.
+        r.wake.append(min((deadline - r.now).total_seconds(), POLL_SECONDS))
+        return None
+    reason = trouble.reason if trouble else Reason.PROGRESS_DEADLINE_EXCEEDED
+    return reason, f"{ready} after progressDeadline {r.spec.progress_deadline}{why}"
 
 
 def waiting_for_route(r: Rollout, label: str, what: str) -> None:
@@ -154,7 +197,9 @@ def restore(r: Rollout) -> None:
         return
     if r.stable is not None:
         r.close(r.stable.revision, "Retired", f"undone to revision {candidate.revision}")
-    stable = candidate.model_copy(update={"since": r.now, "state": None, "step_started_at": None})
+    stable = r.current().model_copy(
+        update={"since": r.now, "state": None, "step_started_at": None, "waiting_since": None}
+    )
     r.history.append(r.record(stable, "Promoted", "undo", ended=False))
     r.stable, r.candidate = stable, None
     r.split = SetTraffic(stable=stable.revision)

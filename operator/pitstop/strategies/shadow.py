@@ -34,6 +34,7 @@ def step(r: Rollout) -> None:
     )
     if progress.failed(r) or not progress.available(r, r.replicas):
         return
+    candidate = r.current()
     label = f"mirroring {settings.percent}% of requests to revision {candidate.revision}"
     if not r.routed:
         progress.waiting_for_route(r, label, "mirror")

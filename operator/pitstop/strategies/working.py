@@ -29,6 +29,9 @@ from pitstop.strategies.decision import (
     SetTraffic,
 )
 
+# How often to look again while waiting (watch events usually come first).
+POLL_SECONDS = 10.0
+
 
 class Rollout:
     """The working state of one decision; every method only reads inputs and sets fields."""
@@ -53,8 +56,14 @@ class Rollout:
         self.paused: str | None = None
         self.progress = (Reason.ROLLOUT_IN_PROGRESS, "")
         self.degraded: str | None = None
+        self.degraded_reason = Reason.ANALYSIS_FAILED
         self.routed = seen.traffic.verified
         """The split of the candidate's current state and step is known to be in place."""
+
+    def current(self) -> RevisionStatus:
+        """The candidate as this pass left it so far (a check may have updated it)."""
+        assert self.candidate is not None
+        return self.candidate
 
     def hold(self) -> None:
         """Nothing new rolls out: the stable keeps serving, all traffic on it."""
@@ -72,9 +81,8 @@ class Rollout:
         candidate, old = self.candidate, self.stable
         assert candidate is not None
         assert old is not None
-        new = candidate.model_copy(
-            update={"since": self.now, "state": None, "step": None, "step_started_at": None}
-        )
+        new = candidate.model_copy(update={"since": self.now, "state": None, "step": None,
+                                           "step_started_at": None, "waiting_since": None})  # fmt: skip
         self.close(old.revision, "Retired", f"replaced by revision {new.revision}")
         self.history.append(self.record(new, "Promoted", "rollout complete", ended=False))
         self.stable, self.candidate = new, None

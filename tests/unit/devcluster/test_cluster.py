@@ -1,4 +1,4 @@
-"""Pure parts of the cluster: pod CIDRs per node, the recorded state, the shell env."""
+"""Pure parts of the cluster: the recorded state, the shell env."""
 
 from __future__ import annotations
 
@@ -6,10 +6,6 @@ from pathlib import Path
 
 import pytest
 from pitstop.devcluster import cluster, processes
-
-
-def test_each_node_gets_its_own_slash_24_of_the_pod_range() -> None:
-    assert cluster.node_pod_cidrs("127.200.0.0/16", 2) == ["127.200.0.0/24", "127.200.1.0/24"]
 
 
 def test_cluster_info_round_trips_through_json(tmp_path: Path) -> None:

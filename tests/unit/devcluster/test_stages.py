@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from pitstop.devcluster import stages
+from pitstop.devcluster import chaos, stages
 
 
 def _docs() -> list[dict[str, Any]]:
@@ -26,6 +26,8 @@ def test_stages_cover_node_and_pod_lives() -> None:
         "node-initialize",
         "node-heartbeat",
         "pod-ready",
+        "pod-image-pull-failed",
+        "pod-crash-loop",
         "pod-succeed",
         "pod-fail",
         "pod-delete",
@@ -60,3 +62,19 @@ def test_probe_readiness_leaves_probed_pods_not_ready() -> None:
 
     assert "readinessProbe" not in pod_ready(False)
     assert '{{ if .readinessProbe }}{{ $ready = "False" }}' in pod_ready(True)
+
+
+def test_pods_fated_to_fail_are_left_to_the_chaos_stages() -> None:
+    """Exactly one stage plays a pod: `pod-ready` leaves those fated by their image."""
+    stage = {d["metadata"]["name"]: d for d in _docs() if d["kind"] == "Stage"}
+    fated = {"key": chaos.FATED, "operator": "NotIn", "values": ["true"]}
+    assert fated in stage["pod-ready"]["spec"]["selector"]["matchExpressions"]
+    for name, reason in (("pod-image-pull-failed", "ImagePullBackOff"),
+                         ("pod-crash-loop", "CrashLoopBackOff")):  # fmt: skip
+        expressions = stage[name]["spec"]["selector"]["matchExpressions"]
+        # Played once: a pod already in that state does not match again.
+        assert {"key": ".status.containerStatuses.[].state.waiting.reason",
+                "operator": "NotIn", "values": [reason]} in expressions  # fmt: skip
+        assert f"reason: {reason}" in stage[name]["spec"]["next"]["statusTemplate"]
+    crash = stage["pod-crash-loop"]["spec"]["selector"]["matchExpressions"]
+    assert any(chaos.FATE_ANNOTATION in e["key"] for e in crash)

@@ -1,7 +1,10 @@
-"""The build retry policy as a table: (record, attempts, clock) -> (condition, next step).
+"""The build policy as a table: (record, attempts, missing inputs, clock) -> (condition,
+next step).
 
 Reading this table is the specification of how Pitstop builds: one Job per attempt, at
-most three attempts with doubling backoff, a finished build recorded and reused.
+most three attempts with doubling backoff, a finished build recorded and reused, an
+attempt held until the Secrets it copies exist, and a builder the installation does not
+enable refused up front.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pitstop.images import decision
-from pitstop.images.decision import Attempt, Policy, Record
+from pitstop.images.decision import Attempt, Build, Policy, Record
 
 IMAGE = "registry.example.com/ml/fraud:7-0123456789abcdef"
 DIGEST = "sha256:" + "a" * 64
@@ -34,6 +37,10 @@ def failed(
     return Attempt(n, job, "Failed", reason, at, detail, reported=reported)
 
 
+def pending(n: int, missing: tuple[str, ...] = ()) -> Attempt:
+    return Attempt(n, f"pitstop-build-k-{n}", "Pending", missing=missing)
+
+
 def succeeded(n: int, digest: str | None = DIGEST) -> Attempt:
     return Attempt(n, f"pitstop-build-k-{n}", "Succeeded", digest=digest, package_digest="sha256:p")
 
@@ -51,6 +58,12 @@ class Case:
     writes_record: bool = False
     announced: tuple[str, ...] = ()
     message_has: str = ""
+    missing: tuple[str, ...] = ()
+    launch: str | None = None
+    builder: str = "buildkit"
+
+
+REGCRED = "Secret ml/regcred"
 
 
 CASES = [
@@ -95,32 +108,57 @@ CASES = [
     Case("already announced failures are not announced again", None,
          [failed(1, reported=True), failed(2, reported=True), failed(3, reported=True)],
          T0, "False", "BuildFailed"),
+    # Inputs: the Secrets an attempt copies into the build namespace, a pvc source's claim.
+    Case("a Secret to copy is missing: no attempt, the condition names it", None, [], T0,
+         "False", "BuildInputMissing", missing=(REGCRED,), message_has=REGCRED),
+    Case("missing inputs do not matter to a recorded build", Record(IMAGE), [], T0, "True",
+         "Built", image=IMAGE, missing=(REGCRED,)),
+    Case("missing inputs do not stop a running attempt", None, [running(1)], T0, "False",
+         "Building", missing=(REGCRED,)),
+    Case("a retry due without its inputs waits for them", None, [failed(1)],
+         T0 + timedelta(seconds=30), "False", "BuildInputMissing",
+         announced=("pitstop-build-k-1",), missing=(REGCRED,), message_has=REGCRED),
+    Case("a suspended attempt is launched: copies made, Job resumed", None, [pending(1)], T0,
+         "False", "Building", launch="pitstop-build-k-1", message_has="attempt 1/3"),
+    Case("a suspended attempt whose Secret went waits for it", None,
+         [pending(1, missing=(REGCRED,))], T0, "False", "BuildInputMissing",
+         message_has=REGCRED),
+    Case("a suspended retry is launched, the failure before it announced", None,
+         [failed(1), pending(2)], T0, "False", "Building", launch="pitstop-build-k-2",
+         announced=("pitstop-build-k-1",)),
+    # Builders: the build namespace's Pod Security level admits the enabled ones only.
+    Case("a builder not enabled is refused up front", None, [], T0, "False",
+         "BuildUnavailable", builder="docker", message_has="build.builders"),
+    Case("a builder not enabled still reuses a recorded build", Record(IMAGE), [], T0,
+         "True", "Built", image=IMAGE, builder="docker"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_build_decision(case: Case) -> None:
-    step = decision.decide(IMAGE, case.record, case.attempts, POLICY, case.now)
+    build = Build(IMAGE, case.builder, case.record, tuple(case.attempts), case.missing)
+    step = decision.decide(build, POLICY, case.now)
     assert (step.outcome.status, step.outcome.reason) == (case.status, case.reason)
     assert step.outcome.image == case.image
     assert step.start_attempt == case.start
+    assert step.launch == case.launch
     assert (step.record is not None) == case.writes_record
     assert tuple(f.job for f in step.announce) == case.announced
     assert case.message_has in step.outcome.message
-    if case.status == "False" and case.reason == "Building":
+    if case.status == "False" and case.reason in {"Building", "BuildInputMissing"}:
         assert step.outcome.requeue_after is not None
         assert 0 < step.outcome.requeue_after <= POLICY.poll_seconds
 
 
 def test_a_recorded_build_carries_both_digests() -> None:
-    step = decision.decide(IMAGE, None, [succeeded(1)], POLICY, T0)
+    step = decision.decide(Build(IMAGE, "buildkit", attempts=(succeeded(1),)), POLICY, T0)
     assert step.record == Record(IMAGE, DIGEST, "sha256:p")
 
 
 def test_a_failure_is_announced_with_its_reason_and_log_tail() -> None:
     long_log = "x" * 2000 + " the real error"
-    step = decision.decide(IMAGE, None, [failed(1, reason="DeadlineExceeded", detail=long_log)],
-                           POLICY, T0)  # fmt: skip
+    attempts = (failed(1, reason="DeadlineExceeded", detail=long_log),)
+    step = decision.decide(Build(IMAGE, "buildkit", attempts=attempts), POLICY, T0)
     [failure] = step.announce
     assert failure.reason == "BuildTimedOut"
     assert failure.message.endswith("the real error")

@@ -32,6 +32,7 @@ CHART = Path(__file__).resolve().parents[3] / "charts" / "pitstop"
 RELEASE_NAMESPACE = "pitstop-system"
 SERVICE_ACCOUNT = "pitstop"
 WATCHED = ("ml", "fraud")
+BUILDS = "pitstop-builds"  # the chart's default build.namespace
 READ_VERBS = {"get", "list", "watch"}
 EVERYWHERE = "*"
 
@@ -155,12 +156,15 @@ def test_gates_of_a_person_are_not_the_operators_permissions() -> None:
     assert Permission("pitstop.dev", "modeldeployments", "patch") not in needed(True)
 
 
+PLACES = {"own": RELEASE_NAMESPACE, "build": BUILDS}
+
+
 def test_cluster_wide_install_grants_everything_the_operator_uses() -> None:
     given = grants(render())
     missing = [
         str(p)
         for p in sorted(needed(clusterwide=True))
-        if grant(p, RELEASE_NAMESPACE if p.scope == "own" else EVERYWHERE) not in given
+        if grant(p, PLACES.get(p.scope, EVERYWHERE)) not in given
     ]
     assert missing == []
 
@@ -169,14 +173,47 @@ def test_namespaced_install_grants_it_in_the_watched_namespaces_only() -> None:
     given = grants(render("--set", "watchNamespaces={" + ",".join(WATCHED) + "}"))
     missing = []
     for p in sorted(needed(clusterwide=False)):
-        places = {"cluster": [EVERYWHERE], "own": [RELEASE_NAMESPACE], "watched": list(WATCHED)}
+        places = {"cluster": [EVERYWHERE], "own": [RELEASE_NAMESPACE], "watched": list(WATCHED),
+                  "build": [BUILDS]}  # fmt: skip
         missing += [f"{p} in {ns}" for ns in places[p.scope]
                     if grant(p, ns) not in given]  # fmt: skip
     assert missing == []
     cluster_wide = {g for g in given if g.namespace == EVERYWHERE}
     assert {g.resource for g in cluster_wide} == {"customresourcedefinitions", "namespaces"}
     assert {g.verb for g in cluster_wide} <= READ_VERBS, "no cluster-wide write"
-    assert {g.namespace for g in given} == {EVERYWHERE, RELEASE_NAMESPACE, *WATCHED}
+    assert {g.namespace for g in given} == {EVERYWHERE, RELEASE_NAMESPACE, BUILDS, *WATCHED}
+
+
+def build_only(clusterwide: bool) -> set[tuple[str, str, str]]:
+    """(group, resource, verb) the operator needs in the build namespace and nowhere else."""
+    elsewhere = {(p.group, p.rbac_resource, p.verb) for p in needed(clusterwide)
+                 if p.scope != "build"}  # fmt: skip
+    return {(p.group, p.rbac_resource, p.verb) for p in needed(clusterwide)
+            if p.scope == "build"} - elsewhere  # fmt: skip
+
+
+@pytest.mark.parametrize("clusterwide", [True, False], ids=["cluster-wide", "namespaced"])
+def test_builds_are_granted_in_the_build_namespace_only(clusterwide: bool) -> None:
+    """Build Jobs run where their Pod Security level is enforced, never in a user's
+    namespace (nor anywhere else): creating a Job, copying a Secret or reading a pod's
+    log is granted in the build namespace alone, in both modes; and the build namespace
+    grants nothing but builds."""
+    values = () if clusterwide else ("--set", "watchNamespaces={" + ",".join(WATCHED) + "}")
+    given = grants(render(*values))
+    only = build_only(clusterwide)
+    assert {("batch", "jobs", "create"), ("", "secrets", "create"), ("", "pods/log", "get")} <= only
+    outside = [g for g in sorted(given)
+               if (g.group, g.resource, g.verb) in only and g.namespace != BUILDS]  # fmt: skip
+    assert outside == []
+    build = {(p.group, p.rbac_resource, p.verb) for p in needed(clusterwide) if p.scope == "build"}
+    there = {(g.group, g.resource, g.verb) for g in given if g.namespace == BUILDS}
+    assert there == build
+
+
+def test_the_build_namespace_is_the_charts_value() -> None:
+    given = grants(render("--set", "build.namespace=ml-builds"))
+    assert Grant("ml-builds", "batch", "jobs", "create") in given
+    assert BUILDS not in {g.namespace for g in given}
 
 
 @pytest.mark.parametrize("clusterwide", [True, False], ids=["cluster-wide", "namespaced"])

@@ -1,12 +1,14 @@
-"""The build Job: rootless and unprivileged, bounded, owned, and named by its build key."""
+"""The build Job: rootless and unprivileged, bounded, named by its build key, in the build
+namespace with copies of the requester's Secrets."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.spec import BuildCache
-from pitstop.rendering import build_job
+from pitstop.rendering import build_job, build_objects
 
 SETTINGS = build_job.BuildSettings(operator_image="pitstop/operator:0.1.0")
 
@@ -48,13 +50,17 @@ def test_image_is_tagged_with_version_and_key() -> None:
     assert build_job.image_ref(md(), key) == f"registry.example.com/ml/fraud:7-{key}"
 
 
-def test_buildkit_job_is_rootless_unprivileged_bounded_and_owned() -> None:
+def test_buildkit_job_is_rootless_unprivileged_bounded_and_in_the_build_namespace() -> None:
     job = build_job.job(md(timeout="10m"), "k" * 16, 2, SETTINGS)
     meta, spec = job["metadata"], job["spec"]
     assert meta["name"] == f"pitstop-build-{'k' * 16}-2"
+    assert meta["namespace"] == "pitstop-builds"  # not the ModelDeployment's (ml)
     assert meta["labels"][build_job.BUILD_KEY] == "k" * 16
     assert meta["labels"][build_job.BUILD_ATTEMPT] == "2"
-    assert meta["ownerReferences"][0]["uid"] == "u-1"
+    # No owner across namespaces, no requester's name in labels: any requester shares it.
+    assert "ownerReferences" not in meta
+    assert "pitstop.dev/model-deployment" not in meta["labels"]
+    assert meta["annotations"][build_job.REQUESTED_BY] == "ml/fraud"
     assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (0, 600)
     assert spec["ttlSecondsAfterFinished"] == SETTINGS.ttl_seconds
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
@@ -85,8 +91,20 @@ def test_buildkit_job_is_rootless_unprivileged_bounded_and_owned() -> None:
     assert f"--image={image}" in prepare["args"]
     assert prepare["securityContext"]["allowPrivilegeEscalation"] is False
     assert prepare["securityContext"]["readOnlyRootFilesystem"] is True
+    # The push Secret is the attempt's copy of the requester's, made before it resumes.
     volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["docker-config"]["secret"]["secretName"] == "regcred"
+    copy = f"pitstop-build-{'k' * 16}-2-push"
+    assert volumes["docker-config"]["secret"]["secretName"] == copy
+    assert json.loads(meta["annotations"][build_job.SECRET_SOURCES]) == {copy: "ml/regcred"}
+    assert spec["suspend"] is True
+
+
+def test_a_job_without_secrets_starts_at_once() -> None:
+    job = build_job.job(md(pushSecret=None), "k" * 16, 1, SETTINGS)
+    assert job["spec"]["suspend"] is False
+    assert build_job.SECRET_SOURCES not in job["metadata"]["annotations"]
+    elsewhere = build_job.BuildSettings(operator_image="o:1", namespace="ml-builds")
+    assert build_job.job(md(), "k" * 16, 1, elsewhere)["metadata"]["namespace"] == "ml-builds"
 
 
 def test_kaniko_job_is_unprivileged_and_pushes_to_the_destination() -> None:
@@ -143,7 +161,39 @@ def test_pvc_source_is_mounted_read_only_and_credentials_come_from_the_secret() 
     prepare, _ = containers(job)
     assert "--source=/source/fraud/7/" in prepare["args"]
     assert {"name": "source", "mountPath": "/source", "readOnly": True} in prepare["volumeMounts"]
-    assert prepare["envFrom"] == [{"secretRef": {"name": "creds"}}]
+    assert prepare["envFrom"] == [{"secretRef": {"name": f"pitstop-build-{'k' * 16}-1-source"}}]
     volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
     assert volumes["source"]["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
     assert "docker-config" not in volumes  # no push secret in this spec
+
+
+def test_a_secret_copy_is_owned_by_its_attempts_job_and_immutable() -> None:
+    job = build_job.job(md(), "k" * 16, 1, SETTINGS)
+    job["metadata"]["uid"] = "job-uid"  # as the API server returns it
+    source = {
+        "metadata": {"name": "regcred", "namespace": "ml", "uid": "s", "resourceVersion": "9"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": "e30="},
+    }
+    copy = build_objects.secret_copy(source, f"pitstop-build-{'k' * 16}-1-push", job)
+    meta = copy["metadata"]
+    assert (meta["namespace"], meta["name"]) == (
+        "pitstop-builds",
+        f"pitstop-build-{'k' * 16}-1-push",
+    )
+    assert meta["ownerReferences"] == [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"], "uid": "job-uid"}
+    ]
+    assert meta["annotations"][build_objects.COPIED_FROM] == "ml/regcred"
+    assert meta["labels"][build_job.BUILD_KEY] == "k" * 16
+    assert "uid" not in meta
+    assert "resourceVersion" not in meta
+    assert (copy["type"], copy["data"], copy["immutable"]) == (source["type"], source["data"], True)
+
+
+def test_a_record_names_its_key() -> None:
+    record = build_objects.record("pitstop-builds", "k" * 16, {"image": "r/m:1"})
+    assert record["metadata"]["name"] == f"pitstop-build-{'k' * 16}"
+    assert record["metadata"]["namespace"] == "pitstop-builds"
+    assert record["data"] == {"image": "r/m:1", "buildKey": "k" * 16}
+    assert "ownerReferences" not in record["metadata"]

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from pitstop.api.resource import ModelDeployment
+from pitstop.api.status import ModelDeploymentStatus
 from pitstop.strategies import conditions, engine
+from pitstop.strategies import history as history_module
 from pitstop.strategies.decision import (
     Checks,
     DeleteRevision,
@@ -381,3 +383,109 @@ def test_a_step_entered_in_this_pass_waits_for_its_route_to_be_verified() -> Non
     assert decision.status.candidate is not None
     assert (decision.status.candidate.state, decision.status.candidate.step) == ("Canary", 0)
     assert SetTraffic("old", "new", 10) in decision.actions
+
+
+def test_service_provider_a_new_rollout_ends_the_previous_window_before_any_weight() -> None:
+    """The `service` canary's entry Service selects every pod of the ModelDeployment: a
+    previous stable still up for its window would answer users beside the canary. A new
+    rollout ends that window, and no weight is set until the previous pods are gone."""
+    by_pods = Traffic(weights_by_replicas=True)
+    just_switched = md(STEPS, {
+        "stable": rev("mid", "8"), "previous": rev("old", until=NOW + timedelta(minutes=5)),
+        "history": history(("old", "Retired", EARLIER), ("mid", "Promoted", None))})  # fmt: skip
+    started = engine.decide(just_switched, seen({"old": up(), "mid": up()}, traffic=by_pods), NOW)
+    assert started.status.candidate is not None
+    assert started.status.previous is None
+    assert ScaleRevision("old", 0) in started.actions
+    assert [e.reason for e in started.events] == ["RolloutStarted", "Retired"]
+
+    # The canary's pod is up, the previous stable's pods are still going.
+    going = {"old": RevisionState(0, 1, False), "mid": up(), "new": up(1)}
+    model = md(STEPS, started.status.model_dump(by_alias=True))
+    held = engine.decide(model, seen(going, traffic=by_pods), NOW)
+    assert [a for a in held.actions if isinstance(a, SetTraffic)] == [SetTraffic("mid")]
+    assert held.status.traffic.candidate == 0
+    progressing = conditions.find(held.status.conditions, conditions.PROGRESSING)
+    assert progressing is not None
+    assert "old" in progressing.message
+
+    gone = {"old": up(0), "mid": up(), "new": up(1)}
+    weighted = engine.decide(model, seen(gone, traffic=by_pods), NOW)
+    assert SetTraffic("mid", "new", 10) in weighted.actions
+    assert weighted.status.traffic.candidate == 33
+
+
+def test_service_provider_promotes_a_small_last_step_only_once_full_size() -> None:
+    """With the `service` provider a 20% step is one pod beside two. Promoting from there
+    would send all traffic to that one pod and scale the old stable to zero in the same
+    pass: the candidate first grows to full size (as many pods as the stable: 50%), and
+    only a full-size candidate takes over."""
+    by_pods = Traffic(weights_by_replicas=True)
+    one_step = {"type": "Canary", "canary": {"steps": [{"weight": 20, "pause": "1m"}]}}
+    done = md(one_step, {**STABLE, "candidate": cand("Canary", step=0)})
+    passed = engine.decide(done, seen({"old": up(), "new": up(1)}, traffic=by_pods), NOW)
+    assert passed.actions == (EnsureRevision("new", 1), SetTraffic("old", "new", 20))
+    assert passed.status.candidate is not None
+    assert passed.status.stable is not None
+    assert passed.status.stable.revision == "old"
+
+    model = md(one_step, passed.status.model_dump(by_alias=True))
+    one_of_two = RevisionState(replicas=2, ready_replicas=1, available=False)
+    growing = engine.decide(model, seen({"old": up(), "new": one_of_two}, traffic=by_pods), NOW)
+    assert growing.actions == (EnsureRevision("new", 2), SetTraffic("old", "new", 50))
+    assert growing.status.candidate is not None
+    assert growing.status.traffic.candidate == 50
+
+    full = engine.decide(model, seen({"old": up(), "new": up(2)}, traffic=by_pods), NOW)
+    assert full.actions == (EnsureRevision("new", 2), ScaleRevision("old", 0), SetTraffic("new"))
+    assert full.status.stable is not None
+    assert full.status.stable.revision == "new"
+
+
+def test_a_step_beyond_the_steps_left_in_the_spec_goes_on_from_the_last_one() -> None:
+    """Steps removed from the spec mid-rollout: exact weights have no growing step."""
+    model = md(STEPS, {**STABLE, "candidate": cand("Canary", step=2)})
+    decision = engine.decide(model, seen({"old": up(), "new": up()}), NOW)
+    assert decision.status.candidate is not None
+    assert decision.status.candidate.step == 1
+    assert SetTraffic("old", "new", 50) in decision.actions
+    assert engine.current_split(md(STEPS, decision.status.model_dump(by_alias=True))) == (
+        SetTraffic("old", "new", 50)
+    )
+
+
+def test_history_keeps_its_last_entries_and_those_still_needed() -> None:
+    """Every rollout adds entries: the history keeps the newest ones, and older ones only
+    while the engine still reads them: the serving revision's open entry, and the last
+    entry of each revision still retained (undo and retirement order read it)."""
+    hours = 3 * history_module.LIMIT
+    entries = history(("new", "Promoted", None), *[
+        (f"c{i}", "RolledBack", NOW - timedelta(hours=hours - i)) for i in range(hours)])  # fmt: skip
+    model = md(STEPS, {"stable": rev("new", "7"), "history": entries, "rejectedRevision": "new"})
+    # c0 and c1 are the oldest, but still retained.
+    world = {"new": up(), "c0": up(0), "c1": up(0), f"c{hours - 1}": up(0)}
+    decision = engine.decide(model, seen(world), NOW)
+    kept = [h.revision for h in decision.status.history]
+    newest = [f"c{i}" for i in range(hours - history_module.LIMIT, hours)]
+    assert kept == ["new", "c0", "c1", *newest]
+    assert decision.status.history[0].ended_at is None
+    # Nothing older is dropped once the history is short enough.
+    again = md(STEPS, decision.status.model_dump(by_alias=True))
+    assert engine.decide(again, seen(world), NOW).status.history == decision.status.history
+    described = ModelDeploymentStatus.model_fields["history"].description or ""
+    assert f"the last {history_module.LIMIT} entries" in described  # what `kubectl explain` says
+
+
+def test_undo_to_the_previous_stable_during_its_window_serves_it_at_once() -> None:
+    """The previous stable is up: an undo to it is instant, and it is not scaled down."""
+    model = md(STEPS, {
+        "stable": rev("new", "7"), "previous": rev("old", until=NOW + timedelta(minutes=5)),
+        "history": history(("old", "Retired", EARLIER), ("new", "Promoted", None))})  # fmt: skip
+    world = seen({"old": up(), "new": up()}, request=Request("undo", "u1", "old"))
+    decision = engine.decide(model, world, NOW)
+    assert decision.status.stable is not None
+    assert decision.status.stable.revision == "old"
+    assert decision.status.previous is None
+    assert ScaleRevision("old", 0) not in decision.actions
+    assert SetTraffic("old") in decision.actions
+    assert [e.reason for e in decision.events] == ["UndoRequested", "Restored"]

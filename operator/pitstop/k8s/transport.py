@@ -1,0 +1,42 @@
+"""Below the generated client: a timeout on every request, and a fence before writes.
+
+Done on the REST client that every generated and dynamic call goes through: the
+generated methods take a `_request_timeout` per call, and the dynamic client's
+discovery requests take none, so only here is no call left unbounded and no write
+unfenced. The fence (the leader election's, see `pitstop.leadership`) is asked as
+late as possible, right before a write leaves the process; it raises
+`errors.NotLeader` when this replica may no longer write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client as k8s
+
+# Seconds any API call may take; writes may be held to less (see `KubeClient`).
+TIMEOUT_SECONDS = 10.0
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def bound(
+    api: k8s.ApiClient,
+    timeout: float,
+    write_timeout: float,
+    fence: Callable[[], None] | None = None,
+) -> None:
+    """Give every request of `api` a timeout (urllib3 may retry a read that timed out,
+    so a call takes at most a few of them), and pass each write through `fence` first."""
+    rest = api.rest_client
+    send = rest.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        write = method.upper() in WRITES
+        if write and fence is not None:
+            fence()
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = write_timeout if write else timeout
+        return send(method, url, *args, **kwargs)
+
+    rest.request = request  # type: ignore[method-assign]
