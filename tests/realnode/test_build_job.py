@@ -118,7 +118,6 @@ def built(
     )
     job = build_job.job(md, build_job.build_key(md, settings), 1, settings)
     del job["metadata"]["ownerReferences"]  # no ModelDeployment object here
-    _make_context_readable(job)
     real_cluster.kubectl("apply", "-f", "-", input=json.dumps(job))
     name = job["metadata"]["name"]
 
@@ -273,21 +272,3 @@ def _status(url: str) -> int | None:
         return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
         return None
-
-
-def _make_context_readable(job: dict[str, Any]) -> None:
-    """Workaround, issue 14: the prepare step (uid 65532) leaves the build context
-    mode 0700 — `shutil.copytree` copies the mode of BentoML's temporary folder — so
-    the BuildKit step (uid 1000) fails with `lstat /workspace/context/env: permission
-    denied`. Until the build Job is fixed, one more init step, as the same user and
-    image, opens the context for reading; everything else runs as rendered."""
-    pod = job["spec"]["template"]["spec"]
-    [prepare] = pod["initContainers"]
-    opener = {
-        "name": "open-context",
-        "image": prepare["image"],
-        "command": ["chmod", "-R", "a+rX", build_job.CONTEXT],
-        "securityContext": prepare["securityContext"],
-        "volumeMounts": [m for m in prepare["volumeMounts"] if m["name"] == "workspace"],
-    }
-    pod["initContainers"].append(opener)
