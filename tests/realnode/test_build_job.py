@@ -114,10 +114,11 @@ def built(
         }
     )
     settings = build_job.BuildSettings(
-        operator_image=job_images["operator"], buildkit_image=job_images["buildkit"]
+        operator_image=job_images["operator"],
+        buildkit_image=job_images["buildkit"],
+        namespace=builds,
     )
     job = build_job.job(md, build_job.build_key(md, settings), 1, settings)
-    del job["metadata"]["ownerReferences"]  # no ModelDeployment object here
     real_cluster.kubectl("apply", "-f", "-", input=json.dumps(job))
     name = job["metadata"]["name"]
 
@@ -204,12 +205,6 @@ def test_the_operator_in_its_pod_rolls_out_the_built_image_and_it_predicts(
         args=("--set", f"image.repository={repository}", "--set", "image.tag=dev",
               "--set", f"build.buildkitImage={job_images['buildkit']}"),
     )  # fmt: skip
-    # Workaround, issue 14: the operator image runs as uid 65532, which has no passwd
-    # entry, and Kopf's peering identity calls getpass.getuser() -> pwd.getpwuid(65532)
-    # -> KeyError: the operator pod crash-loops on a real node. getuser() reads $USER
-    # first; the image (operator/Dockerfile) or the chart should set it, or add the user.
-    real_cluster.kubectl("set", "env", "deployment", "-n", release.namespace, "-l",
-                         "app.kubernetes.io/name=pitstop", "USER=pitstop")  # fmt: skip
     real_cluster.kubectl("rollout", "status", "deployment", "-n", release.namespace,
                          "--timeout=180s", "-l", "app.kubernetes.io/name=pitstop")  # fmt: skip
     namespace = _namespace(real_cluster, "restricted")
