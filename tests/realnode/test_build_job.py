@@ -54,37 +54,69 @@ def job_images(real_cluster: testing.DevCluster) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def package_url(
+def packages(
     real_cluster: testing.DevCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A model package made with `pitstop package create`, served over HTTP on the
-    node's bridge, where the build pod can fetch it."""
+    """Model packages made with `pitstop package create`, served over HTTP on the node's
+    bridge, where build pods can fetch them: fraud 7 and 8 (two fits of one model), and
+    fraud 9, whose recorded requirements no package index can satisfy."""
     folder = tmp_path_factory.mktemp("package")
-    rng = np.random.default_rng(7)
-    frame = pd.DataFrame(rng.normal(size=(200, 4)), columns=[f"f{i}" for i in range(4)])
-    frame["y"] = (frame["f0"] + frame["f1"] > 0).astype(int)
-    model = LogisticRegression().fit(frame.drop(columns="y"), frame["y"])
-    joblib.dump(model, folder / "model.joblib")
-    frame.to_parquet(folder / "train.parquet")
     exported = folder / "out"
     exported.mkdir()
-    subprocess.run(
-        [str(Path(sys.executable).with_name("pitstop")), "package", "create",
-         str(folder / "model.joblib"), "--data", str(folder / "train.parquet"),
-         "--name", "fraud", "--version", "7", "--target", "y", "--export", str(exported)],
-        env={**os.environ, "BENTOML_HOME": str(folder / "home"), "BENTOML_DO_NOT_TRACK": "true"},
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    _package(folder, exported, "7", seed=7)
+    _package(folder, exported, "8", seed=8)
+    _package(folder, exported, "9", seed=9, unsatisfiable=True)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(exported))
     server = http.server.ThreadingHTTPServer((nodeconfig.gateway(), 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://{nodeconfig.gateway()}:{server.server_address[1]}/fraud-7.bentomodel"
+        yield f"http://{nodeconfig.gateway()}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def package_url(packages: str) -> str:
+    return f"{packages}/fraud-7.bentomodel"
+
+
+# Packages record the library versions they were trained with, and the image pins them:
+# a package claiming a scipy that was never released cannot be built.
+UNSATISFIABLE = """\
+import sys
+from pitstop import cli
+from pitstop.packaging import lineage
+real = lineage.library_versions
+lineage.library_versions = lambda: {**real(), "scipy": "0.0.0.dev0"}
+sys.argv[0] = "pitstop"
+cli.main()
+"""
+
+
+def _package(
+    folder: Path, exported: Path, version: str, *, seed: int, unsatisfiable: bool = False
+) -> None:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(200, 4)), columns=[f"f{i}" for i in range(4)])
+    frame["y"] = (frame["f0"] + frame["f1"] > 0).astype(int)
+    model = LogisticRegression().fit(frame.drop(columns="y"), frame["y"])
+    joblib.dump(model, folder / f"model-{version}.joblib")
+    frame.to_parquet(folder / f"train-{version}.parquet")
+    program = (
+        [sys.executable, "-c", UNSATISFIABLE]
+        if unsatisfiable
+        else [str(Path(sys.executable).with_name("pitstop"))]
+    )
+    subprocess.run(
+        [*program, "package", "create",
+         str(folder / f"model-{version}.joblib"), "--data", str(folder / f"train-{version}.parquet"),
+         "--name", "fraud", "--version", version, "--target", "y", "--export", str(exported)],
+        env={**os.environ, "BENTOML_HOME": str(folder / "home"), "BENTOML_DO_NOT_TRACK": "true"},
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
 
 
 def _namespace(cluster: testing.DevCluster, level: testing.PodSecurityLevel) -> str:
@@ -193,20 +225,29 @@ def test_the_built_image_runs_as_the_rendered_model_deployment_restricted(
     )
 
 
-def test_the_operator_in_its_pod_rolls_out_the_built_image_and_it_predicts(
-    real_cluster: testing.DevCluster, built: dict[str, Any], job_images: dict[str, str]
-) -> None:
-    """The chart installed with the operator image built on the node: the operator runs
-    as a real pod (reaching the API through the `kubernetes` Service), and rolls out a
-    ModelDeployment of the built image; users reach the model through its entry Service."""
+@pytest.fixture(scope="module")
+def operator(real_cluster: testing.DevCluster, job_images: dict[str, str]) -> install.Release:
+    """The chart installed with the images built on the node: the operator runs as real
+    pods (reaching the API through the `kubernetes` Service) and its build Jobs use the
+    node's BuildKit image. One attempt per build, so a failing build is reported at once."""
     repository, _, _ = job_images["operator"].partition("@")
     release = install.install(
         real_cluster, "pitstop", "pitstop-system",
         args=("--set", f"image.repository={repository}", "--set", "image.tag=dev",
-              "--set", f"build.buildkitImage={job_images['buildkit']}"),
+              "--set", f"build.buildkitImage={job_images['buildkit']}",
+              "--set", "build.maxAttempts=1"),
     )  # fmt: skip
     real_cluster.kubectl("rollout", "status", "deployment", "-n", release.namespace,
                          "--timeout=180s", "-l", "app.kubernetes.io/name=pitstop")  # fmt: skip
+    return release
+
+
+def test_the_operator_in_its_pod_rolls_out_the_built_image_and_it_predicts(
+    real_cluster: testing.DevCluster, built: dict[str, Any], operator: install.Release
+) -> None:
+    """The operator in its pod rolls out a ModelDeployment of the built image; users
+    reach the model through its entry Service."""
+    release = operator
     namespace = _namespace(real_cluster, "restricted")
     model_deployment = {
         "apiVersion": "pitstop.dev/v1alpha1",
@@ -244,6 +285,175 @@ def test_the_operator_in_its_pod_rolls_out_the_built_image_and_it_predicts(
     logs = real_cluster.kubectl("logs", "-n", release.namespace, "-l",
                                 "app.kubernetes.io/name=pitstop", "--tail=-1").stdout  # fmt: skip
     assert "forbidden" not in logs.lower()
+
+
+ROW = {"f0": 1.0, "f1": 1.0, "f2": 0.0, "f3": 0.0}
+CANARY = {"type": "Canary", "canary": {"steps": [{"weight": 50, "pause": "60s"}]}}
+ANALYSIS = {"interval": "5s", "failureLimit": 1, "minRequests": 20,
+            "metrics": [{"name": "error-rate", "builtin": "errorRate", "max": 0.05}]}  # fmt: skip
+
+
+def _model_deployment(name: str, namespace: str, packages: str, version: str) -> dict[str, Any]:
+    """A ModelDeployment without spec.image: the operator builds it."""
+    return {
+        "apiVersion": "pitstop.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"name": "fraud", "version": version,
+                      "source": {"uri": f"{packages}/fraud-{version}.bentomodel"}},
+            "build": {"registry": f"{nodeconfig.registry_host()}/models", "timeout": "25m"},
+            "serving": {"replicas": 1},
+            "strategy": CANARY,
+            "analysis": ANALYSIS,
+        },
+    }  # fmt: skip
+
+
+class _Load:
+    """Users: one prediction at a time through the entry Service (kube-proxy), counted.
+
+    Each request on a connection of its own: kube-proxy picks a backend per connection,
+    so one kept-alive connection would reach one pod only and the canary none (seen
+    here: the candidate's analysis had 0 requests)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.answers: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.answers.append(httpx.post(self.url, json=ROW, timeout=5).status_code)
+            except httpx.HTTPError:
+                self.answers.append(0)
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> _Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _status_of(cluster: testing.DevCluster, name: str, namespace: str) -> dict[str, Any]:
+    found = _get(cluster, "modeldeployments.pitstop.dev", name, "-n", namespace)
+    return found.get("status", {})  # type: ignore[no-any-return]
+
+
+def _until(
+    cluster: testing.DevCluster,
+    release: install.Release,
+    name: str,
+    namespace: str,
+    what: str,
+    check: Any,
+    timeout: float,
+) -> dict[str, Any]:
+    """Polls the status until `check(status)`; on timeout says what the cluster shows."""
+    try:
+        return cluster.wait(
+            what, lambda: (s := _status_of(cluster, name, namespace)) and check(s) and s,
+            timeout=timeout, interval=2,
+        )  # fmt: skip
+    except AssertionError as error:
+        pods = cluster.kubectl("get", "pods", "-A", "-o", "wide").stdout
+        logs = cluster.kubectl("logs", "-n", release.namespace, "-l",
+                               "app.kubernetes.io/name=pitstop", "--tail=40").stdout  # fmt: skip
+        status = json.dumps(_status_of(cluster, name, namespace), indent=1)
+        raise AssertionError(f"{error}\nstatus: {status}\n{pods}\noperator log:\n{logs}") from None
+
+
+def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions", []) if c["type"] == kind), {})
+
+
+def _serving(status: dict[str, Any], version: str) -> bool:
+    return status.get("phase") == "Healthy" and status.get("stable", {}).get("version") == version
+
+
+def _jobs(cluster: testing.DevCluster, release: install.Release) -> set[str]:
+    found = _get(cluster, "jobs", "-n", release.build_namespace)["items"]
+    return {job["metadata"]["name"] for job in found}
+
+
+def _entry_url(cluster: testing.DevCluster, name: str, namespace: str) -> str:
+    entry = _get(cluster, "service", name, "-n", namespace)["spec"]
+    return f"http://{entry['clusterIP']}:{entry['ports'][0]['port']}/predict"
+
+
+def test_the_operator_builds_each_version_and_canaries_it_to_promoted_under_analysis(
+    real_cluster: testing.DevCluster, operator: install.Release, packages: str
+) -> None:
+    """No spec.image: the operator's own build Job builds each version with BuildKit on
+    the node, pushes it, and the canary's analysis (the operator scraping the pods'
+    /metrics) promotes version 8 while users' requests go through kube-proxy."""
+    namespace = _namespace(real_cluster, "restricted")
+    md = _model_deployment("scorer", namespace, packages, "7")
+    real_cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
+    first = _until(real_cluster, operator, "scorer", namespace, "v7 built and Healthy",
+                   lambda s: _serving(s, "7"), timeout=1200)  # fmt: skip
+    assert _condition(first, "ImageBuilt").get("status") == "True"
+    image = first["stable"]["image"]
+    assert image.startswith(f"{nodeconfig.registry_host()}/models/")
+    assert "@sha256:" in image
+    [pod] = _get(real_cluster, "pods", "-n", namespace)["items"]
+    assert pod["status"]["containerStatuses"][0]["imageID"].endswith(image.split("@")[1])
+
+    with _Load(_entry_url(real_cluster, "scorer", namespace)) as load:
+        real_cluster.wait("users answered by v7", lambda: load.answers.count(200) >= 20)
+        md["spec"]["model"]["version"] = "8"
+        md["spec"]["model"]["source"]["uri"] = f"{packages}/fraud-8.bentomodel"
+        real_cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
+        _until(real_cluster, operator, "scorer", namespace, "v8 canary in progress",
+               lambda s: s.get("candidate", {}).get("version") == "8"
+               and s.get("traffic", {}).get("candidate", 0) > 0, timeout=1200)  # fmt: skip
+        done = _until(real_cluster, operator, "scorer", namespace, "v8 promoted",
+                      lambda s: _serving(s, "8"), timeout=600)  # fmt: skip
+
+    assert [(h["version"], h["outcome"]) for h in done["history"]][-1] == ("8", "Promoted")
+    assert done["stable"]["image"] != image
+    assert done["analysis"]["failures"] == 0
+    assert [m["name"] for m in done["analysis"]["metrics"]] == ["error-rate"]
+    # Users saw no errors: stable and candidate answered through the same Service.
+    assert load.answers.count(200) >= 40
+    assert load.answers.count(200) / len(load.answers) > 0.99, sorted(set(load.answers))
+
+
+def test_a_failing_build_shows_the_builders_log_while_the_stable_keeps_serving(
+    real_cluster: testing.DevCluster, operator: install.Release, packages: str
+) -> None:
+    """fraud 7 for a second ModelDeployment: its build is on record, so it is not built
+    again. Then fraud 9, whose requirements cannot be installed: ImageBuilt=False with
+    the tail of the builder's log, and version 7 keeps answering."""
+    namespace = _namespace(real_cluster, "restricted")
+    first = _model_deployment("first", namespace, packages, "7")
+    real_cluster.kubectl("apply", "-f", "-", input=json.dumps(first))
+    _until(real_cluster, operator, "first", namespace, "v7 Healthy",
+           lambda s: _serving(s, "7"), timeout=1200)  # fmt: skip
+    jobs_before = _jobs(real_cluster, operator)
+    md = _model_deployment("steady", namespace, packages, "7")
+    real_cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
+    _until(real_cluster, operator, "steady", namespace, "a second v7 Healthy",
+           lambda s: _serving(s, "7"), timeout=300)  # fmt: skip
+    assert _jobs(real_cluster, operator) == jobs_before
+
+    md["spec"]["model"]["version"] = "9"
+    md["spec"]["model"]["source"]["uri"] = f"{packages}/fraud-9.bentomodel"
+    with _Load(_entry_url(real_cluster, "steady", namespace)) as load:
+        real_cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
+        failed = _until(real_cluster, operator, "steady", namespace, "ImageBuilt=False/BuildFailed",
+                        lambda s: _condition(s, "ImageBuilt").get("reason") == "BuildFailed",
+                        timeout=1200)  # fmt: skip
+        real_cluster.wait("users answered after the failure", lambda: load.answers.count(200) >= 20)
+    message = _condition(failed, "ImageBuilt")["message"]
+    assert "0.0.0.dev0" in message, message  # the builder's own words, from its log
+    assert failed["stable"]["version"] == "7"
+    assert set(load.answers) == {200}, sorted(set(load.answers))
 
 
 def _ready_pod(cluster: testing.DevCluster, namespace: str) -> dict[str, Any] | None:
