@@ -30,8 +30,9 @@ integration: venv binaries system-deps
 	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/benchmarks --ignore=tests/realnode
 
 ## make realnode: the tests that need a real node (root; changes host networking until
-## they end, and gives it back). Not part of `make test`: the node's binaries take
-## ≈ 10 min to build cold, and the host's bridge, iptables and sysctls are shared.
+## they end, and gives it back). Not part of `make test`: ≈ 30 min warm (real image
+## builds), ≈ 20 min more to build the node's binaries cold, and the host's bridge,
+## iptables and sysctls are shared. See the README's real-node section.
 realnode: venv binaries node-binaries node-deps
 	$(BIN)/pytest tests/realnode -m realnode --timeout=1800
 
