@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint unit integration bench crd manifests venv binaries system-deps clean
+.PHONY: demo test lint unit integration realnode bench crd manifests venv binaries node-binaries system-deps node-deps clean
 
 ## make demo: the whole story on a local control plane with real model servers:
 ## v1 deploys, v2 goes through canary steps and is promoted, v3 is rolled back by itself.
@@ -27,7 +27,14 @@ unit: venv
 	$(BIN)/pytest tests/unit
 
 integration: venv binaries system-deps
-	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/benchmarks
+	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/benchmarks --ignore=tests/realnode
+
+## make realnode: the tests that need a real node (root; changes host networking until
+## they end, and gives it back). Not part of `make test`: ≈ 30 min warm (real image
+## builds), ≈ 20 min more to build the node's binaries cold, and the host's bridge,
+## iptables and sysctls are shared. See the README's real-node section.
+realnode: venv binaries node-binaries node-deps
+	$(BIN)/pytest tests/realnode -m realnode --timeout=1800
 
 ## make system-deps: Debian packages the tests run for real (Prometheus), installed only
 ## when missing (as root). The packaged service is not used: tests start their own
@@ -36,6 +43,22 @@ system-deps:
 	@command -v prometheus >/dev/null || { \
 	  apt-get update && apt-get install -y --no-install-recommends prometheus && \
 	  { invoke-rc.d prometheus stop >/dev/null 2>&1 || true; }; }
+
+## make node-deps: Debian packages a real node needs (`pitstop dev up --node real`):
+## iptables, nftables and conntrack (kubelet, kube-proxy, `down`), socat (port-forward),
+## mmdebstrap (the base image), libseccomp-dev, gcc and pkg-config (runc is built with
+## cgo for seccomp). As root, when missing.
+NODE_DEBS := iptables nftables conntrack socat mmdebstrap libseccomp-dev gcc pkg-config
+node-deps:
+	@missing=$$(for p in $(NODE_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	  | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
+
+## make node-binaries: kubelet, kube-proxy, containerd, runc, CNI plugins, CoreDNS,
+## registry, BuildKit, crane and the pause program, built once into the cache.
+node-binaries: venv node-deps
+	$(BIN)/pitstop dev build --node real
 
 bench: venv binaries
 	$(BIN)/pytest tests/benchmarks -m benchmark -s

@@ -52,6 +52,9 @@ class GoBuild:
     ldflags: tuple[str, ...] = ()
     # Replace every staging module (required at v0.0.0 upstream) with this tag.
     staging_tag: str | None = None
+    # runc needs cgo for libseccomp; everything else is static.
+    cgo: bool = False
+    tags: tuple[str, ...] = ()
 
     @property
     def stamp(self) -> str:
@@ -148,6 +151,8 @@ def bin_dir() -> Path:
 _REQUIRE_BLOCK = re.compile(r"^require\s*\((.*?)^\)", re.MULTILINE | re.DOTALL)
 _REQUIRE_LINE = re.compile(r"^require\s+(\S+)\s+(\S+)", re.MULTILINE)
 _GO_DIRECTIVE = re.compile(r"^go\s+(\S+)\s*$", re.MULTILINE)
+_EXCLUDE_BLOCK = re.compile(r"^exclude\s*\((.*?)^\)", re.MULTILINE | re.DOTALL)
+_EXCLUDE_LINE = re.compile(r"^exclude\s+([^\s(]\S*)\s+(\S+)", re.MULTILINE)
 
 
 def parse_requires(gomod: str) -> dict[str, str]:
@@ -169,6 +174,18 @@ def parse_go_version(gomod: str) -> str | None:
     return match.group(1) if match else None
 
 
+def parse_excludes(gomod: str) -> list[tuple[str, str]]:
+    """(module, version) of every `exclude` of a go.mod (block and single-line)."""
+    excludes: list[tuple[str, str]] = []
+    for block in _EXCLUDE_BLOCK.findall(gomod):
+        for line in block.splitlines():
+            fields = line.split("//", 1)[0].split()
+            if len(fields) >= 2:
+                excludes.append((fields[0], fields[1]))
+    excludes += _EXCLUDE_LINE.findall(gomod)
+    return excludes
+
+
 def staging_modules(gomod: str) -> list[str]:
     """Modules required at the placeholder version `v0.0.0`, i.e. kubernetes' staging repos.
 
@@ -184,6 +201,7 @@ def wrapper_gomod(
     go_version: str,
     requires: Mapping[str, str],
     replaces: Mapping[str, str],
+    excludes: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The text of a wrapper go.mod requiring `requires` with `replaces` pinned to tags."""
     lines = [f"module {module}", "", f"go {go_version}", ""]
@@ -194,6 +212,10 @@ def wrapper_gomod(
     if replaces:
         lines.append("replace (")
         lines += [f"\t{path} => {path} {tag}" for path, tag in sorted(replaces.items())]
+        lines += [")", ""]
+    if excludes:
+        lines.append("exclude (")
+        lines += [f"\t{path} {version}" for path, version in excludes]
         lines += [")", ""]
     return "\n".join(lines)
 
@@ -208,6 +230,9 @@ def wrapper_gomod_for(build: GoBuild, upstream_gomod: str) -> str:
         go_version=parse_go_version(upstream_gomod) or "1.26.0",
         requires={build.module: build.version},
         replaces=replaces,
+        # `exclude` applies only in the main module, which is why `go install` refuses
+        # a module that has some (BuildKit); the wrapper carries them over.
+        excludes=parse_excludes(upstream_gomod),
     )
 
 
@@ -267,15 +292,24 @@ def _download_gomod(build: GoBuild, env: Mapping[str, str]) -> str:
 def run_build(build: GoBuild, directory: Path, log: Log) -> float:
     """Build one group into `directory`; return the seconds it took."""
     env = go_env()
+    if build.cgo:
+        env["CGO_ENABLED"] = "1"
     work = cache_dir() / "build" / build.name
     work.mkdir(parents=True, exist_ok=True)
     gomod = wrapper_gomod_for(build, _download_gomod(build, env))
     (work / "go.mod").write_text(gomod)
 
     # `-o DIR/` with several packages writes one binary per package; with one package
-    # the output name is given explicitly (etcd's package path ends in `/v3`).
-    output = f"{directory}/" if len(build.packages) > 1 else str(directory / build.binaries[0])
-    command: list[str] = ["go", "build", "-trimpath", "-o", output]
+    # the output name is given explicitly (etcd's package path ends in `/v3`). A binary
+    # named `sub/name` goes into a subfolder (the CNI plugins: `bridge` must not shadow
+    # iproute2's command on a PATH that holds our bin dir).
+    first = directory / build.binaries[0]
+    first.parent.mkdir(parents=True, exist_ok=True)
+    output = f"{first.parent}/" if len(build.packages) > 1 else str(first)
+    # Niced: the machine is shared, and a cold build holds both cores for minutes.
+    command: list[str] = ["nice", "-n", "10", "go", "build", "-trimpath", "-o", output]
+    if build.tags:
+        command += ["-tags", ",".join(build.tags)]
     command += ["-ldflags", " ".join(("-s", "-w", *build.ldflags))]
     command += build.packages
     log(f"building {build.stamp} -> {', '.join(build.binaries)}")
@@ -294,12 +328,18 @@ def run_build(build: GoBuild, directory: Path, log: Log) -> float:
 
 
 def ensure_binaries(
-    *, force: bool = False, log: Log = lambda _: None, only: Sequence[str] = ()
+    *,
+    force: bool = False,
+    log: Log = lambda _: None,
+    only: Sequence[str] = (),
+    catalog: Sequence[GoBuild] | None = None,
 ) -> Path:
-    """Return the bin dir, building whatever binaries are absent (all, with `force`)."""
+    """Return the bin dir, building whatever binaries are absent (all, with `force`).
+
+    `catalog` replaces the control plane's builds (the real node has its own list)."""
     directory = bin_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    wanted = [b for b in builds() if not only or b.name in only]
+    wanted = [b for b in (builds() if catalog is None else catalog) if not only or b.name in only]
     if not force and not missing_builds(directory, wanted):
         return directory
     # Two `pitstop dev up`s (or a test session and a developer) may race to build;

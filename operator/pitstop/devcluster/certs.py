@@ -143,8 +143,9 @@ def _issue(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def generate(directory: Path, *, service_ip: str) -> Pki:
-    """Write a fresh PKI into `directory`; `service_ip` is the `kubernetes` Service's IP."""
+def generate(directory: Path, *, service_ip: str, extra_ips: tuple[str, ...] = ()) -> Pki:
+    """Write a fresh PKI into `directory`; `service_ip` is the `kubernetes` Service's IP,
+    `extra_ips` more addresses the apiserver serves on (a real node's bridge)."""
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki.at(directory)
 
@@ -187,7 +188,7 @@ def generate(directory: Path, *, service_ip: str) -> Pki:
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ),
-            server_ips=("127.0.0.1", service_ip),
+            server_ips=("127.0.0.1", service_ip, *extra_ips),
         ),
         # `system:masters` bypasses RBAC: the admin of a throwaway cluster.
         pki.admin: _issue(ca_key, ca_cert, _name("pitstop-admin", "system:masters"), client=True),
@@ -211,3 +212,27 @@ def generate(directory: Path, *, service_ip: str) -> Pki:
         )
     )
     return pki
+
+
+def issue(
+    directory: Path,
+    name: str,
+    *,
+    common_name: str,
+    organization: str | None = None,
+    server_ips: tuple[str, ...] = (),
+    client: bool = False,
+) -> KeyPair:
+    """Sign one more pair `<name>.crt/.key` with the CA in `directory` (a real node's
+    kubelet, kube-proxy, the apiserver's client for kubelets)."""
+    pki = Pki.at(directory)
+    ca_key = serialization.load_pem_private_key(pki.ca.key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca.cert.read_bytes())
+    key, cert = _issue(
+        ca_key, ca_cert, _name(common_name, organization), server_ips=server_ips, client=client
+    )
+    pair = KeyPair(directory / f"{name}.crt", directory / f"{name}.key")
+    _write_key(pair.key, key)
+    _write_cert(pair.cert, cert)
+    return pair

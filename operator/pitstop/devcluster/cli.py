@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from pitstop.devcluster import binaries, cluster
+from pitstop.devcluster import binaries, buildimages, cluster, nodebinaries
 
 
 def default_state_dir() -> Path:
@@ -36,17 +36,32 @@ state_dir_option = click.option(
 )
 
 
+node_option = click.option(
+    "--node",
+    type=click.Choice(cluster.NODE_KINDS),
+    default="kwok",
+    show_default=True,
+    help="kwok: fake nodes, pods Running without containers (fast, no root). real: one "
+    "real node on this host — containerd, kubelet, kube-proxy, CNI, CoreDNS, a registry "
+    "and BuildKit (needs root; changes host networking until `down`).",
+)
+
+
 @click.group()
 def dev() -> None:
-    """A local control plane (real apiserver, controllers and scheduler; KWOK nodes)."""
+    """A local control plane (real apiserver, controllers and scheduler; KWOK or a real node)."""
 
 
 @dev.command()
 @click.option("--force", is_flag=True, help="Rebuild even when the binaries are present.")
-def build(force: bool) -> None:
-    """Build the control-plane binaries into the cache (once; then reused)."""
+@node_option
+def build(force: bool, node: str) -> None:
+    """Build the control-plane binaries (and a real node's) into the cache, once."""
     started = time.monotonic()
     bin_dir = binaries.ensure_binaries(force=force, log=_progress)
+    if node == "real":
+        binaries.ensure_binaries(force=force, log=_progress, catalog=nodebinaries.builds())
+        nodebinaries.ensure(log=_progress)
     _progress(f"binaries ready in {time.monotonic() - started:.0f}s")
     click.echo(str(bin_dir))
 
@@ -59,18 +74,45 @@ def build(force: bool) -> None:
     default=cluster.DEFAULT_POD_CIDR,
     show_default=True,
     help="Pod IPs come from here, one /20 per node. Loopback by default so a harness can "
-    "serve on them; a non-loopback range gives Services EndpointSlices instead.",
+    "serve on them; a non-loopback range gives Services EndpointSlices instead. "
+    "Ignored with --node real (its pods get 10.244.0.0/24 on the node's bridge).",
 )
-def up(state_dir: Path, timeout: float, pod_cidr: str) -> None:
+@node_option
+def up(state_dir: Path, timeout: float, pod_cidr: str, node: str) -> None:
     """Start the cluster, or report the one already running."""
+    started = time.monotonic()
     try:
-        info = cluster.Cluster(state_dir, pod_cidr=pod_cidr, log=_progress).up(timeout=timeout)
+        info = cluster.Cluster(state_dir, pod_cidr=pod_cidr, log=_progress, node=node).up(
+            timeout=timeout
+        )
     except cluster.ClusterError as error:
         raise click.ClickException(str(error)) from error
+    _progress(f"up in {time.monotonic() - started:.0f}s")
     click.echo(f"server:     {info.server}")
     click.echo(f"kubeconfig: {info.kubeconfig}")
     click.echo(f"binaries:   {info.bin_dir}")
+    if info.registry:
+        click.echo(f"registry:   {info.registry} (plain HTTP)")
     click.echo("use it:     eval $(pitstop dev env)")
+
+
+@dev.command("build-images")
+@state_dir_option
+def build_images(state_dir: Path) -> None:
+    """Build a build Job's images on the running real node and push them to its registry:
+    the operator's (operator/Dockerfile) and a rootless BuildKit."""
+    info = cluster.Cluster(state_dir).info()
+    if info is None or info.node != "real":
+        raise click.ClickException("no real node runs here: `pitstop dev up --node real`")
+    repository = Path(__file__).resolve().parents[3]
+    operator_ref = buildimages.operator_image(info.bin_dir, repository, _progress)
+    buildkit_ref = buildimages.buildkit_image(info.bin_dir, _progress)
+    click.echo(f"PITSTOP_OPERATOR_IMAGE={operator_ref}")
+    click.echo(f"PITSTOP_BUILDKIT_IMAGE={buildkit_ref}")
+    name = operator_ref.split("@", 1)[0]
+    click.echo(
+        f"helm: --set image.repository={name},image.tag=dev,build.buildkitImage={buildkit_ref}"
+    )
 
 
 @dev.command()
@@ -79,7 +121,7 @@ def down(state_dir: Path) -> None:
     """Stop every process of the cluster; leaves no process and no port behind."""
     started = time.monotonic()
     try:
-        cluster.Cluster(state_dir).down()
+        cluster.Cluster(state_dir, log=_progress).down()
     except cluster.ClusterError as error:
         raise click.ClickException(str(error)) from error
     _progress(f"cluster down in {time.monotonic() - started:.1f}s")

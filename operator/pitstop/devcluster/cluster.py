@@ -30,13 +30,28 @@ from typing import Any
 
 import httpx
 
-from pitstop.devcluster import binaries, capacity, certs, components, kubeconfig, processes, stages
+from pitstop.devcluster import (
+    binaries,
+    capacity,
+    certs,
+    components,
+    hostnet,
+    kubeconfig,
+    nodebinaries,
+    nodeconfig,
+    processes,
+    realnode,
+    stages,
+)
 
 DEFAULT_POD_CIDR = "127.200.0.0/16"
 NODE_COUNT = 2
 STATE_FILE = "state.json"
 # What `up` creates under the state dir, and the only things `down --purge` removes.
-_OWNED = ("pki", "etcd-data", "logs", "kwok", "kwok.yaml", STATE_FILE, "kubeconfig")
+_OWNED = ("pki", "etcd-data", "logs", "kwok", "kwok.yaml", STATE_FILE, "kubeconfig", "node")
+# `kwok`: fake nodes, pods Running without containers (fast, no root). `real`: one real
+# node (containerd, kubelet, kube-proxy, CNI, CoreDNS, registry, BuildKit; root).
+NODE_KINDS = ("kwok", "real")
 
 Log = Callable[[str], None]
 _Running = processes.Running  # ClusterInfo's field `processes` hides the module there
@@ -64,6 +79,12 @@ class ClusterInfo:
     ports: dict[str, int]
     processes: tuple[processes.Running, ...]
     pod_cidr: str
+    node: str = "kwok"
+
+    @property
+    def registry(self) -> str | None:
+        """`host:port` of the real node's registry (plain HTTP), None with KWOK."""
+        return nodeconfig.registry_host() if self.node == "real" else None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -75,6 +96,7 @@ class ClusterInfo:
                 "ports": self.ports,
                 "processes": [dataclasses.asdict(p) for p in self.processes],
                 "pod_cidr": self.pod_cidr,
+                "node": self.node,
             },
             indent=2,
         )
@@ -104,6 +126,7 @@ class ClusterInfo:
             ports={str(k): int(v) for k, v in data["ports"].items()},
             processes=tuple(processes.Running(**p) for p in data["processes"]),
             pod_cidr=str(data["pod_cidr"]),
+            node=str(data.get("node", "kwok")),
         )
 
 
@@ -183,7 +206,11 @@ class Cluster:
         nodes: int = NODE_COUNT,
         log: Log = lambda _: None,
         probe_readiness: bool = False,
+        node: str = "kwok",
     ) -> None:
+        if node not in NODE_KINDS:
+            raise ValueError(f"node must be one of {NODE_KINDS}, not {node!r}")
+        self.node = node
         self.state_dir = state_dir.resolve()
         capacity.node_pod_cidrs(
             pod_cidr, nodes
@@ -236,14 +263,26 @@ class Cluster:
 
     def up(self, *, timeout: float = 180.0) -> ClusterInfo:
         """Start the control plane, or return the running one unchanged."""
+        if self.node == "real":
+            try:
+                hostnet.require_root()
+            except hostnet.HostError as error:
+                raise ClusterError(str(error)) from error
         existing = self.info()
         if existing is not None:
+            if existing.node != self.node and self.healthy(existing):
+                raise ClusterError(
+                    f"a {existing.node} cluster runs in {self.state_dir}: "
+                    "`pitstop dev down` it first"
+                )
             if self.healthy(existing):
                 self.log(f"cluster already running at {existing.server}")
                 return existing
             self.log("stale cluster state found; stopping what is left of it")
             self.down()
         bin_dir = binaries.ensure_binaries(log=self.log, only=binaries.CLUSTER_BUILDS)
+        if self.node == "real":
+            nodebinaries.ensure(log=self.log)
         for attempt in range(1, PORT_ATTEMPTS + 1):
             self._clean()
             started: list[processes.Running] = []
@@ -252,18 +291,23 @@ class Cluster:
             except ClusterError as error:
                 # Ports are chosen free, then bound by the components a moment later:
                 # another process on the host may take one in between. Start afresh.
-                for proc in reversed(started):
-                    processes.stop(proc)
+                self._abandon(bin_dir, started)
                 if "address already in use" not in str(error) or attempt == PORT_ATTEMPTS:
                     raise
                 self.log(
                     f"a port was taken while starting; trying again ({attempt}/{PORT_ATTEMPTS})"
                 )
             except BaseException:
-                for proc in reversed(started):
-                    processes.stop(proc)
+                self._abandon(bin_dir, started)
                 raise
         raise AssertionError("unreachable")
+
+    def _abandon(self, bin_dir: Path, started: list[processes.Running]) -> None:
+        """Stop what a failed start started; a real node also gives the host back."""
+        for proc in reversed(started):
+            processes.stop(proc)
+        if self.node == "real" and (self.state_dir / "node" / hostnet.HOST_FILE).exists():
+            realnode.stop_host(self.state_dir, bin_dir, self.log)
 
     def _clean(self) -> None:
         for name in _OWNED:
@@ -280,11 +324,22 @@ class Cluster:
         state = self.state_dir
         logs = state / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        pki = certs.generate(state / "pki", service_ip=_service_ip())
+        real = self.node == "real"
+        if real:
+            pki = certs.generate(
+                state / "pki",
+                service_ip=nodeconfig.kubernetes_service_ip(),
+                extra_ips=(nodeconfig.gateway(),),
+            )
+            realnode.issue_certs(state / "pki")
+            realnode.prepare_host(state, self.log)
+        else:
+            pki = certs.generate(state / "pki", service_ip=_service_ip())
         layout = components.Layout(
             state_dir=state,
             pki=pki,
             ports={name: processes.free_port() for name in components.PORT_NAMES},
+            apiserver_host=nodeconfig.gateway() if real else "127.0.0.1",
         )
         server = layout.server
         admin_kubeconfig = kubeconfig.write(
@@ -321,7 +376,10 @@ class Cluster:
         )
         self.log(f"etcd healthy after {time.monotonic() - t0:.1f}s")
 
-        launch(APISERVER, components.kube_apiserver(layout))
+        apiserver_args = components.kube_apiserver(layout)
+        if real:
+            apiserver_args = realnode.apiserver_flags(apiserver_args, state / "pki")
+        launch(APISERVER, apiserver_args)
         with self._client_for(server, pki) as client:
             _poll(
                 "kube-apiserver /readyz",
@@ -331,42 +389,40 @@ class Cluster:
             )
         self.log(f"kube-apiserver ready after {time.monotonic() - t0:.1f}s")
 
-        launch(
-            "kube-controller-manager",
-            components.kube_controller_manager(
-                layout, component_kubeconfig("kube-controller-manager", pki.controller_manager)
-            ),
+        controller_manager_args = components.kube_controller_manager(
+            layout, component_kubeconfig("kube-controller-manager", pki.controller_manager)
         )
+        if real:
+            controller_manager_args = realnode.controller_manager_flags(controller_manager_args)
+        launch("kube-controller-manager", controller_manager_args)
         launch(
             "kube-scheduler",
             components.kube_scheduler(
                 layout, component_kubeconfig("kube-scheduler", pki.scheduler)
             ),
         )
-        kwok_config = stages.write(
-            state / "kwok.yaml",
-            fallback_cidr=capacity.fallback_pod_cidr(self.pod_cidr),
-            probe_readiness=self.probe_readiness,
-        )
-        launch(
-            "kwok",
-            components.kwok(layout, admin_kubeconfig, kwok_config),
-            # kwok also merges ~/.kwok/kwok.yaml when present; point it elsewhere.
-            env={**os.environ, "KWOK_WORKDIR": str(state / "kwok")},
-        )
-
         with self._client_for(server, pki) as client:
-            for index, cidr in enumerate(capacity.node_pod_cidrs(self.pod_cidr, self.nodes)):
-                response = client.post("/api/v1/nodes", json=_node(f"kwok-node-{index}", cidr))
-                if response.status_code not in (201, 409):
-                    raise ClusterError(f"creating node: {response.status_code} {response.text}")
-            _poll(
-                "fake nodes Ready",
-                lambda: _nodes_ready(client, self.nodes),
-                deadline=deadline,
-                fail=fail_if_dead,
-            )
-            self.log(f"{self.nodes} nodes Ready after {time.monotonic() - t0:.1f}s")
+            if real:
+                try:
+                    realnode.start(
+                        node=realnode.layout(
+                            state,
+                            bin_dir,
+                            {n: processes.free_port() for n in nodeconfig.NODE_PORT_NAMES},
+                        ),
+                        server=server,
+                        admin_kubeconfig=admin_kubeconfig,
+                        client=client,
+                        launch=lambda name, args, env: launch(name, args, env),
+                        fail=fail_if_dead,
+                        deadline=deadline,
+                        log=self.log,
+                    )
+                except (realnode.NodeError, RuntimeError) as error:
+                    raise ClusterError(str(error)) from error
+            else:
+                self._start_kwok(layout, admin_kubeconfig, client, launch, fail_if_dead, deadline)
+            self.log(f"nodes Ready after {time.monotonic() - t0:.1f}s")
             _poll(
                 "default ServiceAccount",
                 lambda: (
@@ -391,7 +447,8 @@ class Cluster:
             server=server,
             ports=layout.ports,
             processes=tuple(started),
-            pod_cidr=self.pod_cidr,
+            pod_cidr=nodeconfig.CLUSTER_CIDR if real else self.pod_cidr,
+            node=self.node,
         )
         self.state_file.write_text(info.to_json())
         self.log(f"cluster up at {server} in {time.monotonic() - t0:.1f}s")
@@ -416,8 +473,10 @@ class Cluster:
         port = info.ports["apiserver"]
         if processes.wait_ports_closed([port]):
             raise ClusterError(f"port {port} still open after the kube-apiserver stopped")
-        new = processes.start(APISERVER, info.bin_dir / APISERVER,
-                              components.kube_apiserver(info.layout),
+        args = components.kube_apiserver(info.layout)
+        if info.node == "real":
+            args = realnode.apiserver_flags(args, self.state_dir / "pki")
+        new = processes.start(APISERVER, info.bin_dir / APISERVER, args,
                               log_dir=self.state_dir / "logs")  # fmt: skip
         restarted = info.replacing(new)
         self.state_file.write_text(restarted.to_json())  # so that `down` stops this one
@@ -434,16 +493,57 @@ class Cluster:
                  f"after {time.monotonic() - t0:.1f}s")  # fmt: skip
         return restarted
 
+    def _start_kwok(
+        self,
+        layout: components.Layout,
+        admin_kubeconfig: Path,
+        client: httpx.Client,
+        launch: Callable[..., None],
+        fail_if_dead: Callable[[], None],
+        deadline: float,
+    ) -> None:
+        state = self.state_dir
+        kwok_config = stages.write(
+            state / "kwok.yaml",
+            fallback_cidr=capacity.fallback_pod_cidr(self.pod_cidr),
+            probe_readiness=self.probe_readiness,
+        )
+        launch(
+            "kwok",
+            components.kwok(layout, admin_kubeconfig, kwok_config),
+            # kwok also merges ~/.kwok/kwok.yaml when present; point it elsewhere.
+            env={**os.environ, "KWOK_WORKDIR": str(state / "kwok")},
+        )
+        for index, cidr in enumerate(capacity.node_pod_cidrs(self.pod_cidr, self.nodes)):
+            response = client.post("/api/v1/nodes", json=_node(f"kwok-node-{index}", cidr))
+            if response.status_code not in (201, 409):
+                raise ClusterError(f"creating node: {response.status_code} {response.text}")
+        _poll(
+            "fake nodes Ready",
+            lambda: _nodes_ready(client, self.nodes),
+            deadline=deadline,
+            fail=fail_if_dead,
+        )
+
     # --- down ----------------------------------------------------------------------------
 
     def down(self) -> None:
         """Stop every recorded process and wait until their ports are closed."""
         info = self.info()
+        host_record = self.state_dir / "node" / hostnet.HOST_FILE
         if info is None:
+            # An `up` of a real node that died before recording its processes.
+            if host_record.exists():
+                realnode.stop_host(self.state_dir, binaries.bin_dir(), self.log)
             return
         # Clients first, etcd last, so nothing logs errors about a vanished backend.
         for proc in reversed(info.processes):
             processes.stop(proc)
+        if info.node == "real" or host_record.exists():
+            try:
+                realnode.stop_host(self.state_dir, info.bin_dir, self.log)
+            except hostnet.HostError as error:
+                raise ClusterError(str(error)) from error
         still_open = processes.wait_ports_closed(list(info.ports.values()))
         self.state_file.unlink(missing_ok=True)
         if still_open:

@@ -23,6 +23,8 @@ class Layout:
     state_dir: Path
     pki: certs.Pki
     ports: dict[str, int]
+    # Where the API server listens: loopback, or a real node's bridge (see realnode).
+    apiserver_host: str = "127.0.0.1"
 
     @property
     def etcd_url(self) -> str:
@@ -30,7 +32,7 @@ class Layout:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.ports['apiserver']}"
+        return f"https://{self.apiserver_host}:{self.ports['apiserver']}"
 
 
 def etcd(layout: Layout) -> list[str]:

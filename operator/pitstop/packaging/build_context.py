@@ -11,6 +11,7 @@ the folder with `bentoml serve`.
 from __future__ import annotations
 
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,5 +65,21 @@ def write(bento_tag: str, output: Path, builder: str = "buildkit") -> Path:
 
     output.mkdir(parents=True, exist_ok=True)
     with construct_containerfile(built, enable_buildkit=builder == "buildkit") as (folder, _):
-        shutil.copytree(folder, output, dirs_exist_ok=True)
+        copy_readable(Path(folder), output)
     return output
+
+
+def copy_readable(source: Path, destination: Path) -> None:
+    """Copy the tree `source` into `destination`, readable by every user.
+
+    The build step runs as another user than this one (rootless BuildKit as uid 1000,
+    this step as 65532), and `copytree` copies modes: BentoML's temporary folder is
+    0700, so a plain copy leaves the builder `lstat ... permission denied`. Read (and
+    search, for folders and programs) for all; nothing becomes writable."""
+    shutil.copytree(source, destination, dirs_exist_ok=True)
+    for path in (destination, *destination.rglob("*")):
+        if path.is_symlink():
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        executable = path.is_dir() or mode & stat.S_IXUSR
+        path.chmod(mode | 0o444 | (0o111 if executable else 0))

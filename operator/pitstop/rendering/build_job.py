@@ -58,6 +58,8 @@ CONTEXT = f"{WORKSPACE}/context"
 # Where BentoML's containerfile generation puts the Dockerfile inside the context.
 DOCKERFILE_DIR = f"{CONTEXT}/env/docker"
 SOURCE_MOUNT = "/source"
+# Where buildctl writes what it pushed (`--metadata-file`), in its HOME.
+BUILDKIT_METADATA = "/home/user/metadata.json"
 OPERATOR_UID = 65532
 BUILDKIT_UID = 1000
 
@@ -202,14 +204,14 @@ def _build_container(md: ModelDeployment, image: str, settings: BuildSettings) -
             "--local", f"context={CONTEXT}",
             "--local", f"dockerfile={DOCKERFILE_DIR}",
             "--output", f"type=image,name={image},push=true",
-            "--metadata-file", "/home/user/metadata.json",
+            "--metadata-file", BUILDKIT_METADATA,
             *cache_args,
         ]  # fmt: skip
         # The pushed digest becomes the termination message the operator reads.
         script = (
             " ".join(_quote(part) for part in command)
-            + " && grep -o 'sha256:[a-f0-9]\\{64\\}' /home/user/metadata.json | head -n 1"
-            " > /dev/termination-log"
+            + " && "
+            + record_manifest_digest(BUILDKIT_METADATA, "/dev/termination-log")
         )
         container = {
             "name": BUILD_CONTAINER,
@@ -235,6 +237,21 @@ def _build_container(md: ModelDeployment, image: str, settings: BuildSettings) -
     # A failed build's termination message is the tail of its log.
     container["terminationMessagePolicy"] = "FallbackToLogsOnError"
     return container
+
+
+def record_manifest_digest(metadata_file: str, destination: str) -> str:
+    """The shell step that writes the pushed image's manifest digest, read from
+    buildctl's `--metadata-file`, into `destination`; it fails when there is none.
+
+    The file is Go's indented JSON with sorted keys, so the first sha256 in it is
+    `containerimage.config.digest` (the config blob's, which no registry serves as a
+    manifest); the manifest's is the value of `containerimage.digest`. Only sed: the
+    builder image need not have a JSON tool."""
+    pattern = r'.*"containerimage\.digest": *"\(sha256:[a-f0-9]\{64\}\)".*'
+    return (
+        f"digest=$(sed -n 's/{pattern}/\\1/p' {metadata_file})"
+        f' && test -n "$digest" && echo "$digest" > {destination}'
+    )
 
 
 def _quote(part: str) -> str:

@@ -122,3 +122,24 @@ def test_missing_builds_are_absent_binaries_or_other_versions(tmp_path: Path) ->
     missing = binaries.missing_builds(tmp_path, wanted)
 
     assert [b.name for b in missing] == ["etcd", "helm"]
+
+
+def test_wrapper_carries_the_upstream_excludes_over() -> None:
+    # `go install` refuses BuildKit for its `exclude` directives; they apply only in
+    # the main module, so the wrapper must state them itself.
+    upstream = (
+        "module github.com/moby/buildkit\n\ngo 1.26.8\n\n"
+        "require github.com/davecgh/go-spew v1.1.1\n\n"
+        "exclude (\n\t// why\n\tgithub.com/davecgh/go-spew v1.1.2-0.2018\n)\n"
+        "exclude github.com/pmezard/go-difflib v1.0.1-0.2018\n"
+    )
+    build = binaries.GoBuild(
+        name="buildkit", module="github.com/moby/buildkit", version="v0.34.2",
+        packages=("github.com/moby/buildkit/cmd/buildctl",), binaries=("buildctl",),
+    )  # fmt: skip
+
+    gomod = binaries.wrapper_gomod_for(build, upstream)
+
+    assert "exclude (\n\tgithub.com/davecgh/go-spew v1.1.2-0.2018\n" in gomod
+    assert "\tgithub.com/pmezard/go-difflib v1.0.1-0.2018\n)" in gomod
+    assert binaries.parse_excludes("module x\n") == []

@@ -90,3 +90,36 @@ def test_outages_are_read_back_as_the_restart_wrote_them(tmp_path: Path) -> None
 
     assert cluster.outages(tmp_path) == [restart, later]
     assert cluster.outages(tmp_path / "elsewhere") == []
+
+
+def test_a_real_node_is_recorded_with_its_registry_and_old_state_reads_as_kwok(
+    tmp_path: Path,
+) -> None:
+    info = cluster.ClusterInfo(
+        state_dir=tmp_path, bin_dir=tmp_path / "bin", kubeconfig=tmp_path / "kubeconfig",
+        server="https://10.244.0.1:6443", ports={"apiserver": 6443}, processes=(),
+        pod_cidr="10.244.0.0/16", node="real",
+    )  # fmt: skip
+
+    assert cluster.ClusterInfo.from_json(info.to_json()) == info
+    assert info.registry == "10.244.0.1:5000"
+    recorded_before_real_nodes = info.to_json().replace('"node": "real"', '"x": 0')
+    assert cluster.ClusterInfo.from_json(recorded_before_real_nodes).node == "kwok"
+    assert cluster.ClusterInfo.from_json(recorded_before_real_nodes).registry is None
+
+
+def test_node_kind_is_checked_and_a_running_cluster_of_the_other_kind_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ValueError, match="node must be one of"):
+        cluster.Cluster(tmp_path, node="fake")
+    kwok = cluster.ClusterInfo(
+        state_dir=tmp_path, bin_dir=tmp_path / "bin", kubeconfig=tmp_path / "kubeconfig",
+        server="https://127.0.0.1:6443", ports={}, processes=(), pod_cidr="127.200.0.0/16",
+    )  # fmt: skip
+    (tmp_path / cluster.STATE_FILE).write_text(kwok.to_json())
+    monkeypatch.setattr(cluster.Cluster, "healthy", lambda self, info: True)
+    monkeypatch.setattr(cluster.hostnet, "require_root", lambda: None)
+
+    with pytest.raises(cluster.ClusterError, match="a kwok cluster runs in"):
+        cluster.Cluster(tmp_path, node="real").up()

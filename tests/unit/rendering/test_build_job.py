@@ -4,8 +4,11 @@ namespace with copies of the requester's Secrets."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import pytest
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.spec import BuildCache
 from pitstop.rendering import build_job, build_objects
@@ -197,3 +200,61 @@ def test_a_record_names_its_key() -> None:
     assert record["metadata"]["namespace"] == "pitstop-builds"
     assert record["data"] == {"image": "r/m:1", "buildKey": "k" * 16}
     assert "ownerReferences" not in record["metadata"]
+
+
+CONFIG = "sha256:" + "c" * 64
+MANIFEST = "sha256:" + "d" * 64
+
+
+def buildctl_metadata(indent: int | None = 2, **extra: Any) -> str:
+    """What `buildctl build --metadata-file` writes after pushing an image: Go's
+    json.MarshalIndent of the exporter's response, keys sorted, so the config digest
+    comes first (the shape of a real file from BuildKit v0.34 on the real node)."""
+    response: dict[str, Any] = {
+        "containerimage.config.digest": CONFIG,
+        "containerimage.descriptor": {
+            "annotations": {
+                "config.digest": CONFIG,
+                "org.opencontainers.image.created": "2026-11-29T10:12:03Z",
+            },
+            "digest": MANIFEST,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "size": 1612,
+        },
+        "containerimage.digest": MANIFEST,
+        "image.name": "10.244.0.1:5000/ml/fraud:7-kkkkkkkkkkkkkkkk",
+        **extra,
+    }
+    return json.dumps(response, indent=indent, sort_keys=True)
+
+
+def record(tmp_path: Path, metadata: str) -> subprocess.CompletedProcess[str]:
+    """Run the Job's recording step, as rendered, on `metadata`."""
+    _, build = containers(build_job.job(md(), "k" * 16, 1, SETTINGS))
+    script = build["command"][-1]
+    (tmp_path / "metadata.json").write_text(metadata)
+    step = script[script.index(" && ") + len(" && ") :]
+    step = step.replace(build_job.BUILDKIT_METADATA, str(tmp_path / "metadata.json"))
+    step = step.replace("/dev/termination-log", str(tmp_path / "termination-log"))
+    return subprocess.run(["sh", "-c", step], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize("indent", [2, None], ids=["indented", "one-line"])
+def test_the_buildkit_job_records_the_manifest_digest_not_the_config_digest(
+    tmp_path: Path, indent: int | None
+) -> None:
+    assert (
+        "--metadata-file " + build_job.BUILDKIT_METADATA
+        in containers(build_job.job(md(), "k" * 16, 1, SETTINGS))[1]["command"][-1]
+    )
+    done = record(tmp_path, buildctl_metadata(indent))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "termination-log").read_text() == MANIFEST + "\n"
+
+
+def test_a_metadata_file_without_a_manifest_digest_fails_the_build(tmp_path: Path) -> None:
+    without = json.loads(buildctl_metadata())
+    del without["containerimage.digest"]
+    done = record(tmp_path, json.dumps(without, indent=2))
+    assert done.returncode != 0
+    assert not (tmp_path / "termination-log").exists()
