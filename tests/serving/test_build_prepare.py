@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import joblib
+import pitstop
 import pytest
 from pitstop.api.resource import ModelDeployment
 from pitstop.rendering import children
@@ -157,7 +158,7 @@ BENTO_PATH = "/home/bentoml/bento"  # where BentoML's generated Dockerfile puts 
 # may be readable by root only); a read-only filesystem refuses root's writes too.
 CONTAINER = r"""
 set -eu
-scratch=$1; context=$2; empty_dirs=$3; shift 3
+scratch=$1; context=$2; empty_dirs=$3; keep=$4; shift 4
 root=$scratch/root
 mount -t tmpfs tmpfs "$scratch/layer"
 mkdir "$scratch/layer/upper" "$scratch/layer/work"
@@ -172,6 +173,11 @@ mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount --rbind /sys "$root/sys"
 for path in $empty_dirs; do mount -t tmpfs -o mode=1777 tmpfs "$root/$path"; done
+for path in $keep; do
+  mkdir -p "$root/$path"
+  mount --bind "$path" "$root/$path"
+  mount -o remount,bind,ro "$root/$path"
+done
 exec chroot "$root" "$@"
 """
 
@@ -203,6 +209,11 @@ class PodServer(Server):
         dockerfile = (context / "env" / "docker" / "Dockerfile").read_text()
         env = {**image_env(dockerfile), **{e["name"]: e["value"] for e in container["env"]}}
         self.context, self.scratch = context, scratch
+        # The test's Python stands in for the image's: when it lives under a path the
+        # pod mounts an emptyDir on (a clone in /tmp), put it back, read-only, on top.
+        ours = (Path(sys.prefix), Path(pitstop.__file__).resolve().parents[1])
+        self.keep = [str(p) for p in ours
+                     if any(p.is_relative_to(d) for d in self.empty_dirs)]  # fmt: skip
         (scratch / "layer").mkdir(parents=True)
         (scratch / "root").mkdir()
         self.pod_env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", **env,
@@ -216,7 +227,7 @@ class PodServer(Server):
                  "--host", self.host, "--port", str(self.port)]  # fmt: skip
         self.process = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", CONTAINER, "sh",
-             str(self.scratch), str(self.context), " ".join(self.empty_dirs),
+             str(self.scratch), str(self.context), " ".join(self.empty_dirs), " ".join(self.keep),
              "env", "-i", *(f"{k}={v}" for k, v in self.pod_env.items()), *serve],
             env={"BENTO_PATH": BENTO_PATH, "PATH": os.environ["PATH"]},
             stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True,
