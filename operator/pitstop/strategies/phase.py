@@ -41,7 +41,8 @@ STALLED_PHASES = frozenset({"Degraded", "RolledBack", "Failed"})
 
 
 def settle(status: ModelDeploymentStatus, generation: int, now: datetime) -> ModelDeploymentStatus:
-    """`status` with its phase, message and the kstatus conditions that follow them."""
+    """`status` with its phase, computed afresh, and the kstatus conditions that follow
+    it (while true they carry the status message)."""
     new_phase = of(status)
     message = status.message
     conds = list(status.conditions)
