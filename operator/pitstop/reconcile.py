@@ -141,32 +141,49 @@ def _reconcile(
     analysis, seen = _analyse(kube, scraper, md, seen, now)
     analysis = _load(kube, loader, md, analysis)
     decision = engine.decide(md, seen, now)
+    analysis = _begin_analysis(scraper, md, decision.status, analysis, now)
     status = decision.status.model_copy(update={"analysis": analysis})
     writer.commit(status)  # the decision takes effect from here on (see the docstring)
     writer.post((*extra, *decision.events))
     _act(kube, router, md, image.image, decision.actions)
     writer.succeeded()
     delays = [d for d in (decision.requeue_after, image.requeue_after) if d is not None]
-    if _analysed(status) is not None and md.spec.analysis.metrics:
-        delays.append(_next_look(md, analysis, now))
+    target = _analysed(status)
+    if target is not None and md.spec.analysis.metrics:
+        rate = scraper.rate(md.metadata.namespace, md.metadata.name, target[0])
+        delays.append(_next_look(md, analysis, now, rate))
     return Result(min(delays) if delays else None)
 
 
 # How often the builtin evidence is read while a revision is analysed: new evidence can
 # change a verdict at any moment, and the judge's confidence does not suffer from
-# looking often (its bounds hold at every look).
+# looking often (its bounds hold at every look). Sooner, down to MIN_LOOK_SECONDS, when
+# the requests the judge says it still needs are due before then.
 LOOK_SECONDS = float(os.environ.get("PITSTOP_LOOK_SECONDS", "1.0"))
+MIN_LOOK_SECONDS = min(LOOK_SECONDS, 0.25)
 
 
-def _next_look(md: ModelDeployment, analysis: AnalysisStatus | None, now: datetime) -> float:
+def _next_look(
+    md: ModelDeployment, analysis: AnalysisStatus | None, now: datetime, rate: float | None
+) -> float:
+    """Seconds to the next look: when a verdict can next change, within bounds."""
     metrics = md.spec.analysis.metrics
     if any(m.builtin is not None for m in metrics):
-        return LOOK_SECONDS
+        return _due(analysis, rate)
     last = analysis.last_value_check if analysis is not None else None
     if last is None:
         return LOOK_SECONDS
     left = last + durations.parse(md.spec.analysis.interval) - now
     return max(LOOK_SECONDS, left.total_seconds())
+
+
+def _due(analysis: AnalysisStatus | None, rate: float | None) -> float:
+    """A verdict one answer away is not left waiting a whole look, and no look comes
+    before it can say something new."""
+    soonest = judge.seconds_to_verdict(analysis, rate)
+    if soonest is None:
+        return LOOK_SECONDS
+    return min(LOOK_SECONDS, max(MIN_LOOK_SECONDS, soonest))
 
 
 def _analysed(status: ModelDeploymentStatus) -> tuple[str, str] | None:
@@ -221,11 +238,11 @@ def _analyse(
         current = judge.evaluate(spec, current, revision, now)
     note = None
     look = None
-    # At most one look per LOOK_SECONDS: the status this look writes comes straight back
-    # as a watch event and another reconcile, which must not look (and write) again.
+    # At most one look per MIN_LOOK_SECONDS: the status this look writes comes straight
+    # back as a watch event and another reconcile, which must not look (and write) again.
     looked = current.last_check
     if any(m.builtin is not None for m in spec.metrics) and (
-        looked is None or (now - looked).total_seconds() >= LOOK_SECONDS * 0.9
+        looked is None or (now - looked).total_seconds() >= MIN_LOOK_SECONDS * 0.9
     ):
         look, note = collect.look(scraper, md, revision, baseline)
     counts = values = None
@@ -239,6 +256,32 @@ def _analyse(
     message = current.message if note is None else f"{current.message} ({note})"
     checks = Checks(current.verdict, message)
     return current, replace(seen, checks=checks, smoke=smoke_checks)
+
+
+def _begin_analysis(
+    scraper: Scraper,
+    md: ModelDeployment,
+    decided: ModelDeploymentStatus,
+    analysis: AnalysisStatus | None,
+    now: datetime,
+) -> AnalysisStatus | None:
+    """When this pass's decision starts analysing a revision (a candidate's first
+    traffic or mirrors, a promotion), read every pod's counters now, before the actions
+    route traffic: those baselines make the candidate's very first answers evidence.
+    Left to the next look, a second of them would be its baseline and lost (the rollback
+    benchmark's candidate fails its 5th answer: a second is 10 of the ~40 answers a
+    rollback needs)."""
+    target = _analysed(decided)
+    spec = md.spec.analysis
+    if target is None or target == _analysed(md.status) or not spec.metrics:
+        return analysis
+    revision, baseline = target
+    scraper.forget(md.metadata.namespace, md.metadata.name)
+    if any(m.builtin is not None for m in spec.metrics):
+        collect.look(scraper, md, revision, baseline)  # all pods are new: baselines only
+    if analysis is not None and analysis.revision == revision:
+        return analysis
+    return judge.evaluate(spec, analysis, revision, now)
 
 
 def _load(

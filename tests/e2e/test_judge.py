@@ -48,6 +48,29 @@ def test_identical_candidate_failing_at_random_is_not_rolled_back(
     assert judged["requests"] >= 20  # it was judged on real answers, not waved through
 
 
+def test_every_answer_the_candidate_gave_users_is_evidence(
+    md: deployment.Deployment, gateway_for: Start
+) -> None:
+    """The pods' counters are read before traffic moves to the candidate, so its first
+    answers count (left to the first look, a second of them would be the baseline)."""
+    canary = {"type": "Canary", "canary": {"steps": [{"weight": 50, "pause": "5m"}]}}
+    analysis = {"minRequests": 100_000, "metrics": [ERRORS_MAX]}  # held: never settles
+    md.apply(models.GOOD, canary, analysis=analysis)
+    load = gateway_for(rps=20)
+    md.healthy(models.GOOD)
+    md.apply(models.BETTER, canary, analysis=analysis)
+    md.cluster.wait("40 users' answers from the candidate",
+                    lambda: len(load.answered(version=models.BETTER)) >= 40)  # fmt: skip
+    load.stop()
+    answered = len([r for r in load.answered(version=models.BETTER) if r.status])
+
+    def counted(s: dict[str, Any]) -> bool:
+        metrics = (s.get("analysis") or {}).get("metrics") or [{}]
+        return (metrics[0].get("requests") or 0) >= answered
+
+    md.until(f"all {answered} answers counted as evidence", counted, timeout=30)
+
+
 def test_a_model_without_traffic_reaches_a_verdict_on_generated_load(
     md: deployment.Deployment, gateway_for: Start
 ) -> None:

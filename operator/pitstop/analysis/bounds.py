@@ -125,7 +125,15 @@ class QuantileBounds:
 
 
 def one_sided(p0: float, k: np.ndarray, n: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Whether each count k of n is confidently (above, below) the share p0.
+    """Whether each count k of n is confidently (above, below) the share p0."""
+    up, down = one_sided_evidence(p0, k, n)
+    need = math.log(1.0 / alpha)
+    return up >= need, down >= need
+
+
+def one_sided_evidence(p0: float, k: np.ndarray, n: float) -> tuple[np.ndarray, np.ndarray]:
+    """The log e-values that each share behind k of n is (above, below) p0 (0 on the
+    side its estimate is not on, and before any data).
 
     E = the mixture, over p1 on one side of p0 under a Beta(a, b) prior restricted to
     that side, of p1^k (1 - p1)^(n - k) / (p0^k (1 - p0)^(n - k)): a Beta integral,
@@ -138,20 +146,24 @@ def one_sided(p0: float, k: np.ndarray, n: float, alpha: float) -> tuple[np.ndar
     """
     k = np.asarray(k, dtype=float)
     if n <= 0:
-        return np.zeros(k.shape, bool), np.zeros(k.shape, bool)
-    share = k / n
+        return np.zeros(k.shape), np.zeros(k.shape)
+    share = np.clip(k, 0.0, n) / n
+    above, below = share > p0, share < p0  # the limit as given: no share is above 1
+    p0 = min(max(p0, _TINY), 1.0 - _TINY)
+    k = share * n
     null = -k * math.log(p0) - (n - k) * math.log1p(-p0)
     up, down = [], []
     for a, b in ((PRIOR, PRIOR * (1.0 - p0) / p0), (PRIOR, PRIOR)):
         base = betaln(a + k, b + n - k) - betaln(a, b) + null
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             up.append(base + np.log(betaincc(a + k, b + n - k, p0)) - math.log(betaincc(a, b, p0)))
             down.append(base + np.log(betainc(a + k, b + n - k, p0)) - math.log(betainc(a, b, p0)))
-    need = math.log(1.0 / alpha) + math.log(2.0)  # the mean of two e-values
-    return (
-        (share > p0) & (np.logaddexp(*up) >= need),
-        (share < p0) & (np.logaddexp(*down) >= need),
-    )
+    mean = -math.log(2.0)  # the mean of two e-values
+    with np.errstate(invalid="ignore"):
+        return (
+            np.where(above, np.logaddexp(*up) + mean, 0.0),
+            np.where(below, np.logaddexp(*down) + mean, 0.0),
+        )
 
 
 def quantile_bounds(

@@ -122,6 +122,16 @@ def evaluate(
     )  # fmt: skip
 
 
+def seconds_to_verdict(status: AnalysisStatus | None, rate: float | None) -> float | None:
+    """How long the candidate takes, at `rate` requests per second, to answer the fewest
+    requests an unsettled metric still needs — the soonest its verdict can change (None
+    when no metric can say)."""
+    if status is None or rate is None or rate <= 0:
+        return None
+    needs = [m.needs for m in status.metrics if m.verdict == "Inconclusive" and m.needs]
+    return min(needs) / rate if needs else None
+
+
 def describe(result: MetricResult) -> str:
     """One metric in a sentence: estimate, interval, limit, and what it still needs."""
     text = result.name

@@ -12,6 +12,7 @@ operator has no memory: its first look only takes baselines.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 
 import httpx
@@ -35,6 +36,8 @@ class Scraper:
         self.kube = kube
         # By ModelDeployment, then revision: the last counters read of each pod.
         self._memory: dict[tuple[str, str], dict[str, Counters]] = {}
+        self._when: dict[tuple[str, str], float] = {}  # monotonic time of the last look
+        self._rates: dict[tuple[str, str], dict[str, float]] = {}  # requests/s, last window
         self._lock = threading.Lock()  # reconciles of different objects run in threads
         self._http = httpx.Client(timeout=SCRAPE_TIMEOUT)
 
@@ -59,12 +62,25 @@ class Scraper:
             ready = pods.ready_addresses(self.kube, namespace, name, revision)
             now[revision] = {pod: self.read(url) for pod, url in ready.items()}
         key = (namespace, name)
+        moment = time.monotonic()
         with self._lock:
             before = self._memory.get(key, {})
-            self._memory[key] = now
-        return {r: window.between(before.get(r, {}), counters) for r, counters in now.items()}
+            since = self._when.get(key)
+            self._memory[key], self._when[key] = now, moment
+        windows = {r: window.between(before.get(r, {}), counters) for r, counters in now.items()}
+        if since is not None and moment > since:
+            with self._lock:
+                self._rates[key] = {r: w.requests / (moment - since) for r, w in windows.items()}
+        return windows
+
+    def rate(self, namespace: str, name: str, revision: str) -> float | None:
+        """Requests per second `revision` answered between the last two looks."""
+        with self._lock:
+            return self._rates.get((namespace, name), {}).get(revision)
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop the memory of a ModelDeployment no longer analysed."""
         with self._lock:
             self._memory.pop((namespace, name), None)
+            self._when.pop((namespace, name), None)
+            self._rates.pop((namespace, name), None)

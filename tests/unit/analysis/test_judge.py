@@ -107,6 +107,31 @@ def test_an_identical_candidate_is_not_failed_and_says_what_it_still_needs() -> 
     assert result.lower is None or result.lower <= 0.01
 
 
+def test_an_absolute_limit_is_a_one_sided_test() -> None:
+    """9 errors in 45 answers break `max: 0.05` at 99 % (a one-sided test); the two-sided
+    confidence sequence needs 10 in 50 (the rollback benchmark's flaky model)."""
+    analysis = spec(ERRORS_MAX)
+    status = judge.evaluate(analysis, None, "cand", NOW)
+    look = Look(Window(requests=45, errors=9), Window(requests=45, errors=0))
+    status = judge.evaluate(analysis, status, "cand", NOW + timedelta(seconds=1), look)
+    assert status.verdict == "Fail", status.message
+    assert status.metrics[0].lower is not None
+
+
+def test_the_next_look_is_due_when_the_closest_metric_can_settle() -> None:
+    analysis = spec(ERRORS_MAX, P99_MAX)
+    status = judge.evaluate(analysis, None, "cand", NOW)
+    look = Look(Window(requests=46, errors=9, latency={0.01: 46}), None)
+    status = judge.evaluate(analysis, status, "cand", NOW + timedelta(seconds=1), look)
+    needs = [m.needs or 0 for m in status.metrics if m.verdict == "Inconclusive"]
+    assert len(needs) == 2
+    assert all(needs)
+    assert judge.seconds_to_verdict(status, 10.0) == min(needs) / 10.0
+    assert judge.seconds_to_verdict(status, None) is None
+    assert judge.seconds_to_verdict(status, 0.0) is None
+    assert judge.seconds_to_verdict(None, 10.0) is None
+
+
 def test_min_requests_holds_a_pass_but_not_a_fail() -> None:
     good = run(spec(ERRORS_MAX, minRequests=10_000), 100, {"rps": 50, "error": 0.0})
     assert good.verdict == "Inconclusive"
