@@ -33,6 +33,13 @@ def main() -> None:
 )
 @click.option("--liveness", default="http://0.0.0.0:8080/healthz", show_default=True)
 @click.option(
+    "--metrics-address",
+    default="0.0.0.0:8081",
+    show_default=True,
+    envvar="PITSTOP_METRICS_ADDRESS",
+    help="host:port to serve the operator's Prometheus metrics on (/metrics); empty: none.",
+)
+@click.option(
     "--max-concurrent-reconciles",
     type=click.IntRange(min=1),
     default=8,
@@ -81,6 +88,7 @@ def main() -> None:
 def run(
     namespaces: tuple[str, ...],
     liveness: str,
+    metrics_address: str,
     max_concurrent_reconciles: int,
     api_timeout: float,
     leader_elect: bool,
@@ -112,11 +120,18 @@ def run(
             )
         except ValueError as error:
             raise click.UsageError(str(error)) from error
+    metrics = None
+    if metrics_address:
+        host, _, port = metrics_address.rpartition(":")
+        if not port.isdigit():
+            raise click.UsageError(f"--metrics-address {metrics_address!r}: expected host:port")
+        metrics = (host or "0.0.0.0", int(port))
     options = handlers.Options(
         max_concurrent=max_concurrent_reconciles,
         api_timeout=api_timeout,
         identity=name,
         lease=lease,
+        metrics=metrics,
     )
     kopf.configure(verbose=False)  # INFO-level logs on stderr, as kubectl logs shows them
     asyncio.run(

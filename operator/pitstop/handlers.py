@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from pitstop import reconcile
+from pitstop import reconcile, telemetry
 from pitstop.api import resource
 from pitstop.k8s import client, errors, transport
 from pitstop.leadership import Elector, LeaseSettings
@@ -35,6 +36,7 @@ class Options:
     api_timeout: float = transport.TIMEOUT_SECONDS
     identity: str = socket.gethostname()
     lease: LeaseSettings | None = None  # None: no leader election, this replica acts
+    metrics: tuple[str, int] | None = None  # (host, port) of /metrics; None: none
 
 
 @kopf.on.startup()
@@ -63,18 +65,29 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     scraper = Scraper(kube)  # remembers each analysed revision's last counters
 
     def work(namespace: str, name: str) -> float | None:
+        started = time.monotonic()
+        result, kind = "success", None
         try:
-            return reconcile.reconcile(
-                kube, namespace, name, scraper=scraper, loader=loader
-            ).requeue_after
+            done = reconcile.reconcile(kube, namespace, name, scraper=scraper, loader=loader)
+            result = "conflict" if done.conflict else result
+            return done.requeue_after
         except errors.NotLeader as error:
+            result = "standby"
             raise Standby(str(error)) from error
+        except Exception as error:
+            result, kind = "error", errors.kind(error)
+            raise
+        finally:
+            telemetry.reconciled(time.monotonic() - started, result, kind)
 
-    memo["queue"] = WorkQueue(
+    queue = memo["queue"] = WorkQueue(
         work,
         max_concurrent=options.max_concurrent,
         gate=elector.gate if elector is not None else None,
     )
+    telemetry.QUEUE_DEPTH.set_function(queue.waiting)
+    if options.metrics is not None:
+        telemetry.serve(options.metrics[1], options.metrics[0])
     if elector is not None:
         memo["election"] = asyncio.create_task(elector.run(), name="leader election")
 
@@ -100,6 +113,7 @@ async def model_deployment_changed(
     queue: WorkQueue = memo["queue"]
     if event["type"] == "DELETED":
         queue.forget((namespace, name))
+        telemetry.FLEET.forget(namespace, name)
         memo["loader"].stop((namespace, name))
     else:
         queue.kick((namespace, name))

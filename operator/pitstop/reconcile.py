@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from pitstop import commit
+from pitstop import commit, reporting
 from pitstop.analysis import judge
 from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
@@ -64,6 +65,8 @@ NEEDS = {"Canary": {traffic.WEIGHTS}, "Shadow": {traffic.MIRROR}, "BlueGreen": s
 @dataclass(frozen=True)
 class Result:
     requeue_after: float | None
+    conflict: bool = False
+    """The object moved while this pass decided: nothing was done, run again at once."""
 
 
 # After a conflict (the object moved since it was read), read it again at once.
@@ -86,6 +89,7 @@ def reconcile(
     now = now or datetime.now(UTC)
     obj = kube.get_model_deployment(namespace, name)
     if obj is None or obj["metadata"].get("deletionTimestamp"):
+        reporting.forget(namespace, name)
         return Result(None)  # children go with it through garbage collection
     writer = commit.Writer(kube, obj, now)
     try:
@@ -93,7 +97,7 @@ def reconcile(
                           loader or LoadGenerator())  # fmt: skip
     except errors.Conflict as conflict:
         log.info("%s/%s: %s; reconciling again", namespace, name, conflict)
-        return Result(CONFLICT_RETRY_SECONDS)
+        return Result(CONFLICT_RETRY_SECONDS, conflict=True)
     except errors.NotLeader:
         raise
     except Exception as error:
@@ -113,6 +117,7 @@ def _reconcile(
     scraper: Scraper,
     loader: LoadGenerator,
 ) -> Result:
+    started = time.monotonic()
     try:
         md = ModelDeployment.from_object(obj)
     except ValidationError as error:
@@ -120,6 +125,7 @@ def _reconcile(
         if writer.commit(invalid):
             log.warning("invalid ModelDeployment %s/%s: %s", *md_name(obj), invalid.message)
             writer.post([Event("Warning", Reason.INVALID_SPEC, invalid.message)])
+        reporting.invalid(*md_name(obj), invalid)
         writer.succeeded()
         return Result(None)
 
@@ -147,8 +153,9 @@ def _reconcile(
     writer.post((*extra, *decision.events))
     _act(kube, router, md, image.image, decision.actions)
     writer.succeeded()
-    delays = [d for d in (decision.requeue_after, image.requeue_after) if d is not None]
     target = _analysed(status)
+    reporting.reconciled(md, md.status, status, decision.events, target is not None, started)
+    delays = [d for d in (decision.requeue_after, image.requeue_after) if d is not None]
     if target is not None and md.spec.analysis.metrics:
         rate = scraper.rate(md.metadata.namespace, md.metadata.name, target[0])
         delays.append(_next_look(md, analysis, now, rate))

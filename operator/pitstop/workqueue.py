@@ -22,8 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+
+from pitstop import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class WorkQueue:
         self._kicks: dict[Key, asyncio.Event] = {}
         self._loops: dict[Key, asyncio.Task[None]] = {}
         self._running: set[asyncio.Future[float | None]] = set()
+        self._waiting: set[Key] = set()
 
     def kick(self, key: Key) -> None:
         """Ask for one more reconcile of `key` as soon as possible."""
@@ -68,6 +72,7 @@ class WorkQueue:
         """Stop the loop of a deleted object."""
         loop = self._loops.pop(key, None)
         self._kicks.pop(key, None)
+        self._waiting.discard(key)
         if loop is not None:
             loop.cancel()
 
@@ -89,11 +94,13 @@ class WorkQueue:
         failures = 0
         while True:
             await kick.wait()
-            if self._gate is not None:
-                await self._gate.wait()
-            kick.clear()
+            asked = time.monotonic()
+            self._waiting.add(key)
             try:
-                delay = await self._call(key)
+                if self._gate is not None:
+                    await self._gate.wait()
+                kick.clear()
+                delay = await self._call(key, asked)
                 failures = 0
             except Standby as refused:
                 # Run again once this replica leads; the pause keeps a loop from
@@ -111,8 +118,14 @@ class WorkQueue:
                     await asyncio.wait_for(kick.wait(), timeout=delay)
                 kick.set()
 
-    async def _call(self, key: Key) -> float | None:
+    def waiting(self) -> int:
+        """Keys whose reconcile is asked for and not started."""
+        return len(self._waiting)
+
+    async def _call(self, key: Key, asked: float) -> float | None:
         async with self._slots:
+            self._waiting.discard(key)
+            telemetry.QUEUE_WAIT.observe(time.monotonic() - asked)
             future = asyncio.get_running_loop().run_in_executor(self._pool, self._work, *key)
             self._running.add(future)
             try:

@@ -60,6 +60,7 @@ def test_chart_objects_are_accepted_by_the_api_server(
         f"rolebinding.{rbac}/pitstop-leader-election", "deployment.apps/pitstop",
         f"namespace/{namespace}", f"role.{rbac}/pitstop-builds",
         f"rolebinding.{rbac}/pitstop-builds", "poddisruptionbudget.policy/pitstop",
+        "service/pitstop-metrics",
     ])  # fmt: skip
     objects = {d["kind"]: d for d in yaml.safe_load_all(rendered) if d}
     deployment = objects["Deployment"]

@@ -132,6 +132,25 @@ def seconds_to_verdict(status: AnalysisStatus | None, rate: float | None) -> flo
     return min(needs) / rate if needs else None
 
 
+def past_limit(metric: MetricSpec, result: MetricResult) -> bool:
+    """Whether the metric's estimate (not its confident bound) is beyond its limit: the
+    first sign of a failure the judge may later confirm."""
+    value, stable = result.value, result.stable_value
+    if value is None:
+        return False
+    if metric.max is not None and value > metric.max:
+        return True
+    if metric.min is not None and value < metric.min:
+        return True
+    if stable is None:
+        return False
+    if metric.max_above_stable is not None:
+        return value - stable > metric.max_above_stable
+    if metric.max_ratio_to_stable is not None:
+        return value > metric.max_ratio_to_stable * stable
+    return False
+
+
 def describe(result: MetricResult) -> str:
     """One metric in a sentence: estimate, interval, limit, and what it still needs."""
     text = result.name

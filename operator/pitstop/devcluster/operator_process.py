@@ -95,13 +95,18 @@ class OperatorProcess:
         self.identity = identity
         self._process: subprocess.Popen[bytes] | None = None
         self._liveness = ""
+        self.metrics_url = ""
+        """The operator's own /metrics, once started."""
 
     def start(self, timeout: float = 60.0, *, wait: bool = True) -> None:
         """Start it, and wait until it is live unless told not to (`wait_live` later),
         as a kubelet restarting a container goes on with other things meanwhile."""
         port = free_port()
         self._liveness = f"http://127.0.0.1:{port}/healthz"
-        args = [sys.executable, "-m", "pitstop", "run", f"--liveness={self._liveness}"]
+        metrics = free_port()
+        self.metrics_url = f"http://127.0.0.1:{metrics}/metrics"
+        args = [sys.executable, "-m", "pitstop", "run", f"--liveness={self._liveness}",
+                f"--metrics-address=127.0.0.1:{metrics}"]  # fmt: skip
         args += [f"--namespace={ns}" for ns in self.namespaces]
         if self.election is not None:
             args += self.election.args()

@@ -85,6 +85,11 @@ def failed(job: Object) -> bool:
     return _condition(job, "Failed") is not None
 
 
+def started(job: Object) -> datetime | None:
+    """When the Job's first pod started (its status.startTime)."""
+    return _time((job.get("status") or {}).get("startTime"))
+
+
 def _time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value

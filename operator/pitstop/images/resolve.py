@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pitstop import telemetry
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.status import ConditionStatus
 from pitstop.images import decision, observation, settings
@@ -72,6 +73,7 @@ def resolve(
     jobs, build = _observe(kube, md, key, build_settings)
     step = decision.decide(build, policy, now)
     _act(kube, md, key, build_settings, step, jobs)
+    _count(build, step, jobs)
     outcome = step.outcome
     return ImageResult(
         outcome.image, outcome.status, outcome.reason, outcome.message, outcome.requeue_after
@@ -169,6 +171,27 @@ def _act(
         kube.post_event(owner, "Warning", failure.reason, failure.message)
         value = f"{md.metadata.namespace}/{md.metadata.name}"
         kube.annotate("batch/v1", "Job", ns, failure.job, {reported: value})
+
+
+def _count(build: decision.Build, step: decision.BuildDecision, jobs: dict[str, Object]) -> None:
+    """Builds by outcome and duration, once each: a success when its record is first
+    written, a failure when it is announced (to each ModelDeployment sharing the build)."""
+    finished = {a.job: a for a in build.attempts if a.state in ("Succeeded", "Failed")}
+    if step.record is not None:
+        for attempt in finished.values():
+            if attempt.state == "Succeeded":
+                telemetry.build_finished("Succeeded", _took(attempt, jobs.get(attempt.job)))
+    for failure in step.announce:
+        failed = finished.get(failure.job)
+        if failed is not None:
+            telemetry.build_finished("Failed", _took(failed, jobs.get(failed.job)))
+
+
+def _took(attempt: decision.Attempt, job: Object | None) -> float | None:
+    started = observation.started(job) if job is not None else None
+    if started is None or attempt.finished_at is None:
+        return None
+    return (attempt.finished_at - started).total_seconds()
 
 
 def _launch(kube: KubeClient, job: Object) -> None:

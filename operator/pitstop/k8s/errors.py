@@ -28,3 +28,13 @@ def describe(error: BaseException) -> str:
     if isinstance(error, TransportError):
         return f"the API server did not answer: {error}"
     return f"{type(error).__name__}: {error}"
+
+
+def kind(error: BaseException) -> str:
+    """A short, bounded name for what went wrong (a metric label): the API server's
+    reason (Forbidden, NotFound, ...), Unreachable, or the exception's class."""
+    if isinstance(error, ApiException):
+        return str(error.reason or error.status or "ApiException").replace(" ", "")
+    if isinstance(error, TransportError):
+        return "Unreachable"
+    return type(error).__name__

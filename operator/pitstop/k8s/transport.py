@@ -15,6 +15,8 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from pitstop import telemetry
+
 # Seconds any API call may take; writes may be held to less (see `KubeClient`).
 TIMEOUT_SECONDS = 10.0
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -37,6 +39,15 @@ def bound(
             fence()
         if not kwargs.get("_request_timeout"):
             kwargs["_request_timeout"] = write_timeout if write else timeout
-        return send(method, url, *args, **kwargs)
+        try:
+            answer = send(method, url, *args, **kwargs)
+        except k8s.ApiException as refused:
+            telemetry.api_request(method, refused.status or 0)
+            raise
+        except Exception:
+            telemetry.api_request(method, 0)
+            raise
+        telemetry.api_request(method, getattr(answer, "status", 0) or 0)
+        return answer
 
     rest.request = request  # type: ignore[method-assign]

@@ -13,23 +13,18 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import itertools
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import kopf
 import pytest
-import yaml
+from chart import RELEASE_NAMESPACE, render
 from pitstop import handlers
-from pitstop.devcluster import binaries
 from pitstop.k8s import permissions
 from pitstop.k8s.client import KubeClient
 from pitstop.k8s.permissions import Permission
 
-CHART = Path(__file__).resolve().parents[3] / "charts" / "pitstop"
-RELEASE_NAMESPACE = "pitstop-system"
 SERVICE_ACCOUNT = "pitstop"
 WATCHED = ("ml", "fraud")
 BUILDS = "pitstop-builds"  # the chart's default build.namespace
@@ -45,16 +40,6 @@ class Grant:
     group: str
     resource: str  # with its subresource: deployments/scale
     verb: str
-
-
-def render(*values: str) -> list[dict[str, Any]]:
-    helm = binaries.bin_dir() / "helm"
-    if not helm.exists():
-        pytest.skip(f"no helm in {helm.parent}: run `make binaries` to render the chart")
-    args = [str(helm), "template", "pitstop", str(CHART), "--namespace", RELEASE_NAMESPACE,
-            "--kube-version", binaries.KUBERNETES_VERSION, *values]  # fmt: skip
-    done = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60)
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
 def grants(objects: Iterable[dict[str, Any]]) -> set[Grant]:
