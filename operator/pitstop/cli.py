@@ -85,10 +85,18 @@ def main() -> None:
               "duration, so it stops before anyone may take over.")  # fmt: skip
 @click.option("--retry-period", type=float, default=2.0, show_default=True,
               envvar="PITSTOP_RETRY_PERIOD", help="Seconds between tries to take or renew.")  # fmt: skip
+@click.option("--notify-url", default="", envvar="PITSTOP_NOTIFY_URL",
+              help="A webhook told of every ModelDeployment's rollout transitions "
+              "(besides each one's spec.notify).")  # fmt: skip
+@click.option("--notify-format", type=click.Choice(["JSON", "Slack"]), default="JSON",
+              show_default=True, envvar="PITSTOP_NOTIFY_FORMAT",
+              help="Body of --notify-url's messages.")  # fmt: skip
 def run(
     namespaces: tuple[str, ...],
     liveness: str,
     metrics_address: str,
+    notify_url: str,
+    notify_format: str,
     max_concurrent_reconciles: int,
     api_timeout: float,
     leader_elect: bool,
@@ -105,6 +113,7 @@ def run(
     from pitstop import handlers  # registers the handlers
     from pitstop.k8s import client
     from pitstop.leadership import LeaseSettings
+    from pitstop.notify.sender import Target
 
     name = identity or f"{socket.gethostname()}-{os.getpid()}"
     lease = None
@@ -132,6 +141,7 @@ def run(
         identity=name,
         lease=lease,
         metrics=metrics,
+        notify=Target(notify_url, notify_format) if notify_url else None,
     )
     kopf.configure(verbose=False)  # INFO-level logs on stderr, as kubectl logs shows them
     asyncio.run(

@@ -24,6 +24,7 @@ from pitstop.k8s import client, errors, transport
 from pitstop.leadership import Elector, LeaseSettings
 from pitstop.metrics.builtin import Scraper
 from pitstop.metrics.load import LoadGenerator
+from pitstop.notify.sender import Notifier, Target
 from pitstop.rendering import build_job, labels
 from pitstop.workqueue import MAX_CONCURRENT, Standby, WorkQueue
 
@@ -37,6 +38,7 @@ class Options:
     identity: str = socket.gethostname()
     lease: LeaseSettings | None = None  # None: no leader election, this replica acts
     metrics: tuple[str, int] | None = None  # (host, port) of /metrics; None: none
+    notify: Target | None = None  # the operator's own webhook for every ModelDeployment
 
 
 @kopf.on.startup()
@@ -63,12 +65,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         identity=options.identity,
     )
     scraper = Scraper(kube)  # remembers each analysed revision's last counters
+    notifications = memo["notifications"] = reconcile.Notifications(
+        Notifier(), options.notify
+    )  # fmt: skip
 
     def work(namespace: str, name: str) -> float | None:
         started = time.monotonic()
         result, kind = "success", None
         try:
-            done = reconcile.reconcile(kube, namespace, name, scraper=scraper, loader=loader)
+            done = reconcile.reconcile(kube, namespace, name, scraper=scraper, loader=loader,
+                                       notifier=notifications)  # fmt: skip
             result = "conflict" if done.conflict else result
             return done.requeue_after
         except errors.NotLeader as error:
@@ -101,6 +107,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         elector.resign()
     await memo["queue"].stop()
     memo["loader"].stop_all()
+    await asyncio.to_thread(memo["notifications"].sender.stop)
     if elector is not None:
         await elector.release()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,8 @@ from pitstop.k8s.client import KubeClient
 from pitstop.metrics import collect, keys, pods, smoke
 from pitstop.metrics.builtin import Scraper
 from pitstop.metrics.load import LoadGenerator
+from pitstop.notify import sender, transitions
+from pitstop.notify.sender import Notifier, Target
 from pitstop.rendering import children, labels
 from pitstop.strategies import conditions, engine, phase, requests, trouble
 from pitstop.strategies.conditions import Reason
@@ -80,6 +83,7 @@ def reconcile(
     now: datetime | None = None,
     scraper: Scraper | None = None,
     loader: LoadGenerator | None = None,
+    notifier: Notifications | None = None,
 ) -> Result:
     """Bring one ModelDeployment's children and status in line with its spec.
 
@@ -94,7 +98,7 @@ def reconcile(
     writer = commit.Writer(kube, obj, now)
     try:
         return _reconcile(kube, writer, obj, now, scraper or Scraper(kube),
-                          loader or LoadGenerator())  # fmt: skip
+                          loader or LoadGenerator(), notifier)  # fmt: skip
     except errors.Conflict as conflict:
         log.info("%s/%s: %s; reconciling again", namespace, name, conflict)
         return Result(CONFLICT_RETRY_SECONDS, conflict=True)
@@ -116,6 +120,7 @@ def _reconcile(
     now: datetime,
     scraper: Scraper,
     loader: LoadGenerator,
+    notifier: Notifications | None,
 ) -> Result:
     started = time.monotonic()
     try:
@@ -155,6 +160,8 @@ def _reconcile(
     writer.succeeded()
     target = _analysed(status)
     reporting.reconciled(md, md.status, status, decision.events, target is not None, started)
+    if notifier is not None:
+        _notify(kube, writer, notifier, md, status, decision.events, now)
     delays = [d for d in (decision.requeue_after, image.requeue_after) if d is not None]
     if target is not None and md.spec.analysis.metrics:
         rate = scraper.rate(md.metadata.namespace, md.metadata.name, target[0])
@@ -263,6 +270,33 @@ def _analyse(
     message = current.message if note is None else f"{current.message} ({note})"
     checks = Checks(current.verdict, message)
     return current, replace(seen, checks=checks, smoke=smoke_checks)
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """Where transitions go: the queue that delivers them, and the operator's own target."""
+
+    sender: Notifier
+    default: Target | None = None
+
+
+def _notify(
+    kube: KubeClient,
+    writer: commit.Writer,
+    notifications: Notifications,
+    md: ModelDeployment,
+    status: ModelDeploymentStatus,
+    events: Sequence[Event],
+    now: datetime,
+) -> None:
+    """Queue this pass's transitions (committed, acted on) for the webhooks that want
+    them; a target that cannot be resolved gets a Warning Event instead."""
+    found = transitions.transitions(md, md.status, status, events, now)
+    if not found:
+        return
+    to, problems = sender.targets(kube, md, notifications.default)
+    notifications.sender.send(to, found)
+    writer.post([Event("Warning", Reason.NOTIFY_FAILED, p) for p in problems])
 
 
 def _begin_analysis(

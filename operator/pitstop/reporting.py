@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from pitstop import telemetry
 from pitstop.analysis import judge
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.spec import MetricSpec
 from pitstop.api.status import HistoryEntry, ModelDeploymentStatus
+from pitstop.strategies import history
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import Event
 
@@ -45,7 +46,7 @@ def reconciled(
         if any(m.name in specs and judge.past_limit(specs[m.name], m) for m in analysis.metrics):
             with _lock:
                 _first_breach.setdefault((ns, name, analysis.revision), looked_at)
-    for entry in ended(before.history, after.history):
+    for entry in history.ended(before.history, after.history):
         assert entry.outcome is not None
         telemetry.rollout_ended(strategy, entry.outcome, decided_on(after, entry))
         with _lock:
@@ -66,12 +67,6 @@ def forget(namespace: str, name: str) -> None:
     with _lock:
         for key in [k for k in _first_breach if k[:2] == (namespace, name)]:
             del _first_breach[key]
-
-
-def ended(before: Iterable[HistoryEntry], after: Iterable[HistoryEntry]) -> list[HistoryEntry]:
-    """History entries that got their outcome in this pass."""
-    done = {(e.revision, e.started_at) for e in before if e.outcome is not None}
-    return [e for e in after if e.outcome is not None and (e.revision, e.started_at) not in done]
 
 
 def decided_on(status: ModelDeploymentStatus, entry: HistoryEntry) -> str:

@@ -79,6 +79,12 @@ BUILD_SECONDS = Histogram(
 )  # fmt: skip
 
 
+NOTIFICATIONS = Counter(
+    "pitstop_notifications", "Webhook notifications by outcome (sent; failed: refused or "
+    "out of retries; dropped: queue full).", ["outcome"], registry=REGISTRY,
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Judged:
     """One analysis metric as the judge last saw it."""
@@ -194,6 +200,10 @@ def build_finished(outcome: str, seconds: float | None) -> None:
     BUILDS.labels(outcome=outcome).inc()
     if seconds is not None and seconds >= 0:
         BUILD_SECONDS.observe(seconds)
+
+
+def notification(outcome: str) -> None:
+    NOTIFICATIONS.labels(outcome=outcome).inc()
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

@@ -12,6 +12,7 @@ from pitstop.api.status import (
     ModelDeploymentStatus,
     SmokeResult,
 )
+from pitstop.strategies import history
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -25,8 +26,8 @@ def entry(revision: str, outcome: str | None) -> HistoryEntry:
 def test_a_rollout_ends_once_when_its_history_entry_gets_an_outcome() -> None:
     before = [entry("a", "Promoted"), entry("b", None)]
     after = [entry("a", "Promoted"), entry("b", "RolledBack")]
-    assert [e.revision for e in reporting.ended(before, after)] == ["b"]
-    assert reporting.ended(after, after) == []
+    assert [e.revision for e in history.ended(before, after)] == ["b"]
+    assert history.ended(after, after) == []
 
 
 def test_a_rollback_names_the_failing_metric_or_the_smoke_test() -> None:

@@ -624,6 +624,49 @@ class TrafficSpec(SpecModel):
     )
 
 
+NotifyOn = Literal["RolloutStarted", "StepAdvanced", "Held", "Promoted", "RolledBack", "Aborted"]
+NOTIFY_ON: tuple[NotifyOn, ...] = (
+    "RolloutStarted", "StepAdvanced", "Held", "Promoted", "RolledBack", "Aborted",
+)  # fmt: skip
+
+
+class SecretKey(SpecModel):
+    """One entry of a Secret in the ModelDeployment's namespace."""
+
+    name: DnsLabel = Field(description="The Secret's name.")
+    key: str = Field(
+        min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$", description="Its data key."
+    )
+
+
+class NotifyTarget(SpecModel):
+    """A webhook told of this ModelDeployment's rollout transitions."""
+
+    model_config = spec_config(
+        (
+            "has(self.url) != has(self.urlSecret)",
+            "set exactly one of url or urlSecret",
+        ),
+    )
+
+    url: str | None = Field(
+        default=None, max_length=2048, pattern=r"^https?://[^\s]+$",
+        description="Where to POST. Slack and similar URLs are credentials: use urlSecret.",
+    )  # fmt: skip
+    url_secret: SecretKey | None = Field(
+        default=None, description="A Secret entry holding the URL (kept out of Git)."
+    )
+    format: Literal["JSON", "Slack"] = Field(
+        default="JSON",
+        description="JSON: the transition with the deciding metric's value, interval and "
+        'limit. Slack: an incoming-webhook message ({"text": ...}).',
+    )
+    events: list[NotifyOn] = Field(
+        default_factory=lambda: list(NOTIFY_ON), max_length=len(NOTIFY_ON),
+        description="Which transitions to send (default: all of them).",
+    )  # fmt: skip
+
+
 # Lets the API server default nested fields when the user omits the whole section.
 _EMPTY_DEFAULT: JsonDict = {"default": {}}
 
@@ -682,4 +725,12 @@ class ModelDeploymentSpec(SpecModel):
         ge=0,
         le=100,
         description="Retired revisions kept (scaled to zero) before their objects are deleted.",
+    )
+    notify: list[NotifyTarget] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Webhooks told of rollout transitions (started, step advanced, held, "
+        "promoted, rolled back, aborted), besides the operator's own (`pitstop run "
+        "--notify-url`). Delivery never delays a rollout: retried with backoff, then "
+        "dropped with a log line.",
     )

@@ -55,6 +55,7 @@ class Reason:
     SMOKE_FAILED = "SmokeTestFailed"
     INSUFFICIENT_EVIDENCE = "InsufficientEvidence"
     INCONCLUSIVE_PROMOTED = "PromotedWithoutVerdict"
+    NOTIFY_FAILED = "NotificationUnavailable"
     # spec.progressDeadline passed without the ready pods a revision needs; the reason
     # names the cause the pods (or their Deployment) show.
     PODS_NOT_CREATED = "PodsNotCreated"

@@ -13,7 +13,7 @@ that `revisionHistoryLimit` still keeps.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from pitstop.api.status import HistoryEntry
 
@@ -32,3 +32,10 @@ def bounded(entries: list[HistoryEntry], retained: Collection[str]) -> list[Hist
         or entry.ended_at is None
         or (entry.revision in retained and last[entry.revision] == index)
     ]
+
+
+def ended(before: Iterable[HistoryEntry], after: Iterable[HistoryEntry]) -> list[HistoryEntry]:
+    """Entries of `after` that got their outcome since `before`: each rollout ends in
+    exactly one committed pass, so whatever reads this tells of it once."""
+    done = {(e.revision, e.started_at) for e in before if e.outcome is not None}
+    return [e for e in after if e.outcome is not None and (e.revision, e.started_at) not in done]
