@@ -23,7 +23,7 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-unit: venv
+unit: venv binaries system-deps
 	$(BIN)/pytest tests/unit
 
 integration: venv binaries system-deps
@@ -36,11 +36,12 @@ integration: venv binaries system-deps
 realnode: venv binaries node-binaries node-deps
 	$(BIN)/pytest tests/realnode -m realnode --timeout=1800
 
-## make system-deps: Debian packages the tests run for real (Prometheus), installed only
+## make system-deps: Debian packages the tests run for real (Prometheus, and its
+## promtool for the alert rules' tests), installed only
 ## when missing (as root). The packaged service is not used: tests start their own
 ## Prometheus on a free port; if the package started its daemon, it is stopped again.
 system-deps:
-	@command -v prometheus >/dev/null || { \
+	@{ command -v prometheus && command -v promtool; } >/dev/null || { \
 	  apt-get update && apt-get install -y --no-install-recommends prometheus && \
 	  { invoke-rc.d prometheus stop >/dev/null 2>&1 || true; }; }
 

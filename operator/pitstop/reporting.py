@@ -53,12 +53,17 @@ def reconciled(
             first = _first_breach.pop((ns, name, entry.revision), None)
         if entry.outcome == "RolledBack" and first is not None:
             telemetry.ROLLBACK_SECONDS.observe(time.monotonic() - first)
-    telemetry.FLEET.saw(ns, name, after.phase, _judged(md, after) if analysing else ())
+    traffic = after.traffic
+    telemetry.FLEET.saw(ns, name, telemetry.Seen(
+        after.phase,
+        {"stable": traffic.stable, "candidate": traffic.candidate, "mirrored": traffic.mirrored},
+        tuple(_judged(md, after)) if analysing else (),
+    ))  # fmt: skip
 
 
 def invalid(namespace: str, name: str, status: ModelDeploymentStatus) -> None:
     """A ModelDeployment the API models refuse: counted by its phase, nothing judged."""
-    telemetry.FLEET.saw(namespace, name, status.phase, ())
+    telemetry.FLEET.saw(namespace, name, telemetry.Seen(status.phase))
 
 
 def forget(namespace: str, name: str) -> None:

@@ -16,8 +16,8 @@ reconcile) can record without importing another's types.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -85,6 +85,16 @@ NOTIFICATIONS = Counter(
 )  # fmt: skip
 
 
+# Known label values start at 0, so that rates and alerts see a series from the start
+# (Prometheus' advice for counters whose label values are known in advance).
+for _result in ("success", "error", "conflict", "standby"):
+    RECONCILES.labels(result=_result)
+for _outcome in ("Succeeded", "Failed"):
+    BUILDS.labels(outcome=_outcome)
+for _outcome in ("sent", "failed", "dropped"):
+    NOTIFICATIONS.labels(outcome=_outcome)
+
+
 @dataclass(frozen=True)
 class Judged:
     """One analysis metric as the judge last saw it."""
@@ -99,48 +109,55 @@ class Judged:
     limit_kind: str
 
 
+@dataclass(frozen=True)
+class Seen:
+    """One ModelDeployment as its last reconcile left it."""
+
+    phase: str | None
+    traffic: Mapping[str, int] = field(default_factory=dict)
+    """Percent of user traffic by role: stable, candidate, mirrored."""
+    judged: tuple[Judged, ...] = ()
+
+
 class _Fleet(Collector):
-    """ModelDeployments by phase, and each analysed one's metrics, from what the last
-    reconcile of each saw (kept here, dropped when it goes)."""
+    """Every ModelDeployment's phase and traffic, and each analysed one's metrics, from
+    what the last reconcile of each saw (kept here, dropped when it goes)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._phases: dict[tuple[str, str], str] = {}
-        self._judged: dict[tuple[str, str], tuple[Judged, ...]] = {}
+        self._seen: dict[tuple[str, str], Seen] = {}
 
-    def saw(self, namespace: str, name: str, phase: str | None,
-            judged: Iterable[Judged]) -> None:  # fmt: skip
-        key = (namespace, name)
+    def saw(self, namespace: str, name: str, seen: Seen) -> None:
         with self._lock:
-            if phase is None:
-                self._phases.pop(key, None)
-            else:
-                self._phases[key] = phase
-            found = tuple(judged)
-            if found:
-                self._judged[key] = found
-            else:
-                self._judged.pop(key, None)
+            self._seen[(namespace, name)] = seen
 
     def forget(self, namespace: str, name: str) -> None:
         with self._lock:
-            self._phases.pop((namespace, name), None)
-            self._judged.pop((namespace, name), None)
+            self._seen.pop((namespace, name), None)
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            phases = dict(self._phases)
-            judged = dict(self._judged)
+            seen = sorted(self._seen.items())
         by_phase = GaugeMetricFamily(
             "pitstop_modeldeployments", "ModelDeployments by phase.", labels=["phase"]
         )
         counts: dict[str, int] = {}
-        for phase in phases.values():
-            counts[phase] = counts.get(phase, 0) + 1
+        for _, one in seen:
+            if one.phase is not None:
+                counts[one.phase] = counts.get(one.phase, 0) + 1
         for phase, count in sorted(counts.items()):
             by_phase.add_metric([phase], count)
         yield by_phase
-        keys = ["namespace", "name", "metric"]
+        where = ["namespace", "name"]
+        current = GaugeMetricFamily(
+            "pitstop_modeldeployment_phase", "1 for each ModelDeployment's current phase.",
+            labels=[*where, "phase"],
+        )  # fmt: skip
+        traffic = GaugeMetricFamily(
+            "pitstop_traffic_percent", "Percent of each ModelDeployment's user traffic by "
+            "role (stable, candidate; mirrored: copied to a shadow).", labels=[*where, "role"],
+        )  # fmt: skip
+        keys = [*where, "metric"]
         value = GaugeMetricFamily(
             "pitstop_analysis_value", "Each analysis metric's latest estimate, for the "
             "candidate and for the stable it is compared with.", labels=[*keys, "role"],
@@ -157,8 +174,12 @@ class _Fleet(Collector):
             "pitstop_analysis_verdict", "1 for each analysis metric's current verdict "
             "(Pass, Fail, Inconclusive).", labels=[*keys, "verdict"],
         )  # fmt: skip
-        for (namespace, name), metrics in sorted(judged.items()):
-            for m in metrics:
+        for (namespace, name), one in seen:
+            if one.phase is not None:
+                current.add_metric([namespace, name, one.phase], 1.0)
+            for role, percent in sorted(one.traffic.items()):
+                traffic.add_metric([namespace, name, role], float(percent))
+            for m in one.judged:
                 at = [namespace, name, m.metric]
                 for role, x in (("candidate", m.candidate), ("stable", m.stable)):
                     if x is not None:
@@ -170,7 +191,7 @@ class _Fleet(Collector):
                     limit.add_metric([*at, m.limit_kind], m.limit)
                 for v in ("Pass", "Fail", "Inconclusive"):
                     verdict.add_metric([*at, v], 1.0 if m.verdict == v else 0.0)
-        yield from (value, bound, limit, verdict)
+        yield from (current, traffic, value, bound, limit, verdict)
 
 
 FLEET = _Fleet()
@@ -209,8 +230,3 @@ def notification(outcome: str) -> None:
 def serve(port: int, address: str = "0.0.0.0") -> None:
     """Serve `/metrics` on a thread of its own (prometheus-client's server)."""
     start_http_server(port, addr=address, registry=REGISTRY)
-
-
-def families() -> Mapping[str, Metric]:
-    """Every metric family now, by name (for tests and `pitstop` tooling)."""
-    return {m.name: m for m in REGISTRY.collect()}

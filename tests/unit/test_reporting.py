@@ -45,7 +45,7 @@ def test_a_rollback_names_the_failing_metric_or_the_smoke_test() -> None:
 
 def test_per_model_deployment_series_go_with_it() -> None:
     judged = telemetry.Judged("errors", "Inconclusive", 0.01, 0.02, 0.0, 0.1, 0.05, "max")
-    telemetry.FLEET.saw("ns", "gone", "Progressing", [judged])
+    telemetry.FLEET.saw("ns", "gone", telemetry.Seen("Progressing", {"stable": 100}, (judged,)))
 
     def series() -> set[tuple[str, str]]:
         return {
@@ -57,5 +57,7 @@ def test_per_model_deployment_series_go_with_it() -> None:
 
     assert ("pitstop_analysis_verdict", "gone") in series()
     assert ("pitstop_modeldeployments", "") in series()
+    assert ("pitstop_traffic_percent", "gone") in series()
+    assert ("pitstop_modeldeployment_phase", "gone") in series()
     reporting.forget("ns", "gone")
     assert series() == set()

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,19 @@ def target_groups(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class Prometheus:
     """One Prometheus process for the pods of `namespace`; a context manager."""
 
-    def __init__(self, cluster: testing.DevCluster, namespace: str, folder: Path) -> None:
+    def __init__(
+        self,
+        cluster: testing.DevCluster,
+        namespace: str,
+        folder: Path,
+        *,
+        operator_metrics: str = "",
+        rule_files: Sequence[Path] = (),
+    ) -> None:
+        """`operator_metrics`: the operator's /metrics URL, scraped as job pitstop-operator;
+        `rule_files`: rule files evaluated every second."""
         self.cluster, self.namespace, self.folder = cluster, namespace, folder
+        self.operator_metrics, self.rule_files = operator_metrics, tuple(rule_files)
         self.targets_file = folder / "targets.json"
         self.log_file = folder / "prometheus.log"
         self.url = ""
@@ -165,18 +177,27 @@ class Prometheus:
         return False
 
     def _config(self) -> dict[str, Any]:
+        jobs: list[dict[str, Any]] = [
+            {
+                "job_name": "model-servers",
+                "metrics_path": "/metrics",
+                "file_sd_configs": [{"files": [str(self.targets_file)], "refresh_interval": "1s"}],
+            }
+        ]
+        if self.operator_metrics:
+            url = httpx.URL(self.operator_metrics)
+            jobs.append({
+                "job_name": "pitstop-operator", "metrics_path": url.path,
+                "static_configs": [{"targets": [f"{url.host}:{url.port}"]}],
+            })  # fmt: skip
         return {
-            "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL},
-            "scrape_configs": [
-                {
-                    "job_name": "model-servers",
-                    "metrics_path": "/metrics",
-                    "file_sd_configs": [
-                        {"files": [str(self.targets_file)], "refresh_interval": "1s"}
-                    ],
-                }
-            ],
-        }
+            "global": {
+                "scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL,
+                "evaluation_interval": SCRAPE_INTERVAL,
+            },
+            "rule_files": [str(f) for f in self.rule_files],
+            "scrape_configs": jobs,
+        }  # fmt: skip
 
     # --- service discovery ----------------------------------------------------------
 
@@ -214,6 +235,12 @@ class Prometheus:
         assert body["status"] == "success", body
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
+
+    def get(self, path: str) -> Any:
+        """The `data` of a GET of the HTTP API (`/api/v1/...`)."""
+        answer = httpx.get(f"{self.url}{path}", timeout=5.0)
+        answer.raise_for_status()
+        return answer.json()["data"]
 
     def active_targets(self) -> list[dict[str, Any]]:
         answer = httpx.get(f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=5.0)
