@@ -179,3 +179,17 @@ for command in gates.COMMANDS:
     main.add_command(command)
 main.add_command(devcluster_cli.dev)
 main.add_command(packaging_cli.package)
+
+
+@click.group(name="kubectl pitstop")
+def kubectl_plugin() -> None:
+    """Watch and steer ModelDeployments' rollouts (a kubectl plugin: `kubectl pitstop`).
+
+    kubectl runs this `kubectl-pitstop` when it is on PATH (pip puts it beside
+    `pitstop`); it reads the same kubeconfig ($KUBECONFIG, else ~/.kube/config).
+    """
+
+
+kubectl_plugin.add_command(view.status)
+for command in gates.COMMANDS:
+    kubectl_plugin.add_command(command)

@@ -11,11 +11,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from pitstop.devcluster import chaos, testing
+from pitstop.devcluster import binaries, chaos, testing
 from pitstop.devcluster.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.integration
@@ -117,9 +118,13 @@ class World:
                           and (s.get("stable") or {}).get("version") == version)  # fmt: skip
 
     def pitstop(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        """`kubectl pitstop ARGS fraud -n NS`: the real kubectl running the plugin that
+        pip installed beside this interpreter, as a user's shell finds them."""
+        path = os.pathsep.join([str(Path(sys.executable).parent), str(binaries.bin_dir()),
+                                os.environ.get("PATH", "")])  # fmt: skip
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig), "PATH": path}
         return subprocess.run(
-            [sys.executable, "-m", "pitstop", *args, "fraud", "-n", self.namespace],
+            ["kubectl", "pitstop", *args, "fraud", "-n", self.namespace],
             env=env, capture_output=True, text=True, check=True, timeout=90,
         )  # fmt: skip
 
