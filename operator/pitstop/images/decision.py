@@ -149,7 +149,7 @@ def _describe(attempt: Attempt, policy: Policy) -> str:
     text = f"build attempt {attempt.number}/{policy.max_attempts} ({attempt.job}) {what}"
     detail = attempt.detail.strip()
     if detail:
-        text += ": " + (detail if len(detail) <= DETAIL_CHARS else "…" + detail[-DETAIL_CHARS:])
+        text += ": " + _shortened(detail)
     elif attempt.reason:
         text += f" ({attempt.reason})"
     return text
@@ -255,3 +255,12 @@ def decide(build: Build, policy: Policy, now: datetime) -> BuildDecision:
         Outcome(None, "False", BUILDING, message, min(wait, policy.poll_seconds)),
         announce=announce,
     )
+
+
+def _shortened(detail: str) -> str:
+    """At most DETAIL_CHARS: its start (the failing command's own error lines come
+    first) and its end (the builder's summary), the middle elided."""
+    if len(detail) <= DETAIL_CHARS:
+        return detail
+    half = DETAIL_CHARS // 2
+    return detail[:half] + " … " + detail[-half:]

@@ -139,12 +139,44 @@ def failed_step(pods: list[Object]) -> FailedStep | None:
 
 
 def failure_detail(step: FailedStep | None, log_tail: str | None) -> str:
-    """The failing step's log tail; its termination message or exit status without one
-    (KWOK's nodes and a node that went away serve no logs)."""
+    """Why the failing step failed, in the builder's own words: the error lines of the
+    command that failed (pip's or uv's, a compiler's) before BuildKit's summary of the
+    step; else the log's last lines, the termination message, or the exit status (KWOK's
+    nodes and a node that went away serve no logs)."""
     if step is None:
         return ""
-    text = log_tail or step.message or f"exit code {step.exit_code} ({step.reason})"
+    if log_tail:
+        causes = _causes(log_tail)
+        lines = log_tail.strip().splitlines()
+        # With causes: them, then the log's last line (BuildKit's summary of the step).
+        text = "\n".join([*causes, lines[-1]] if causes else lines[-_TAIL:])
+    else:
+        text = step.message or f"exit code {step.exit_code} ({step.reason})"
     return f"{step.container} step: {text.strip()}"
+
+
+_TAIL = 20  # lines of the log's end kept after the causes
+_MOST_CAUSES = 6
+# BuildKit's plain progress prefixes a step's output with "#<step> <seconds> ".
+_STEP_OUTPUT = re.compile(r"^#\d+ \d+(\.\d+)? (?P<text>.*)$")
+_CAUSE = re.compile(
+    r"(^|\s)(ERROR|error|Error)\b[:\s]|^\s*(\u00d7|╰─▶)|No solution found|Could not find a version|"
+    r"No matching distribution|ModuleNotFoundError|Traceback"
+)
+
+
+def _causes(log: str) -> list[str]:
+    """The output lines of BuildKit's steps that say what went wrong, in order (at most
+    `_MOST_CAUSES`, repeats dropped)."""
+    found: list[str] = []
+    for line in log.splitlines():
+        step = _STEP_OUTPUT.match(line)
+        if step is None:
+            continue
+        text = step.group("text").rstrip()
+        if _CAUSE.search(text) and text not in found:
+            found.append(text)
+    return found[:_MOST_CAUSES]
 
 
 def _from_termination(pods: list[Object], container: str) -> list[str]:

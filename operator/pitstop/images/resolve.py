@@ -39,7 +39,7 @@ BUILDING = decision.BUILDING
 BUILD_FAILED = decision.BUILD_FAILED
 BUILD_TIMED_OUT = decision.BUILD_TIMED_OUT
 BUILD_INPUT_MISSING = decision.BUILD_INPUT_MISSING
-LOG_LINES = 20
+LOG_LINES = 400  # enough to reach the failing command's own error lines
 
 
 @dataclass(frozen=True)

@@ -176,3 +176,56 @@ def test_reported_annotations_are_valid_keys_for_any_requester() -> None:
     assert prefix == "reported.pitstop.dev"
     assert len(name) <= 63
     assert key != observation.reported_annotation("n" * 63, "m" * 252)
+
+
+# BuildKit's plain progress for a bento whose requirements cannot be installed (the
+# shape buildctl v0.34 writes: "#<step> <seconds> <output>", then its summary).
+UNINSTALLABLE = """\
+#11 [base 6/9] RUN uv --directory ./env/python pip install -r requirements.txt
+#11 0.412 Using Python 3.11.2 environment at: /usr
+#11 1.873   \u00d7 No solution found when resolving dependencies:
+#11 1.873   ╰─▶ Because there is no version of scipy==0.0.0.dev0 and you require
+#11 1.873       scipy==0.0.0.dev0, we can conclude that your requirements are unsatisfiable.
+#11 ERROR: process "/bin/sh -c uv --directory ./env/python pip install -r requirements.txt" did not complete successfully: exit code: 1
+------
+ > [base 6/9] RUN uv --directory ./env/python pip install -r requirements.txt:
+1.873   ╰─▶ Because there is no version of scipy==0.0.0.dev0 and you require
+------
+Dockerfile:71
+--------------------
+  71 | >>> RUN uv --directory ./env/python pip install -r requirements.txt
+--------------------
+error: failed to solve: process "/bin/sh -c uv --directory ./env/python pip install -r requirements.txt" did not complete successfully: exit code: 1
+"""
+PIP_ERROR = """\
+#9 3.2 ERROR: Could not find a version that satisfies the requirement scipy==0.0.0.dev0 (from versions: 1.11.4)
+#9 3.2 ERROR: No matching distribution found for scipy==0.0.0.dev0
+#9 ERROR: process "/bin/sh -c pip install -r requirements.txt" did not complete successfully: exit code: 1
+error: failed to solve: process "/bin/sh -c pip install -r requirements.txt" did not complete successfully: exit code: 1
+"""
+
+
+@pytest.mark.parametrize(("log", "words"), [
+    (UNINSTALLABLE, ["\u00d7 No solution found", "╰─▶ Because there is no version of scipy==0.0.0.dev0"]),
+    (PIP_ERROR, ["ERROR: Could not find a version that satisfies the requirement scipy==0.0.0.dev0",
+                 "ERROR: No matching distribution found for scipy==0.0.0.dev0"]),
+])  # fmt: skip
+def test_a_failed_install_is_explained_by_the_installers_own_lines(
+    log: str, words: list[str]
+) -> None:
+    step = FailedStep("p", "build", 1, "Error", "")
+    detail = observation.failure_detail(step, log)
+    assert detail.startswith(f"build step: {words[0]}")
+    for line in words:
+        assert line in detail
+    assert detail.endswith("did not complete successfully: exit code: 1")
+    failed = decision.Attempt(1, "job-1", "Failed", "BackoffLimitExceeded",
+                              datetime(2025, 1, 1, 12, tzinfo=UTC), detail)  # fmt: skip
+    policy = decision.Policy(max_attempts=1, backoff_seconds=30, max_backoff_seconds=600,
+                             poll_seconds=10)  # fmt: skip
+    step = decision.decide(decision.Build("r/fraud:9", "buildkit", attempts=(failed,)), policy,
+                           datetime(2025, 1, 1, 12, 1, tzinfo=UTC))  # fmt: skip
+    message = step.outcome.message
+    assert "scipy==0.0.0.dev0" in message  # the cause survives the shortening
+    assert "did not complete successfully" in message
+    assert len(message) < decision.DETAIL_CHARS + 200
