@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -50,8 +51,9 @@ QUEUE_DEPTH = Gauge(
     registry=REGISTRY,
 )  # fmt: skip
 API_REQUESTS = Counter(
-    "pitstop_api_requests", "Requests to the Kubernetes API by verb and HTTP code "
-    "(code 0: no answer).", ["verb", "code"], registry=REGISTRY,
+    "pitstop_api_requests", "Requests to the Kubernetes API by verb, resource (with its "
+    "subresource: modeldeployments/status) and HTTP code (0: no answer).",
+    ["verb", "resource", "code"], registry=REGISTRY,
 )  # fmt: skip
 ROLLOUTS_STARTED = Counter(
     "pitstop_rollouts_started", "Rollouts started, by strategy.", ["strategy"],
@@ -198,8 +200,26 @@ FLEET = _Fleet()
 REGISTRY.register(FLEET)
 
 
-def api_request(verb: str, code: int) -> None:
-    API_REQUESTS.labels(verb=verb.upper(), code=str(code)).inc()
+def api_request(verb: str, path: str, code: int) -> None:
+    API_REQUESTS.labels(verb=verb.upper(), resource=resource_of(path), code=str(code)).inc()
+
+
+def resource_of(path: str) -> str:
+    """The resource a request's path names: /api/v1/namespaces/ns/services/x -> services,
+    .../modeldeployments/x/status -> modeldeployments/status (a bounded label)."""
+    parts = [p for p in urlsplit(path).path.split("/") if p]
+    if parts[:1] == ["api"]:
+        parts = parts[2:]  # api, v1
+    elif parts[:1] == ["apis"]:
+        parts = parts[3:]  # apis, group, version
+    else:
+        return "other"
+    if len(parts) >= 2 and parts[0] == "namespaces":
+        parts = parts[2:] if len(parts) > 2 else ["namespaces"]
+    if not parts:
+        return "discovery"
+    resource = parts[0]
+    return f"{resource}/{parts[2]}" if len(parts) > 2 else resource
 
 
 def reconciled(seconds: float, result: str, error_kind: str | None = None) -> None:

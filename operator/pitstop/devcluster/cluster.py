@@ -207,7 +207,10 @@ class Cluster:
         log: Log = lambda _: None,
         probe_readiness: bool = False,
         node: str = "kwok",
+        client_qps: int | None = None,
     ) -> None:
+        """`client_qps`: raise the controller-manager's and scheduler's API client limits
+        to this (scale benchmarks); None keeps Kubernetes' defaults."""
         if node not in NODE_KINDS:
             raise ValueError(f"node must be one of {NODE_KINDS}, not {node!r}")
         self.node = node
@@ -221,6 +224,7 @@ class Cluster:
         self.probe_readiness = probe_readiness
         self.nodes = nodes
         self.log = log
+        self.client_qps = client_qps
 
     # --- reading state -------------------------------------------------------------------
 
@@ -394,13 +398,18 @@ class Cluster:
         )
         if real:
             controller_manager_args = realnode.controller_manager_flags(controller_manager_args)
-        launch("kube-controller-manager", controller_manager_args)
-        launch(
-            "kube-scheduler",
-            components.kube_scheduler(
-                layout, component_kubeconfig("kube-scheduler", pki.scheduler)
-            ),
+        scheduler_args = components.kube_scheduler(
+            layout, component_kubeconfig("kube-scheduler", pki.scheduler)
         )
+        if self.client_qps is not None:
+            controller_manager_args = components.raised_client_limits(
+                controller_manager_args, self.client_qps
+            )
+            scheduler_args = components.raised_client_limits(
+                scheduler_args, self.client_qps, scheduler=True
+            )
+        launch("kube-controller-manager", controller_manager_args)
+        launch("kube-scheduler", scheduler_args)
         with self._client_for(server, pki) as client:
             if real:
                 try:

@@ -116,3 +116,15 @@ def kwok(layout: Layout, kubeconfig: Path, config: Path) -> list[str]:
         f"--config={config}",
         f"--server-address=127.0.0.1:{layout.ports['kwok']}",
     ]
+
+
+def raised_client_limits(args: list[str], qps: int, scheduler: bool = False) -> list[str]:
+    """A controller-manager's (or scheduler's) args with its API client limits raised and,
+    for the controller-manager, more workers per controller: at their defaults (20 qps)
+    a thousand Deployments take minutes to settle and a scale benchmark would measure
+    the control plane, not what runs on it."""
+    raised = [*args, f"--kube-api-qps={qps}", f"--kube-api-burst={2 * qps}"]
+    if not scheduler:
+        raised += ["--concurrent-deployment-syncs=20", "--concurrent-replicaset-syncs=20",
+                   "--concurrent-service-endpoint-syncs=20", "--concurrent-gc-syncs=40"]  # fmt: skip
+    return raised

@@ -134,6 +134,10 @@ class OperatorProcess:
                 raise AssertionError(f"operator not live after {timeout}s:\n{self.log()}")
             time.sleep(0.2)
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def running(self) -> bool:
         """Whether it was started and has not exited (killed, stopped or by itself)."""
         return self._process is not None and self._process.poll() is None

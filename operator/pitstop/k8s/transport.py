@@ -42,12 +42,12 @@ def bound(
         try:
             answer = send(method, url, *args, **kwargs)
         except k8s.ApiException as refused:
-            telemetry.api_request(method, refused.status or 0)
+            telemetry.api_request(method, url, refused.status or 0)
             raise
         except Exception:
-            telemetry.api_request(method, 0)
+            telemetry.api_request(method, url, 0)
             raise
-        telemetry.api_request(method, getattr(answer, "status", 0) or 0)
+        telemetry.api_request(method, url, getattr(answer, "status", 0) or 0)
         return answer
 
     rest.request = request  # type: ignore[method-assign]

@@ -1,0 +1,36 @@
+"""The scale benchmark's control plane: its own, with the controller-manager's and
+scheduler's client limits raised (at their defaults the control plane itself is the
+floor); the chart's release and credentials come from the integration suite."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pitstop.devcluster import cluster as devcluster
+from pitstop.devcluster import testing
+
+INTEGRATION = Path(__file__).resolve().parents[2] / "integration"
+sys.path.insert(0, str(INTEGRATION))
+
+_integration = testing.conftest_module(INTEGRATION / "conftest.py", "pitstop_scale_fixtures")
+release = _integration.release
+crd = _integration.crd
+operator_kubeconfig = _integration.operator_kubeconfig
+
+CLIENT_QPS = 300
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testing.DevCluster]:
+    handle = devcluster.Cluster(
+        tmp_path_factory.mktemp("devcluster"), pod_cidr=testing.TEST_POD_CIDR,
+        client_qps=CLIENT_QPS,
+    )  # fmt: skip
+    info = handle.up()
+    try:
+        yield testing.DevCluster(info)
+    finally:
+        handle.down()

@@ -1,0 +1,279 @@
+"""Scale: N ModelDeployments on one operator (issue 13), against a baseline of the same
+number of plain Deployments and Services measured in the same run.
+
+    PITSTOP_SCALE_N=100,300,1000 pytest tests/benchmarks/scale -m benchmark -s
+
+For each N: the baseline's Deployments (2 replicas) and two Services each are applied
+and become available, then their pod template changes and they roll out again. Then
+the operator (a fresh process on the chart's ServiceAccount) gets N ModelDeployments
+(a prebuilt image, 2 replicas, one 5 s canary step) created at once, all become
+Healthy; every one is kicked once with nothing to change; then every one gets a new
+version and rolls out. Printed: times against the baseline's, the operator's API
+writes per ModelDeployment (from its own /metrics, by verb and resource), writes of the
+reconciles that changed nothing, peak RSS, CPU seconds, reconcile p50/p99, and how each
+grows with N. KWOK's pods run nothing: this measures the operator and the control
+plane, not model servers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kubernetes import client as k8s
+from pitstop.devcluster import testing
+from pitstop.devcluster.operator_process import OperatorProcess
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.benchmark
+
+SIZES = [int(n) for n in os.environ.get("PITSTOP_SCALE_N", "100").split(",")]
+PAUSE = 5.0
+IMAGE = "registry.example/fraud:{}"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+GROUP, VERSION, PLURAL = "pitstop.dev", "v1alpha1", "modeldeployments"
+
+
+@dataclass
+class Figures:
+    n: int
+    baseline_up: float = 0.0
+    baseline_rollout: float = 0.0
+    healthy: float = 0.0
+    rollout: float = 0.0
+    writes_to_healthy: dict[str, float] = field(default_factory=dict)
+    writes_idle: float = 0.0
+    rss_mb: float = 0.0
+    cpu_seconds: float = 0.0
+    p50: float = 0.0
+    p99: float = 0.0
+    errors: float = 0.0
+    requests: dict[str, float] = field(default_factory=dict)
+
+
+RESULTS: list[Figures] = []
+
+
+def parallel(work: Callable[[Any], object], items: Iterable[Any]) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(work, items))
+
+
+def wait(what: str, probe: Callable[[], bool], timeout: float) -> float:
+    started = time.monotonic()
+    testing.DevCluster.wait(what, lambda: probe() or None, timeout=timeout, interval=0.5)
+    return time.monotonic() - started
+
+
+def samples(url: str) -> list[tuple[str, dict[str, str], float]]:
+    text = httpx.get(url, timeout=10).text
+    return [(s.name, s.labels, s.value)
+            for f in text_string_to_metric_families(text) for s in f.samples]  # fmt: skip
+
+
+def writes(url: str) -> dict[str, float]:
+    """The operator's API writes so far, by 'VERB resource'."""
+    found: dict[str, float] = {}
+    for name, labels, value in samples(url):
+        if name == "pitstop_api_requests_total" and labels["verb"] in WRITES:
+            key = f"{labels['verb']} {labels['resource']}"
+            found[key] = found.get(key, 0.0) + value
+    return found
+
+
+def requests_by(url: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for name, labels, value in samples(url):
+        if name == "pitstop_api_requests_total":
+            key = f"{labels['verb']} {labels['resource']}"
+            found[key] = found.get(key, 0.0) + value
+    return found
+
+
+def quantile(url: str, q: float) -> float:
+    buckets = sorted(
+        (float(labels["le"]), value) for name, labels, value in samples(url)
+        if name == "pitstop_reconcile_duration_seconds_bucket"
+    )  # fmt: skip
+    total = buckets[-1][1]
+    for bound, count in buckets:
+        if count >= q * total:
+            return bound
+    return math.inf
+
+
+def one(url: str, name: str, **labels: str) -> float:
+    return sum(v for n, ls, v in samples(url) if n == name and labels.items() <= ls.items())
+
+
+def minus(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: a.get(k, 0.0) - b.get(k, 0.0) for k in a if a.get(k, 0.0) - b.get(k, 0.0) > 0}
+
+
+def deployment(name: str, version: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {
+            "metadata": {"labels": labels, "annotations": {"version": version}},
+            "spec": {"containers": [{"name": "model", "image": IMAGE.format(version)}]},
+        }},
+    }  # fmt: skip
+
+
+def service(name: str, target: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": target}, "ports": [{"port": 80}]}}  # fmt: skip
+
+
+def model_deployment(name: str, version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ModelDeployment", "metadata": {"name": name},
+        "spec": {
+            "model": {"name": "fraud", "version": version}, "image": IMAGE.format(version),
+            "serving": {"replicas": 2},
+            "strategy": {"type": "Canary",
+                         "canary": {"steps": [{"weight": 50, "pause": f"{PAUSE:g}s"}]}},
+        },
+    }  # fmt: skip
+
+
+def baseline(cluster: testing.DevCluster, n: int, figures: Figures) -> None:
+    ns = f"base-{uuid.uuid4().hex[:6]}"
+    cluster.create_namespace(ns, pod_security="privileged")
+    api = cluster.api_client()
+    apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+    names = [f"m{i:04d}" for i in range(n)]
+
+    def available(version: str) -> bool:
+        items = apps.list_namespaced_deployment(ns).items
+        return sum(1 for d in items if d.status.observed_generation == d.metadata.generation
+                   and (d.status.updated_replicas or 0) == 2
+                   and (d.status.available_replicas or 0) == 2
+                   and (d.status.replicas or 0) == 2
+                   and d.spec.template.metadata.annotations["version"] == version) == n  # fmt: skip
+
+    started = time.monotonic()
+    parallel(lambda m: (apps.create_namespaced_deployment(ns, deployment(m, "1")),
+                        core.create_namespaced_service(ns, service(m, m)),
+                        core.create_namespaced_service(ns, service(f"{m}-entry", m))), names)  # fmt: skip
+    wait("the baseline available", lambda: available("1"), 900)
+    figures.baseline_up = time.monotonic() - started
+    started = time.monotonic()
+    parallel(lambda m: apps.patch_namespaced_deployment(m, ns, deployment(m, "2")), names)
+    wait("the baseline rolled out", lambda: available("2"), 900)
+    figures.baseline_rollout = time.monotonic() - started
+    api.close()  # type: ignore[no-untyped-call]
+    cluster.delete_namespace(ns)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_scale(
+    n: int, cluster: testing.DevCluster, crd: str, operator_kubeconfig: Path, tmp_path: Path
+) -> None:
+    figures = Figures(n)
+    baseline(cluster, n, figures)
+
+    ns = f"scale-{uuid.uuid4().hex[:6]}"
+    cluster.create_namespace(ns, pod_security="restricted")
+    operator = OperatorProcess(operator_kubeconfig, tmp_path / "operator.log")
+    operator.start()
+    url = operator.metrics_url
+    api = cluster.api_client()
+    custom = k8s.CustomObjectsApi(api)
+    names = [f"m{i:04d}" for i in range(n)]
+
+    def phases(version: str) -> int:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+        return sum(1 for o in items if (o.get("status") or {}).get("phase") == "Healthy"
+                   and ((o["status"].get("stable") or {}).get("version")) == version)  # fmt: skip
+
+    try:
+        before = writes(url)
+        started = time.monotonic()
+        parallel(lambda m: custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, model_deployment(m, "1")), names)  # fmt: skip
+        wait("every ModelDeployment Healthy", lambda: phases("1") == n, 1800)
+        figures.healthy = time.monotonic() - started
+        settled = writes(url)
+        figures.writes_to_healthy = {k: v / n for k, v in minus(settled, before).items()}
+
+        # Kick every one with nothing to change (an annotation: no new generation).
+        reconciles = one(url, "pitstop_reconciles_total")
+        quiet = writes(url)
+        parallel(lambda m: custom.patch_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, m,
+            {"metadata": {"annotations": {"bench.pitstop.dev/kick": "1"}}}), names)  # fmt: skip
+        wait("a reconcile of each kicked one",
+             lambda: one(url, "pitstop_reconciles_total") >= reconciles + n, 600)  # fmt: skip
+        figures.writes_idle = sum(minus(writes(url), quiet).values())
+
+        started = time.monotonic()
+        parallel(lambda m: custom.patch_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, m,
+            {"spec": {"model": {"version": "2"}, "image": IMAGE.format(2)}}), names)  # fmt: skip
+        wait("every rollout finished", lambda: phases("2") == n, 1800)
+        figures.rollout = time.monotonic() - started
+
+        assert operator.pid is not None
+        status = Path(f"/proc/{operator.pid}/status").read_text()
+        figures.rss_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024
+        fields = Path(f"/proc/{operator.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        figures.cpu_seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        figures.p50, figures.p99 = quantile(url, 0.5), quantile(url, 0.99)
+        figures.errors = one(url, "pitstop_reconciles_total", result="error")
+        figures.requests = requests_by(url)
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+        operator.stop()
+        cluster.delete_namespace(ns)
+    RESULTS.append(figures)
+    assert figures.errors == 0, f"{figures.errors:.0f} reconciles failed; see {operator.log_path}"
+    report()
+
+
+def report() -> None:
+    print("\nScale (KWOK pods; controller-manager and scheduler at raised client limits)")
+    print(
+        "     N | baseline up  rollout |  Pitstop Healthy (x)   rollout beyond pause (x) | "
+        "writes/MD to Healthy  idle writes | RSS MB  CPU s | reconcile p50  p99"
+    )
+    for f in RESULTS:
+        print(
+            f"{f.n:6d} | {f.baseline_up:9.1f}s {f.baseline_rollout:7.1f}s | "
+            f"{f.healthy:8.1f}s ({f.healthy / f.baseline_up:4.2f}x) "
+            f"{f.rollout - PAUSE:10.1f}s ({(f.rollout - PAUSE) / f.baseline_rollout:4.2f}x) | "
+            f"{sum(f.writes_to_healthy.values()):12.1f} {f.writes_idle:12.0f} | "
+            f"{f.rss_mb:6.0f} {f.cpu_seconds:6.1f} | {f.p50:8.3f}s {f.p99:6.3f}s"
+        )
+    last = RESULTS[-1]
+    print(
+        f"  writes per ModelDeployment to Healthy at N={last.n}: "
+        + json.dumps({k: round(v, 2) for k, v in sorted(last.writes_to_healthy.items())})
+    )
+    print(
+        f"  the operator's API requests over the run at N={last.n}, by verb and resource: "
+        + json.dumps({k: int(v) for k, v in sorted(last.requests.items())})
+    )
+    if len(RESULTS) > 1:
+        a, b = RESULTS[0], RESULTS[-1]
+        growth = math.log(b.n / a.n)
+        for label, x, y in (("time to Healthy", a.healthy, b.healthy),
+                            ("rollout", a.rollout - PAUSE, b.rollout - PAUSE),
+                            ("RSS", a.rss_mb, b.rss_mb), ("CPU", a.cpu_seconds, b.cpu_seconds)):  # fmt: skip
+            k = math.log(y / x) / growth if x > 0 and y > 0 else float("nan")
+            print(f"  {label} grows as N^{k:.2f}; at 10,000: ~{y * (10_000 / b.n) ** k:,.0f}")
+    print(
+        "  targets: Healthy <= 1.2x baseline; rollouts <= pause + 1.5x baseline; <= 8 writes "
+        "per MD to Healthy; 0 idle writes; RSS < 300 MB; reconcile p99 < 0.5 s; no errors"
+    )
