@@ -13,6 +13,7 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ import kopf
 from pitstop import reconcile, telemetry
 from pitstop.api import resource
 from pitstop.k8s import client, errors, transport
+from pitstop.k8s.seen import Seen
 from pitstop.leadership import Elector, LeaseSettings
 from pitstop.metrics.builtin import Scraper
 from pitstop.metrics.load import LoadGenerator
@@ -49,6 +51,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     settings.networking.connect_timeout = options.api_timeout
     loader = memo["loader"] = LoadGenerator()  # analysis.load's senders
+    memo["seen"] = Seen()  # the children as the watches below show them
     elector = None
     write_timeout = options.api_timeout
     if options.lease is not None:
@@ -63,6 +66,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         write_timeout=write_timeout,
         fence=elector.fence if elector is not None else None,
         identity=options.identity,
+        seen=memo["seen"],
     )
     scraper = Scraper(kube)  # remembers each analysed revision's last counters
     notifications = memo["notifications"] = reconcile.Notifications(
@@ -126,16 +130,48 @@ async def model_deployment_changed(
         queue.kick((namespace, name))
 
 
-@kopf.on.event(
-    "apps",
-    "v1",
-    "deployments",
-    labels={labels.MANAGED_BY: "pitstop", labels.DEPLOYMENT: kopf.PRESENT},
-)
-async def child_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+_CHILD: Mapping[str, Any] = {labels.MANAGED_BY: "pitstop", labels.DEPLOYMENT: kopf.PRESENT}
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=_CHILD)
+async def child_changed(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
     """A revision's Deployment moved (e.g. became available): look at its owner again."""
     assert namespace is not None
+    _saw(memo, event, "apps/v1", "Deployment")
     memo["queue"].kick((namespace, body.metadata.labels[labels.DEPLOYMENT]))
+
+
+@kopf.on.event("", "v1", "services", labels=_CHILD)
+@kopf.on.event("", "v1", "configmaps", labels=_CHILD)
+async def plain_child_changed(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """A Service or the mirror ConfigMap of a ModelDeployment was written: remember its
+    version (applies that would change nothing are skipped); written or deleted by
+    someone else, its owner applies it again."""
+    assert namespace is not None
+    _saw(memo, event, "v1", str(event["object"].get("kind") or "Service"))
+    if event["type"] == "DELETED" or not _by_pitstop(body):
+        memo["queue"].kick((namespace, body.metadata.labels[labels.DEPLOYMENT]))
+
+
+def _saw(memo: kopf.Memo, event: kopf.RawEvent, api_version: str, kind: str) -> None:
+    obj = {"apiVersion": api_version, "kind": kind, "metadata": event["object"]["metadata"]}
+    if event["type"] == "DELETED":
+        memo["seen"].forget(obj)
+    else:
+        memo["seen"].record(obj)
+
+
+def _by_pitstop(body: kopf.Body) -> bool:
+    """Whether Pitstop's field manager made the object's latest change."""
+    fields: list[dict[str, Any]] = list(body.metadata.get("managedFields") or [])
+    if not fields:
+        return False
+    latest = max(fields, key=lambda f: str(f.get("time") or ""))
+    return bool(latest.get("manager") == labels.FIELD_MANAGER)
 
 
 # Build Jobs live in the build namespace and serve every requester of their build key,

@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from pitstop.devcluster import binaries, chaos, testing
 from pitstop.devcluster.operator_process import OperatorProcess
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.integration
 
@@ -429,3 +431,45 @@ def test_service_provider_a_canary_pod_that_crashes_takes_no_traffic(world: Worl
     assert "waitingSince" not in back["candidate"]
     assert back["candidate"]["stepStartedAt"] == down["candidate"]["stepStartedAt"]
     world.cluster.wait("v2 serving again", lambda: world.serving() == {"1": 2, "2": 1})
+
+
+def _writes(operator: OperatorProcess) -> dict[str, float]:
+    """The operator's API writes so far, by verb and resource (from its /metrics), but for
+    the leader election's Lease renewals, which go on whatever the reconciles do."""
+    text = httpx.get(operator.metrics_url, timeout=5).text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "pitstop_api_requests_total" and s.labels["verb"] in (
+                "POST",
+                "PUT",
+                "PATCH",
+                "DELETE",
+            ):
+                key = f"{s.labels['verb']} {s.labels['resource']}"
+                found[key] = found.get(key, 0.0) + s.value
+    return found
+
+
+def _reconciles(operator: OperatorProcess) -> float:
+    text = httpx.get(operator.metrics_url, timeout=5).text
+    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "pitstop_reconciles_total")  # fmt: skip
+
+
+def test_a_reconcile_that_changes_nothing_writes_nothing_and_a_deleted_child_comes_back(
+    cluster: testing.DevCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    world = World(cluster, namespace)
+    world.apply("1", CANARY)
+    world.healthy("1")
+    world.settles("the entry Service selects v1", world.entry_selects, "1")
+    for i in range(3):  # each a reconcile with nothing to do: an annotation, no new generation
+        before, done = _writes(operator), _reconciles(operator)
+        cluster.kubectl("annotate", "--overwrite", "-n", namespace, "modeldeployment", "fraud",
+                        f"bench.pitstop.dev/kick={i}")  # fmt: skip
+        cluster.wait("a reconcile of the kick", lambda: _reconciles(operator) > done)  # noqa: B023
+        assert _writes(operator) == before, f"kick {i}: a reconcile that changed nothing wrote"
+    # Someone deletes the entry Service: the watch tells the operator, which applies it again.
+    cluster.kubectl("delete", "service", "fraud", "-n", namespace)
+    world.settles("the entry Service back, selecting v1", world.entry_selects, "1")

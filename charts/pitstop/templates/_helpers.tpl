@@ -53,13 +53,15 @@ in cluster-wide mode, each watched namespace's Role otherwise.
 - apiGroups: ["apps"]
   resources: ["deployments/scale"]
   verbs: ["get", "patch", "update"]
+# Services and the mirror ConfigMap: applied, read, watched by Kopf (an apply that
+# would change nothing is skipped; one someone else changed or deleted is re-applied).
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["create", "delete", "get", "patch"]
+  verbs: ["create", "delete", "get", "list", "patch", "watch"]
 # The mirror file of the service traffic provider and build records.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["create", "get", "patch"]
+  verbs: ["create", "get", "list", "patch", "watch"]
 # A ModelDeployment's API keys (serving.auth), for smoke tests and generated load.
 - apiGroups: [""]
   resources: ["secrets"]

@@ -33,6 +33,7 @@ from kubernetes.dynamic import DynamicClient
 from pitstop.api import resource
 from pitstop.k8s import build_calls, errors, events, lease_calls, permissions, transport
 from pitstop.k8s.permissions import uses
+from pitstop.k8s.seen import Applied, Seen
 from pitstop.rendering import labels
 
 Object = dict[str, Any]
@@ -66,6 +67,7 @@ def connect(
     write_timeout: float | None = None,
     fence: Callable[[], None] | None = None,
     identity: str | None = None,
+    seen: Seen | None = None,
 ) -> KubeClient:
     """In a pod, the service account; elsewhere $KUBECONFIG or the given file."""
     api = k8s.ApiClient()
@@ -78,8 +80,9 @@ def connect(
             k8s_config.load_kube_config()
         api = k8s.ApiClient()
     return KubeClient(
-        api, timeout=timeout, write_timeout=write_timeout, fence=fence, identity=identity
-    )
+        api, timeout=timeout, write_timeout=write_timeout, fence=fence, identity=identity,
+        seen=seen,
+    )  # fmt: skip
 
 
 def current_namespace() -> str:
@@ -109,8 +112,13 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         write_timeout: float | None = None,
         fence: Callable[[], None] | None = None,
         identity: str | None = None,
+        seen: Seen | None = None,
     ) -> None:
+        """`seen`: the watches' view of the children (the operator's); with it, an apply
+        that would change nothing is skipped (`pitstop.k8s.seen`)."""
         self.api = api
+        self.seen = seen
+        self._applied = Applied()
         transport.bound(api, timeout, write_timeout or timeout, fence)
         self.identity = identity or socket.gethostname()
         self._dynamic = DynamicClient(api)
@@ -130,16 +138,19 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
     def apply(self, obj: Object) -> Object:
         """Server-side apply `obj` as Pitstop; returns the object the API holds."""
         permissions.check_kind(APPLIED, obj["apiVersion"], obj["kind"])
+        if self.seen is not None and self._applied.unchanged(obj, self.seen):
+            return obj  # nobody wrote it since our own same apply: nothing to send
         res = self._resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
-        result = res.server_side_apply(
+        result = dict(res.server_side_apply(
             body=obj,
             name=meta["name"],
             namespace=meta.get("namespace"),
             field_manager=labels.FIELD_MANAGER,
             force_conflicts=True,
-        )
-        return dict(result.to_dict())
+        ).to_dict())  # fmt: skip
+        self._applied.wrote(obj, result)
+        return result
 
     @uses(permissions.on(CREATED, "create"), permissions.OWNER_FINALIZERS)
     def create(self, obj: Object) -> bool:
@@ -179,6 +190,7 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete in the background (dependents go through garbage collection)."""
         permissions.check_kind(DELETED, api_version, kind)
+        self._applied.drop((api_version, kind, namespace, name))
         res = self._resource(api_version, kind)
         try:
             res.delete(name=name, namespace=namespace, propagation_policy="Background")
