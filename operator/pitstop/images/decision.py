@@ -258,9 +258,9 @@ def decide(build: Build, policy: Policy, now: datetime) -> BuildDecision:
 
 
 def _shortened(detail: str) -> str:
-    """At most DETAIL_CHARS: its start (the failing command's own error lines come
-    first) and its end (the builder's summary), the middle elided."""
+    """At most DETAIL_CHARS: most of its start (the failing command's own error lines
+    come first) and its end (the builder's summary), the middle elided."""
     if len(detail) <= DETAIL_CHARS:
         return detail
-    half = DETAIL_CHARS // 2
-    return detail[:half] + " … " + detail[-half:]
+    head = DETAIL_CHARS * 5 // 8
+    return detail[:head] + " … " + detail[-(DETAIL_CHARS - head) :]

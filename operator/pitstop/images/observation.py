@@ -160,22 +160,29 @@ _MOST_CAUSES = 6
 # BuildKit's plain progress prefixes a step's output with "#<step> <seconds> ".
 _STEP_OUTPUT = re.compile(r"^#\d+ \d+(\.\d+)? (?P<text>.*)$")
 _CAUSE = re.compile(
-    r"(^|\s)(ERROR|error|Error)\b[:\s]|^\s*(\u00d7|╰─▶)|No solution found|Could not find a version|"
-    r"No matching distribution|ModuleNotFoundError|Traceback"
+    r"(^|\s)(ERROR|error|Error)\b[:\s]|^\s*(\u00d7|╰─▶|cause:)|No solution found|"
+    r"Could not find a version|No matching distribution|ModuleNotFoundError|Traceback"
 )
 
 
 def _causes(log: str) -> list[str]:
-    """The output lines of BuildKit's steps that say what went wrong, in order (at most
-    `_MOST_CAUSES`, repeats dropped)."""
+    """The output lines of BuildKit's steps that say what went wrong, with the indented
+    lines that continue each (uv's `  cause: Because …` and its wrapped lines), in order,
+    stripped, repeats dropped, at most `_MOST_CAUSES`."""
     found: list[str] = []
+    continuing = False
     for line in log.splitlines():
         step = _STEP_OUTPUT.match(line)
         if step is None:
+            continuing = False
             continue
         text = step.group("text").rstrip()
-        if _CAUSE.search(text) and text not in found:
-            found.append(text)
+        if _CAUSE.search(text) or (continuing and text[:1].isspace()):
+            continuing = True
+            if text.strip() not in found:
+                found.append(text.strip())
+        else:
+            continuing = False
     return found[:_MOST_CAUSES]
 
 

@@ -178,24 +178,25 @@ def test_reported_annotations_are_valid_keys_for_any_requester() -> None:
     assert key != observation.reported_annotation("n" * 63, "m" * 252)
 
 
-# BuildKit's plain progress for a bento whose requirements cannot be installed (the
-# shape buildctl v0.34 writes: "#<step> <seconds> <output>", then its summary).
+# BuildKit's plain progress for a bento whose requirements cannot be installed, as the
+# real node's build of fraud 9 wrote it (buildctl v0.34, BentoML's Dockerfile, uv).
 UNINSTALLABLE = """\
-#11 [base 6/9] RUN uv --directory ./env/python pip install -r requirements.txt
-#11 0.412 Using Python 3.11.2 environment at: /usr
-#11 1.873   \u00d7 No solution found when resolving dependencies:
-#11 1.873   ╰─▶ Because there is no version of scipy==0.0.0.dev0 and you require
-#11 1.873       scipy==0.0.0.dev0, we can conclude that your requirements are unsatisfiable.
-#11 ERROR: process "/bin/sh -c uv --directory ./env/python pip install -r requirements.txt" did not complete successfully: exit code: 1
+#14 [base-container 10/12] RUN  --mount=type=cache,sharing=locked,target=/root/.cache/ uv pip install -r /home/bentoml/bento/env/python/requirements.txt
+#14 0.142 Using Python 3.11.2 environment at: /app/.venv
+#14 0.397 error: No solution found when resolving dependencies
+#14 0.397   cause: Because scikit-learn>=1.9.1 depends on scipy>=1.10.0 and you require scikit-learn==1.9.1, we can conclude that you require scipy>=1.10.0.
+#14 0.397          And because you require scipy==0.0.0.dev0, we can conclude that your requirements are unsatisfiable.
+#14 ERROR: process "/bin/sh -c uv pip install -r $BENTO_PATH/env/python/requirements.txt" did not complete successfully: exit code: 1
 ------
- > [base 6/9] RUN uv --directory ./env/python pip install -r requirements.txt:
-1.873   ╰─▶ Because there is no version of scipy==0.0.0.dev0 and you require
+ > [base-container 10/12] RUN  uv pip install -r /home/bentoml/bento/env/python/requirements.txt:
+0.142 Using Python 3.11.2 environment at: /app/.venv
+0.397 error: No solution found when resolving dependencies
 ------
 Dockerfile:71
 --------------------
-  71 | >>> RUN uv --directory ./env/python pip install -r requirements.txt
+  71 | >>> RUN uv pip install -r requirements.txt
 --------------------
-error: failed to solve: process "/bin/sh -c uv --directory ./env/python pip install -r requirements.txt" did not complete successfully: exit code: 1
+error: failed to solve: process "/bin/sh -c uv pip install -r $BENTO_PATH/env/python/requirements.txt" did not complete successfully: exit code: 1
 """
 PIP_ERROR = """\
 #9 3.2 ERROR: Could not find a version that satisfies the requirement scipy==0.0.0.dev0 (from versions: 1.11.4)
@@ -206,7 +207,9 @@ error: failed to solve: process "/bin/sh -c pip install -r requirements.txt" did
 
 
 @pytest.mark.parametrize(("log", "words"), [
-    (UNINSTALLABLE, ["\u00d7 No solution found", "╰─▶ Because there is no version of scipy==0.0.0.dev0"]),
+    (UNINSTALLABLE, ["error: No solution found when resolving dependencies",
+                     "cause: Because scikit-learn>=1.9.1 depends on scipy>=1.10.0",
+                     "And because you require scipy==0.0.0.dev0"]),
     (PIP_ERROR, ["ERROR: Could not find a version that satisfies the requirement scipy==0.0.0.dev0",
                  "ERROR: No matching distribution found for scipy==0.0.0.dev0"]),
 ])  # fmt: skip
