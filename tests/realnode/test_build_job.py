@@ -456,7 +456,10 @@ def test_a_failing_build_shows_the_builders_log_while_the_stable_keeps_serving(
     assert "scipy==0.0.0.dev0" in message, message
     assert "did not complete successfully" in message, message
     assert failed["stable"]["version"] == "7"
-    assert set(load.answers) == {200}, sorted(set(load.answers))
+    assert set(load.answers) == {200}, (
+        f"{load.answers.count(0)} of {len(load.answers)} requests unanswered",
+        sorted(set(load.answers)),
+    )
 
 
 def _ready_pod(cluster: testing.DevCluster, namespace: str) -> dict[str, Any] | None:
