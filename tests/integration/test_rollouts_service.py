@@ -14,12 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
+import operator_metrics
 import pytest
 import yaml
 from pitstop.devcluster import binaries, chaos, testing
 from pitstop.devcluster.operator_process import OperatorProcess
-from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.integration
 
@@ -436,25 +435,13 @@ def test_service_provider_a_canary_pod_that_crashes_takes_no_traffic(world: Worl
 def _writes(operator: OperatorProcess) -> dict[str, float]:
     """The operator's API writes so far, by verb and resource (from its /metrics), but for
     the leader election's Lease renewals, which go on whatever the reconciles do."""
-    text = httpx.get(operator.metrics_url, timeout=5).text
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == "pitstop_api_requests_total" and s.labels["verb"] in (
-                "POST",
-                "PUT",
-                "PATCH",
-                "DELETE",
-            ):
-                key = f"{s.labels['verb']} {s.labels['resource']}"
-                found[key] = found.get(key, 0.0) + s.value
-    return found
+    found = operator_metrics.samples(operator.metrics_url)
+    return operator_metrics.requests(found, verbs=operator_metrics.WRITES, skip=("leases",))
 
 
 def _reconciles(operator: OperatorProcess) -> float:
-    text = httpx.get(operator.metrics_url, timeout=5).text
-    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == "pitstop_reconciles_total")  # fmt: skip
+    found = operator_metrics.samples(operator.metrics_url)
+    return operator_metrics.total(found, "pitstop_reconciles_total")
 
 
 def test_a_reconcile_that_changes_nothing_writes_nothing_and_a_deleted_child_comes_back(

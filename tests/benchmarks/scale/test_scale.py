@@ -28,19 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import operator_metrics
 import pytest
 from kubernetes import client as k8s
+from operator_metrics import WRITES
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
-from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.benchmark
 
 SIZES = [int(n) for n in os.environ.get("PITSTOP_SCALE_N", "100").split(",")]
 PAUSE = 5.0
 IMAGE = "registry.example/fraud:{}"
-WRITES = ("POST", "PUT", "PATCH", "DELETE")
 GROUP, VERSION, PLURAL = "pitstop.dev", "v1alpha1", "modeldeployments"
 
 
@@ -75,34 +74,14 @@ def wait(what: str, probe: Callable[[], bool], timeout: float) -> float:
     return time.monotonic() - started
 
 
-def samples(url: str) -> list[tuple[str, dict[str, str], float]]:
-    text = httpx.get(url, timeout=10).text
-    return [(s.name, s.labels, s.value)
-            for f in text_string_to_metric_families(text) for s in f.samples]  # fmt: skip
-
-
 def writes(url: str) -> dict[str, float]:
     """The operator's API writes so far, by 'VERB resource'."""
-    found: dict[str, float] = {}
-    for name, labels, value in samples(url):
-        if name == "pitstop_api_requests_total" and labels["verb"] in WRITES:
-            key = f"{labels['verb']} {labels['resource']}"
-            found[key] = found.get(key, 0.0) + value
-    return found
-
-
-def requests_by(url: str) -> dict[str, float]:
-    found: dict[str, float] = {}
-    for name, labels, value in samples(url):
-        if name == "pitstop_api_requests_total":
-            key = f"{labels['verb']} {labels['resource']}"
-            found[key] = found.get(key, 0.0) + value
-    return found
+    return operator_metrics.requests(operator_metrics.samples(url), verbs=WRITES)
 
 
 def quantile(url: str, q: float) -> float:
     buckets = sorted(
-        (float(labels["le"]), value) for name, labels, value in samples(url)
+        (float(labels["le"]), value) for name, labels, value in operator_metrics.samples(url)
         if name == "pitstop_reconcile_duration_seconds_bucket"
     )  # fmt: skip
     total = buckets[-1][1]
@@ -113,7 +92,7 @@ def quantile(url: str, q: float) -> float:
 
 
 def one(url: str, name: str, **labels: str) -> float:
-    return sum(v for n, ls, v in samples(url) if n == name and labels.items() <= ls.items())
+    return operator_metrics.total(operator_metrics.samples(url), name, **labels)
 
 
 def minus(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
@@ -233,7 +212,7 @@ def test_scale(
         figures.cpu_seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         figures.p50, figures.p99 = quantile(url, 0.5), quantile(url, 0.99)
         figures.errors = one(url, "pitstop_reconciles_total", result="error")
-        figures.requests = requests_by(url)
+        figures.requests = operator_metrics.requests(operator_metrics.samples(url))
         RESULTS.append(figures)
         report()
     finally:

@@ -9,27 +9,11 @@ tests/integration/test_builds.py.
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-from typing import Any
-
 import pytest
-import yaml
-from pitstop.devcluster import binaries
+from chart import render
 from pitstop.images import decision, settings
 
-CHART = Path(__file__).resolve().parents[3] / "charts" / "pitstop"
 ENFORCE = "pod-security.kubernetes.io/enforce"
-
-
-def render(*values: str) -> list[dict[str, Any]]:
-    helm = binaries.bin_dir() / "helm"
-    if not helm.exists():
-        pytest.skip(f"no helm in {helm.parent}: run `make binaries` to render the chart")
-    args = [str(helm), "template", "pitstop", str(CHART), "--namespace", "pitstop-system",
-            "--kube-version", binaries.KUBERNETES_VERSION, *values]  # fmt: skip
-    done = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60)
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
 def namespaces(*values: str) -> dict[str, dict[str, str]]:
