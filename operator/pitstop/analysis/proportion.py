@@ -90,14 +90,14 @@ def _add(
         return evidence.model_copy(update={"candidate": candidate})
     kind, limit = relative
     stable = evidence.stable or Tally()
-    test = f"{kind} {limit:g}"
+    test = _test(kind, limit)
     logs = (tuple(evidence.above), tuple(evidence.below)) if evidence.test == test else ((), ())
     before = twosample.Evidence(
         evidence.candidate.requests, evidence.candidate.bad, stable.requests, stable.bad, *logs
     )
     after = twosample.update(
         before, kind, twosample.grid(kind, limit),
-        (block.requests, block.hits, block.stable_requests, block.stable_hits),
+        (block.requests, block.hits, block.stable_requests, block.stable_hits), limit,
     )  # fmt: skip
     return MetricEvidence(
         candidate=candidate,
@@ -106,6 +106,12 @@ def _add(
         below=[round(x, 6) for x in after.below],
         test=test,
     )
+
+
+def _test(kind: twosample.Kind, limit: float) -> str:
+    """What `above` and `below` are kept for: evidence kept for another limit, or in an
+    older shape, starts again."""
+    return f"{kind} {limit:g} bets {twosample.BETS}"
 
 
 def _absolute(
@@ -148,11 +154,14 @@ def _compare(
     )  # fmt: skip
     lower, upper = twosample.bounds(state, thresholds, alpha)
     text = f"stable + {limit:g}" if kind == "difference" else f"{limit:g} x stable"
-    if evidence.test != f"{kind} {limit:g}" or len(evidence.above) != len(thresholds):
+    if evidence.test != _test(kind, limit) or len(evidence.above) != twosample.BETS * len(
+        thresholds
+    ):
         return Outcome("Inconclusive", f"{name} <= {text}: no interval measured yet"), None, None
     needed = math.log(1.0 / alpha)
     index = thresholds.index(limit)
-    above, below = evidence.above[index], evidence.below[index]
+    above = float(twosample.mixed(evidence.above, len(thresholds))[index])
+    below = float(twosample.mixed(evidence.below, len(thresholds))[index])
     if above >= needed:
         return Outcome("Fail", f"{name} breaks <= {text} (confident)"), lower, upper
     if below >= needed:

@@ -197,8 +197,11 @@ def targets(results: dict[tuple[Judge, Cell], Summary], args: argparse.Namespace
         name, rps, base = cell.candidate.name, cell.rps, cell.baseline
         if name == "plus20" and rps >= 5:
             bound = oracle.detection_power(rps, 30, base, 0.2, LIMIT, ALPHA)
+            sequential = oracle.sequential_detection(rps, 30, base, 0.2, LIMIT, ALPHA)
             lines.append(f"  +20 points rolled back within 2 intervals (30 s), {rps:g} rps, {base:.1%}: "
-                         f"{s.within_30s:.1%} (oracle fixed-sample test at 30 s: {bound:.1%})")  # fmt: skip
+                         f"{s.within_30s:.1%} (oracle fixed-sample test at 30 s knowing the "
+                         f"stable's rate: {bound:.1%}; e-process betting on the true rates: "
+                         f"{sequential:.1%})")  # fmt: skip
         if name == "x3" and rps == 200 and base == 0.01:
             lines.append(f"  3x errors at 1% / 200 rps caught before the canary ends: {s.rolled_back:.1%}")  # fmt: skip
         if name in ("p99x3", "p99x1.5") and rps >= 20:

@@ -61,7 +61,7 @@ def expected_e(
 ) -> float:  # fmt: skip
     gains = {}
     for kc, ks in product(range(nc + 1), range(ns + 1)):
-        gains[kc, ks] = float(twosample._log_e(kind, np.array([g]), *alt, nc, kc, ns, ks)[0])
+        gains[kc, ks] = float(twosample.log_e(kind, np.array([g]), *alt, nc, kc, ns, ks)[0])
     return sum(
         binom.pmf(kc, nc, null[0]) * binom.pmf(ks, ns, null[1]) * math.exp(gain)
         for (kc, ks), gain in gains.items()
@@ -124,7 +124,8 @@ def test_an_identical_candidate_is_eventually_found_within_the_limit() -> None:
 
 
 def test_identical_candidates_are_rarely_found_above_a_zero_limit() -> None:
-    """Ville: with limit 0 (any difference), at most alpha of A/A runs ever cross."""
+    """Ville: with limit 0 (any difference), at most alpha of A/A runs ever cross — the
+    average of the bets, which is what the verdict reads."""
     rng = np.random.default_rng(3)
     thresholds = twosample.grid("difference", 0.0)
     index = thresholds.index(0.0)
@@ -137,7 +138,7 @@ def test_identical_candidates_are_rarely_found_above_a_zero_limit() -> None:
                 evidence, "difference", thresholds,
                 (nc, rng.binomial(nc, 0.05), ns, rng.binomial(ns, 0.05)),
             )  # fmt: skip
-            if evidence.above[index] >= math.log(1 / 0.05):
+            if twosample.mixed(evidence.above, len(thresholds))[index] >= math.log(1 / 0.05):
                 crossed += 1
                 break
     assert crossed <= 0.05 * 200 + 3
@@ -150,3 +151,42 @@ def test_ratio_evidence_sees_a_tripled_rate() -> None:
     lower, _ = twosample.bounds(evidence, thresholds, 0.01)
     assert lower is not None
     assert lower >= 1.5
+
+
+def _looks_to_cross(
+    rng: np.random.Generator, pc: float, ps: float, side: str, per_look: float
+) -> tuple[int, int]:
+    """Looks until the average of the bets, and the plug-in bet alone, show the candidate
+    (above|below) a 0.005 limit: `per_look` candidate requests a look, 4x as many stable."""
+    thresholds = twosample.grid("difference", 0.005)
+    index, size, need = thresholds.index(0.005), len(thresholds), math.log(1 / 0.01)
+    evidence, mixed_at, plug_in_at = Evidence(), 0, 0
+    for look in range(1, 2001):
+        nc, ns = rng.poisson(per_look), rng.poisson(4 * per_look)
+        block = (nc, rng.binomial(nc, pc), ns, rng.binomial(ns, ps))
+        evidence = twosample.update(evidence, "difference", thresholds, block, 0.005)
+        logs = evidence.above if side == "above" else evidence.below
+        if not mixed_at and twosample.mixed(logs, size)[index] >= need:
+            mixed_at = look
+        if not plug_in_at and logs[index] >= need:  # the first bet is the plug-in
+            plug_in_at = look
+        if mixed_at and plug_in_at:
+            break
+    return mixed_at or 2001, plug_in_at or 2001
+
+
+@pytest.mark.parametrize(
+    ("pc", "ps", "side", "per_look", "gain"),
+    [(0.21, 0.01, "above", 1, 0.9), (0.01, 0.01, "below", 40, 0.8)],
+)
+def test_fixed_bets_beside_the_plug_in_reach_a_verdict_sooner(
+    pc: float, ps: float, side: str, per_look: float, gain: float
+) -> None:
+    """A candidate 20 points worse at one request a second, and one as good as its
+    stable at 1 % errors and 40 a second: the bets on "far beyond the limit" and on "no
+    difference" decide in fewer looks than the plug-in alone, whose noisy estimates
+    cost evidence at every look."""
+    rng = np.random.default_rng(5)
+    runs = [_looks_to_cross(rng, pc, ps, side, per_look) for _ in range(40)]
+    mixed, plug_in = (float(np.median([r[i] for r in runs])) for i in (0, 1))
+    assert mixed <= gain * plug_in, (mixed, plug_in)
