@@ -462,6 +462,63 @@ def test_a_failing_build_shows_the_builders_log_while_the_stable_keeps_serving(
     )
 
 
+SHADOW = {"type": "Shadow", "shadow": {"percent": 100, "duration": "5m", "promote": "Auto"}}
+AGREEMENT = {"name": "agreement", "builtin": "agreement", "min": 0.9}
+
+
+def _metric(status: dict[str, Any], name: str) -> dict[str, Any]:
+    metrics = (status.get("analysis") or {}).get("metrics") or []
+    return next((m for m in metrics if m.get("name") == name), {})
+
+
+def test_a_shadow_candidate_is_mirrored_through_cluster_dns_and_promoted_on_agreement(
+    real_cluster: testing.DevCluster, operator: install.Release, packages: str
+) -> None:
+    """fraud 8 as a shadow of fraud 7: the stable's pods copy every user request to the
+    candidate's revision Service by its cluster DNS name (the mirror ConfigMap's URL,
+    resolved by CoreDNS, reached through kube-proxy), the candidate answers no user, and
+    the operator promotes it on the agreement of the copies it really answered."""
+    namespace = _namespace(real_cluster, "restricted")
+    md = _model_deployment("mirrored", namespace, packages, "7")
+    md["spec"]["strategy"] = SHADOW
+    md["spec"]["analysis"] = {**ANALYSIS, "metrics": [*ANALYSIS["metrics"], AGREEMENT]}
+    real_cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
+    first = _until(real_cluster, operator, "mirrored", namespace, "v7 Healthy",
+                   lambda s: _serving(s, "7"), timeout=1200)  # fmt: skip
+    stable_revision = first["stable"]["revision"]
+
+    with _Load(_entry_url(real_cluster, "mirrored", namespace)) as load:
+        real_cluster.wait("users answered by v7", lambda: load.answers.count(200) >= 20)
+        md["spec"]["model"]["version"] = "8"
+        md["spec"]["model"]["source"]["uri"] = f"{packages}/fraud-8.bentomodel"
+        real_cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
+        shadowing = _until(
+            real_cluster, operator, "mirrored", namespace, "copies compared during the shadow",
+            lambda s: s.get("candidate", {}).get("version") == "8"
+            and (_metric(s, "agreement").get("requests") or 0) > 0, timeout=1200,
+        )  # fmt: skip
+        # Users still reach the stable revision only: the entry Service selects it.
+        entry = _get(real_cluster, "service", "mirrored", "-n", namespace)["spec"]["selector"]
+        assert stable_revision in entry.values(), entry
+        mirror = _get(real_cluster, "configmap", "mirrored-mirror", "-n", namespace)
+        url = json.loads(mirror["data"]["mirror.json"])["url"]
+        assert url.startswith(
+            f"http://mirrored-{shadowing['candidate']['revision']}.{namespace}.svc:"
+        )
+        done = _until(real_cluster, operator, "mirrored", namespace, "v8 promoted",
+                      lambda s: _serving(s, "8"), timeout=900)  # fmt: skip
+
+    assert [(h["version"], h["outcome"]) for h in done["history"]][-1] == ("8", "Promoted")
+    agreement = _metric(done, "agreement")
+    assert agreement["verdict"] == "Pass", agreement
+    assert agreement["requests"] >= ANALYSIS["minRequests"], agreement
+    assert agreement["value"] >= AGREEMENT["min"], agreement
+    assert load.answers.count(200) / len(load.answers) > 0.99, sorted(set(load.answers))
+    print(f"shadow: {agreement['requests']:.0f} copies compared through {url}, agreement "
+          f"{agreement['value']:.3f} (interval {agreement.get('lower')}..{agreement.get('upper')}); "
+          f"{load.answers.count(200)} of {len(load.answers)} user requests answered")  # fmt: skip
+
+
 def _ready_pod(cluster: testing.DevCluster, namespace: str) -> dict[str, Any] | None:
     for candidate in _get(cluster, "pods", "-n", namespace)["items"]:
         conditions = candidate.get("status", {}).get("conditions", [])
