@@ -365,11 +365,12 @@ def _traffic(router: traffic.Provider, md: ModelDeployment) -> Traffic:
                    f"strategy {strategy.type} needs")  # fmt: skip
     if problem is not None:
         return Traffic(by_replicas, problem=problem, verified=False, message=problem)
+    unsupported = router.unsupported(md, frozenset(needs))
     expected = engine.current_split(md)
     if expected is None or md.status.candidate is None:
-        return Traffic(by_replicas)
+        return Traffic(by_replicas, unsupported=unsupported)
     check = router.verify(md, expected)
-    return Traffic(by_replicas, verified=check.ok, message=check.message)
+    return Traffic(by_replicas, unsupported=unsupported, verified=check.ok, message=check.message)
 
 
 def _observe(kube: KubeClient, md: ModelDeployment) -> dict[str, RevisionState]:

@@ -571,3 +571,72 @@ def test_a_canary_whose_pods_stop_being_ready_keeps_no_weight_until_they_are_bac
         [(f"fraud-{old}", 90), (f"fraud-{new}", 10)],
     ]
     assert dict(stalled_split).get(f"fraud-{new}", 0) == 0
+
+
+def _supports(cluster: testing.DevCluster, gateway_class: str, *features: str) -> None:
+    """What the implementation publishes (its controller writes this status)."""
+    status = {"status": {"supportedFeatures": [{"name": f} for f in sorted(features)]}}
+    cluster.kubectl("patch", "gatewayclass", gateway_class, "--subresource=status",
+                    "--type=merge", "-p", json.dumps(status))  # fmt: skip
+
+
+def test_a_shadow_waits_where_the_gateway_cannot_mirror_and_starts_once_it_can(
+    cluster: testing.DevCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """The route's Gateway is implemented by a GatewayClass that lists its features
+    without RequestMirror (as Traefik v3.7's does; it answers 500 to every request of a
+    rule with that filter): v2's shadow does not start, the route stays as it was, the
+    condition says why; once the class lists the features, the shadow starts by itself."""
+    gateway_class = f"weights-only-{namespace}"
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        "metadata": {"name": gateway_class},
+        "spec": {"controllerName": "example.com/weights-only"},
+    }))  # fmt: skip
+    try:
+        _supports(cluster, gateway_class, "Gateway", "HTTPRoute")
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "web"},
+            "spec": {"gatewayClassName": gateway_class,
+                     "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+        }))  # fmt: skip
+        route = gateway_route(namespace)
+        route["spec"]["parentRefs"] = [{"name": "web"}]
+        cluster.kubectl("apply", "--server-side", "--field-manager=user", "-f", "-",
+                        input=json.dumps(route))  # fmt: skip
+        apply(cluster, namespace, through(GATEWAY, "1", SHADOW))
+        md, _ = wait_healthy(cluster, namespace, GATEWAY, "1")
+        old = md["status"]["stable"]["revision"]
+
+        apply(cluster, namespace, through(GATEWAY, "2", SHADOW))
+
+        def waiting() -> Object | None:
+            md = get(cluster, namespace, "md", "fraud")
+            current = md["status"].get("observedGeneration") == md["metadata"]["generation"]
+            return (
+                md if current and condition(md, "Progressing")[1] == "TrafficUnavailable" else None
+            )
+
+        md = cluster.wait("Progressing TrafficUnavailable", waiting, timeout=60)
+        message = condition(md, "Progressing")[2]
+        assert f"GatewayClass {gateway_class} (of Gateway {namespace}/web)" in message
+        assert "HTTPRouteRequestMirror or HTTPRouteRequestPercentageMirror" in message
+        assert "candidate" not in md["status"]
+        assert condition(md, "Ready")[:2] == ("True", "StableAvailable")
+        _, route = read(cluster, namespace, GATEWAY)
+        assert GATEWAY.routed(route) == [(f"fraud-{old}", 100)]
+        assert GATEWAY.mirrored(route) == []
+        assert replicas(cluster, namespace) == {f"fraud-{old}": 2}
+
+        _supports(cluster, gateway_class, "Gateway", "HTTPRoute", "HTTPRouteRequestMirror",
+                  "HTTPRouteRequestPercentageMirror")  # fmt: skip
+
+        def mirroring() -> str | None:
+            md, route = read(cluster, namespace, GATEWAY)
+            new = candidate(md).get("revision")
+            return new if new and GATEWAY.mirrored(route) == [(f"fraud-{new}", 40)] else None
+
+        cluster.wait("the shadow mirroring 40% by itself", mirroring, timeout=90)
+    finally:
+        cluster.kubectl("delete", "gatewayclass", gateway_class, "--wait=false", check=False)

@@ -71,6 +71,11 @@ in cluster-wide mode, each watched namespace's Role otherwise.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["create", "get", "patch"]
+# A route's Gateway, to find its GatewayClass: a shadow mirrors only through an
+# implementation that says it supports RequestMirror.
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["gateways"]
+  verbs: ["get"]
 - apiGroups: ["networking.istio.io"]
   resources: ["virtualservices"]
   verbs: ["create", "get", "patch"]

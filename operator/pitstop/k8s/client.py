@@ -53,6 +53,8 @@ READ = (
     permissions.CONFIG_MAP,
     permissions.SECRET,  # a ModelDeployment's API keys (serving.auth)
     permissions.HTTP_ROUTE,
+    permissions.GATEWAY,  # a route's parent, for its GatewayClass
+    permissions.GATEWAY_CLASS,  # what its implementation supports (mirroring)
     permissions.VIRTUAL_SERVICE,
 )
 DELETED = (permissions.DEPLOYMENT, permissions.SERVICE)  # revisions beyond the history

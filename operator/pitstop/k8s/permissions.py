@@ -76,6 +76,9 @@ SECRET = Kind("v1", "Secret", "secrets")
 POD = Kind("v1", "Pod", "pods")
 EVENT = Kind("v1", "Event", "events")
 HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+# What a route's Gateway is implemented by, and what that implementation supports.
+GATEWAY = Kind("gateway.networking.k8s.io/v1", "Gateway", "gateways")
+GATEWAY_CLASS = Kind("gateway.networking.k8s.io/v1", "GatewayClass", "gatewayclasses", "cluster")
 VIRTUAL_SERVICE = Kind("networking.istio.io/v1", "VirtualService", "virtualservices")
 CRD = Kind(
     "apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", "cluster"

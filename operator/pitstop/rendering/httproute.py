@@ -193,3 +193,26 @@ def compare(
             )
     weight = routing.share_off_stable(deployment, split, _weighted(managed[0][1]["backendRefs"]))
     return routing.Comparison(tuple(differences), weight)
+
+
+# The conformance features (GatewayClass status.supportedFeatures) a mirror needs.
+MIRROR_FEATURE = "HTTPRouteRequestMirror"
+PERCENT_MIRROR_FEATURE = "HTTPRouteRequestPercentageMirror"
+
+
+def missing_mirror_features(supported: list[Object] | None, percent: int) -> list[str]:
+    """The features a GatewayClass lacks to mirror `percent`% of requests as Pitstop
+    writes it (a RequestMirror filter, with `percent` below 100).
+
+    Implementations publish what they support in `status.supportedFeatures` (Gateway
+    API v1.2 and later); one that publishes nothing is given the benefit of the doubt
+    (nothing is missing), one that publishes a list without the filter is not: an
+    implementation may refuse a rule whose filter it does not know by answering every
+    request of that rule with an error (Traefik v3.7 answers 500), which would take the
+    stable model down with the shadow.
+    """
+    if supported is None:
+        return []
+    names = {str(f.get("name")) if isinstance(f, dict) else str(f) for f in supported}
+    wanted = [MIRROR_FEATURE] + ([PERCENT_MIRROR_FEATURE] if percent < 100 else [])
+    return [feature for feature in wanted if feature not in names]

@@ -50,6 +50,9 @@ class Traffic:
     """The provider splits by replica ratio (the `service` provider), not by exact percent."""
     problem: str | None = None
     """Why the provider cannot route now (missing route, lacking capability), if so."""
+    unsupported: str | None = None
+    """Why the provider cannot do what the strategy needs where it routes (a gateway
+    that cannot mirror): routing goes on, a new rollout waits."""
     verified: bool = True
     """The split recorded in status is in place."""
     message: str = ""

@@ -198,6 +198,12 @@ class Run(Rollout):
             self.split = SetTraffic(stable=target)
         elif self.seen.traffic.problem is not None:
             self.hold()
+        elif self.candidate is None and self.seen.traffic.unsupported is not None:
+            # It would start where its copies or weights cannot be routed: it waits, and
+            # the stable keeps its routing.
+            self.hold()
+            self.progress = (Reason.TRAFFIC_UNAVAILABLE, self.seen.traffic.unsupported)
+            self.wake.append(POLL_SECONDS)  # nothing watches what the gateway supports
         else:
             if self.candidate is None:
                 self.candidate = RevisionStatus(

@@ -15,6 +15,11 @@ Two modes, chosen by `spec.traffic.httpRoute`:
   (owner reference to the ModelDeployment, `pitstop.dev/*` labels), so it is garbage-
   collected with it. An HTTPRoute of that name that Pitstop does not own is refused.
 
+Before a shadow mirrors through the route, the Gateway's implementation must say it can
+(`_mirror_problem`): its GatewayClass's `status.supportedFeatures`. One that lists its
+features without HTTPRouteRequestMirror holds the rollout with the reason, instead of
+being handed a filter it may answer with errors for every user request.
+
 The rules themselves are rendered and compared by the pure `rendering.httproute`.
 """
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from pitstop.api.resource import ModelDeployment
@@ -31,6 +37,10 @@ from pitstop.rendering import httproute
 from pitstop.traffic import provider
 
 Object = dict[str, Any]
+
+GROUP = "gateway.networking.k8s.io"
+GATEWAY = (f"{GROUP}/v1", "Gateway")
+GATEWAY_CLASS = (f"{GROUP}/v1", "GatewayClass")
 
 
 class GatewayApiProvider:
@@ -74,6 +84,55 @@ class GatewayApiProvider:
                 "so Pitstop has nothing to weight"
             )
         return None
+
+    def unsupported(self, md: ModelDeployment, needs: frozenset[str]) -> str | None:
+        """Why the route's Gateways cannot mirror a shadow's copies, or None (also when
+        their implementation does not say, or Pitstop may not read it)."""
+        shadow = md.spec.strategy.shadow
+        if provider.MIRROR not in needs or shadow is None:
+            return None
+        ref = _ref(md)
+        if ref.parent_refs is not None:
+            parents = [p.model_dump(by_alias=True, exclude_none=True) for p in ref.parent_refs]
+        else:
+            parents = ((self._read(md, ref) or {}).get("spec") or {}).get("parentRefs") or []
+        for parent in parents:
+            if (parent.get("group") or GROUP) != GROUP or (
+                parent.get("kind") or "Gateway"
+            ) != "Gateway":
+                continue
+            namespace = parent.get("namespace") or md.metadata.namespace
+            gateway = self._read_quietly(*GATEWAY, namespace, str(parent.get("name")))
+            class_name = str(((gateway or {}).get("spec") or {}).get("gatewayClassName") or "")
+            gateway_class = (
+                self._read_quietly(*GATEWAY_CLASS, "", class_name) if class_name else None
+            )
+            if gateway_class is None:
+                continue
+            supported = (gateway_class.get("status") or {}).get("supportedFeatures")
+            missing = httproute.missing_mirror_features(supported, shadow.percent)
+            if missing:
+                return (
+                    f"GatewayClass {class_name} (of Gateway {namespace}/{parent.get('name')}) "
+                    f"does not list {' or '.join(missing)} in status.supportedFeatures, so "
+                    "its implementation cannot mirror a shadow's copies; use strategy Canary "
+                    "or BlueGreen on this route, or spec.traffic.provider service"
+                )
+        return None
+
+    def _read_quietly(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> Object | None:
+        """The object, or None when it does not exist, its kind is not served, or
+        Pitstop may not read it (a Gateway in a namespace it does not watch)."""
+        try:
+            return self._kube.get(api_version, kind, namespace, name)
+        except ResourceNotFoundError:
+            return None
+        except ApiException as error:
+            if error.status == 403:
+                return None
+            raise
 
     def apply(self, md: ModelDeployment, split: provider.Split) -> None:
         ref = _ref(md)

@@ -41,6 +41,9 @@ class IstioProvider:
     def __init__(self, kube: KubeClient) -> None:
         self._kube = kube
 
+    def unsupported(self, md: ModelDeployment, needs: frozenset[str]) -> str | None:
+        return None  # every Istio data plane (Envoy) weights and mirrors
+
     def problem(self, md: ModelDeployment) -> str | None:
         ref = md.spec.traffic.virtual_service
         if ref is None:

@@ -39,6 +39,12 @@ class Provider(Protocol):
         """Why this provider cannot route for `md` now (e.g. its route is missing), or None."""
         ...
 
+    def unsupported(self, md: ModelDeployment, needs: frozenset[str]) -> str | None:
+        """Why this provider cannot do `needs` for `md` where it routes (beyond what its
+        `capabilities` say: e.g. a gateway whose implementation cannot mirror), or None.
+        Routing goes on; a new rollout that needs it waits."""
+        ...
+
     def apply(self, md: ModelDeployment, split: Split) -> None:
         """Make the cluster route as `split` says (idempotent)."""
         ...

@@ -31,6 +31,9 @@ class ServiceProvider:
     def problem(self, md: ModelDeployment) -> str | None:
         return None  # Services always exist: Pitstop creates them
 
+    def unsupported(self, md: ModelDeployment, needs: frozenset[str]) -> str | None:
+        return None  # the serving template mirrors by itself
+
     def apply(self, md: ModelDeployment, split: Split) -> None:
         self.kube.apply(children.entry_service(md, _selected(split)))
         target = _mirror_target(md, split)

@@ -164,7 +164,9 @@ def test_namespaced_install_grants_it_in_the_watched_namespaces_only() -> None:
                     if grant(p, ns) not in given]  # fmt: skip
     assert missing == []
     cluster_wide = {g for g in given if g.namespace == EVERYWHERE}
-    assert {g.resource for g in cluster_wide} == {"customresourcedefinitions", "namespaces"}
+    assert {g.resource for g in cluster_wide} == {
+        "customresourcedefinitions", "namespaces", "gatewayclasses"
+    }  # fmt: skip
     assert {g.verb for g in cluster_wide} <= READ_VERBS, "no cluster-wide write"
     assert {g.namespace for g in given} == {EVERYWHERE, RELEASE_NAMESPACE, BUILDS, *WATCHED}
 

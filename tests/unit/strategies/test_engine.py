@@ -509,3 +509,30 @@ def test_undo_to_the_previous_stable_during_its_window_serves_it_at_once() -> No
     assert ScaleRevision("old", 0) not in decision.actions
     assert SetTraffic("old") in decision.actions
     assert [e.reason for e in decision.events] == ["UndoRequested", "Restored"]
+
+
+CANNOT_MIRROR = "GatewayClass traefik (of Gateway ml/web) does not list HTTPRouteRequestMirror"
+SHADOW = {"type": "Shadow", "shadow": {"percent": 100, "duration": "5m"}}
+
+
+def test_a_shadow_waits_where_the_gateway_cannot_mirror_and_the_stable_keeps_serving() -> None:
+    """A gateway implementation that cannot mirror: the new revision does not start
+    (nothing is copied, nothing scaled up), the stable keeps all traffic, the condition
+    says why, and Pitstop looks again (nothing watches GatewayClasses)."""
+    traffic = Traffic(unsupported=CANNOT_MIRROR)
+    decision = engine.decide(md(SHADOW, STABLE), seen({"old": up()}, traffic=traffic), NOW)
+    assert decision.status.candidate is None
+    assert [a for a in decision.actions if isinstance(a, SetTraffic)] == [SetTraffic(stable="old")]
+    assert not [a for a in decision.actions if isinstance(a, EnsureRevision)]
+    found = conditions.find(decision.status.conditions, conditions.PROGRESSING)
+    assert found is not None
+    assert (found.status, found.reason, found.message) == ("False", "TrafficUnavailable",
+                                                           CANNOT_MIRROR)  # fmt: skip
+    assert decision.requeue_after == engine.POLL_SECONDS
+    # The first revision needs no mirror: it is deployed and routed.
+    first = engine.decide(md(SHADOW), seen({}, traffic=traffic), NOW)
+    assert first.status.candidate is not None or first.status.stable is not None
+    assert [a for a in first.actions if isinstance(a, EnsureRevision)]
+    # Once the gateway can, the shadow starts.
+    started = engine.decide(md(SHADOW, STABLE), seen({"old": up()}), NOW)
+    assert started.status.candidate is not None

@@ -171,3 +171,24 @@ def test_mirror_fraction_counts_as_percent() -> None:
     }  # fmt: skip
     rules = [served([ref(f"fraud-{S}", 100), ref(f"fraud-{C}", 0)], [fraction])]
     assert httproute.compare("fraud", "ml", rules, Split(S, C, mirror=25)).differences == ()
+
+
+@pytest.mark.parametrize(
+    ("supported", "percent", "missing"),
+    [
+        (None, 40, []),  # the implementation does not say: given the benefit of the doubt
+        ([{"name": "Gateway"}, {"name": "HTTPRoute"}], 100, ["HTTPRouteRequestMirror"]),
+        ([{"name": "HTTPRoute"}, {"name": "HTTPRouteRequestMirror"}], 100, []),
+        ([{"name": "HTTPRouteRequestMirror"}], 40, ["HTTPRouteRequestPercentageMirror"]),
+        (
+            [{"name": "HTTPRouteRequestMirror"}, {"name": "HTTPRouteRequestPercentageMirror"}],
+            40,
+            [],
+        ),
+        (["HTTPRouteRequestMirror"], 100, []),  # before v1.2 the list held plain names
+    ],
+)
+def test_a_gateway_class_must_list_what_a_shadow_needs(
+    supported: list[Any] | None, percent: int, missing: list[str]
+) -> None:
+    assert httproute.missing_mirror_features(supported, percent) == missing
