@@ -94,6 +94,8 @@ def test_prebuilt_image_becomes_healthy_with_owned_children(
     }
     assert set(services) == {"fraud", f"fraud-{revision}"}
     assert services["fraud"]["spec"]["selector"]["pitstop.dev/revision"] == revision
+    # Nothing is mirrored, so there is no mirror ConfigMap (the pods mount it optional).
+    assert get(cluster, namespace, "configmaps", "-l", SELECTOR)["items"] == []
     # The pods behind it exist (ReplicaSet controller, scheduler) and are Ready (KWOK).
     pods = get(cluster, namespace, "pods", "-l", f"pitstop.dev/revision={revision}")["items"]
     ready_pods = [p for p in pods if p["spec"].get("nodeName") and any(

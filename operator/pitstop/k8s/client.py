@@ -33,7 +33,7 @@ from kubernetes.dynamic import DynamicClient
 from pitstop.api import resource
 from pitstop.k8s import build_calls, errors, events, lease_calls, permissions, transport
 from pitstop.k8s.permissions import uses
-from pitstop.k8s.seen import Applied, Seen
+from pitstop.k8s.seen import Applied, Seen, key_of
 from pitstop.rendering import labels
 
 Object = dict[str, Any]
@@ -153,6 +153,11 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         ).to_dict())  # fmt: skip
         self._applied.wrote(obj, result)
         return result
+
+    @uses()  # no request: what this process applied
+    def wrote(self, obj: Object) -> bool:
+        """Whether this process has applied `obj`'s object (and not deleted it since)."""
+        return self._applied.has(key_of(obj))
 
     @uses(permissions.on(CREATED, "create"), permissions.OWNER_FINALIZERS)
     def create(self, obj: Object) -> bool:

@@ -94,6 +94,11 @@ class Applied:
         with self._lock:
             self._last[key_of(obj)] = (digest(obj), version_of(result))
 
+    def has(self, key: Key) -> bool:
+        """Whether this process has applied the child (and not deleted it since)."""
+        with self._lock:
+            return key in self._last
+
     def drop(self, key: Key) -> None:
         with self._lock:
             self._last.pop(key, None)

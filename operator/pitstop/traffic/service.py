@@ -8,7 +8,9 @@
   effective share is what status.traffic reports; use gateway-api or istio for exact
   weights.
 - Shadow: the serving template mirrors by itself; the `<name>-mirror` ConfigMap, mounted
-  into every revision's pods, names the candidate's Service and the percent.
+  into every revision's pods (optional: absent means no mirror), names the candidate's
+  Service and the percent. It is written when a shadow first needs it, not for every
+  model: one write and one object less per ModelDeployment that never mirrors.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pitstop.api.resource import ModelDeployment
+from pitstop.k8s import seen
 from pitstop.k8s.client import KubeClient
 from pitstop.rendering import children, labels
 from pitstop.traffic.provider import MIRROR, WEIGHTS, WEIGHTS_BY_REPLICAS, Split, Verification
@@ -37,7 +40,10 @@ class ServiceProvider:
     def apply(self, md: ModelDeployment, split: Split) -> None:
         self.kube.apply(children.entry_service(md, _selected(split)))
         target = _mirror_target(md, split)
-        self.kube.apply(children.mirror_config_map(md, target, split.mirror if target else 0))
+        mirror = children.mirror_config_map(md, target, split.mirror if target else 0)
+        if target is None and self._never_written(mirror):
+            return  # no mirror now, and no ConfigMap saying otherwise
+        self.kube.apply(mirror)
 
     def verify(self, md: ModelDeployment, split: Split) -> Verification:
         ns, name = md.metadata.namespace, md.metadata.name
@@ -48,9 +54,18 @@ class ServiceProvider:
         mirror = self.kube.get("v1", "ConfigMap", ns, labels.mirror_name(name))
         target = _mirror_target(md, split)
         expected = children.mirror_config_map(md, target, split.mirror if target else 0)["data"]
+        if mirror is None and target is None:
+            return Verification(True)  # absent: the pods mirror nothing
         if mirror is None or mirror.get("data") != expected:
             return Verification(False, f"ConfigMap {labels.mirror_name(name)} is not in place yet")
         return Verification(True)
+
+    def _never_written(self, mirror: dict[str, object]) -> bool:
+        """Whether the watch has never shown the mirror ConfigMap (it does not exist).
+        Without a watch (the CLI), it is written as before: percent 0."""
+        if self.kube.seen is None:
+            return False
+        return self.kube.seen.get(seen.key_of(mirror)) is None and not self.kube.wrote(mirror)
 
 
 def _selected(split: Split) -> str | None:
