@@ -38,7 +38,8 @@ def first(r: Rollout, target: str, image: str) -> None:
         )
         r.history.append(r.record(stable, "Promoted", "first revision", ended=False))
         r.stable, r.candidate = stable, None
-        r.note(Reason.PROMOTED, f"revision {target} (version {stable.version}) serves")
+        # No Promoted Event: nothing was promoted over anything, and the phase's own
+        # Event (Healthy, "revision ... serves") says it in the same pass.
         return
     r.candidate = candidate
     stalled = _waiting(r, r.replicas)
