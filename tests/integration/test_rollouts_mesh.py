@@ -584,9 +584,10 @@ def test_a_shadow_waits_where_the_gateway_cannot_mirror_and_starts_once_it_can(
     cluster: testing.DevCluster, namespace: str, operator: OperatorProcess
 ) -> None:
     """The route's Gateway is implemented by a GatewayClass that lists its features
-    without RequestMirror (as Traefik v3.7's does; it answers 500 to every request of a
-    rule with that filter): v2's shadow does not start, the route stays as it was, the
-    condition says why; once the class lists the features, the shadow starts by itself."""
+    without RequestMirror (as Traefik v3.7.13's would: its source answers 500 to every
+    request of a rule with that filter): v2's shadow does not start, the route stays as
+    it was, the condition says why; once the class lists the features, the shadow
+    starts by itself."""
     gateway_class = f"weights-only-{namespace}"
     cluster.kubectl("apply", "-f", "-", input=json.dumps({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",

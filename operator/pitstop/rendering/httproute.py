@@ -208,8 +208,8 @@ def missing_mirror_features(supported: list[Object] | None, percent: int) -> lis
     API v1.2 and later); one that publishes nothing is given the benefit of the doubt
     (nothing is missing), one that publishes a list without the filter is not: an
     implementation may refuse a rule whose filter it does not know by answering every
-    request of that rule with an error (Traefik v3.7 answers 500), which would take the
-    stable model down with the shadow.
+    request of that rule with an error (Traefik v3.7.13's source sends such a rule to a
+    handler answering 500), which would take the stable model down with the shadow.
     """
     if supported is None:
         return []
