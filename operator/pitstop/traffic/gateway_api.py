@@ -16,9 +16,9 @@ Two modes, chosen by `spec.traffic.httpRoute`:
   collected with it. An HTTPRoute of that name that Pitstop does not own is refused.
 
 Before a shadow mirrors through the route, the Gateway's implementation must say it can
-(`_mirror_problem`): its GatewayClass's `status.supportedFeatures`. One that lists its
-features without HTTPRouteRequestMirror holds the rollout with the reason, instead of
-being handed a filter it may answer with errors for every user request.
+(`unsupported`): its GatewayClass's `status.supportedFeatures`. One that lists its
+features without HTTPRouteRequestMirror holds the new rollout with the reason, instead
+of being handed a filter it may answer with errors for every user request.
 
 The rules themselves are rendered and compared by the pure `rendering.httproute`.
 """
