@@ -146,7 +146,7 @@ def _reconcile(
         revision=revision,
         image=ImageState(image.image, image.status, image.reason, image.message),
         revisions=_observe(kube, md),
-        traffic=_traffic(router, md),
+        traffic=_traffic(router, md, revision),
         request=request,
     )
     analysis, seen = _analyse(kube, scraper, md, seen, now)
@@ -352,7 +352,7 @@ def _load(
     return analysis.model_copy(update={"generated": (analysis.generated or 0) + sent})
 
 
-def _traffic(router: traffic.Provider, md: ModelDeployment) -> Traffic:
+def _traffic(router: traffic.Provider, md: ModelDeployment, revision: str) -> Traffic:
     by_replicas = traffic.WEIGHTS_BY_REPLICAS in router.capabilities
     strategy = md.spec.strategy
     needs = set(NEEDS[strategy.type])
@@ -365,7 +365,11 @@ def _traffic(router: traffic.Provider, md: ModelDeployment) -> Traffic:
                    f"strategy {strategy.type} needs")  # fmt: skip
     if problem is not None:
         return Traffic(by_replicas, problem=problem, verified=False, message=problem)
-    unsupported = router.unsupported(md, frozenset(needs))
+    # Only a rollout about to start asks (the engine reads it then, and nowhere else):
+    # a provider may have to read the gateway behind the route to answer.
+    stable = md.status.stable
+    starting = md.status.candidate is None and stable is not None and stable.revision != revision
+    unsupported = router.unsupported(md, frozenset(needs)) if starting else None
     expected = engine.current_split(md)
     if expected is None or md.status.candidate is None:
         return Traffic(by_replicas, unsupported=unsupported)

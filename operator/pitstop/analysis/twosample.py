@@ -31,7 +31,7 @@ plug-in estimate learns the true rates but only slowly, and every block it bets 
 guess still near "no difference" is evidence thrown away: at 1 candidate request a
 second, a candidate failing 20 points more than the stable took about 40 answers to
 roll back where a test that knew the rates needed 15. So each threshold and side runs
-`len(ALTERNATIVES)` e-processes side by side — the plug-in, and fixed bets that the
+`BETS` e-processes side by side — the plug-in, and fixed bets that the
 parameter lies a set distance beyond the threshold (the stable's rate still the
 plug-in's) — and the evidence is their average (an average of test supermartingales
 is one: Ville holds for it as for each). The best bet's evidence, less log 4 once, and
@@ -63,8 +63,9 @@ _EPS = 1e-9
 _SHRINK = 2.0
 
 # The fixed bets, beyond the threshold on each side: for differences in multiples of
-# the limit's size (a limit of 0.005 bets on 0.01, 0.04 and 0.2 above it, and on 0
-# below it — an identical candidate — then 0.01 and 0.045 lower), for ratios as factors.
+# the limit's size (a limit of 0.005 bets on differences 0.01, 0.04 and 0.2 above it,
+# and below it on 0 — an identical candidate — then -0.01 and -0.045), for ratios as
+# factors.
 _DIFFERENCE_BETS = {"above": (2.0, 8.0, 40.0), "below": (1.0, 3.0, 10.0)}
 _RATIO_BETS = {"above": (1.5, 3.0, 10.0), "below": (1.2, 2.0, 5.0)}
 BETS = 4  # the plug-in and three fixed ones

@@ -97,6 +97,7 @@ def sequential_detection(rps: float, seconds: int, p: float, jump: float, limit:
     rng = np.random.default_rng(seed)
     g = np.array([limit])
     need = math.log(1.0 / alpha)
+    worse = min(1.0, p + jump)
     found = 0
     for _ in range(runs):
         evidence, left = 0.0, seconds
@@ -105,11 +106,8 @@ def sequential_detection(rps: float, seconds: int, p: float, jump: float, limit:
                 n_c = rng.poisson(rps * weight / 100)
                 n_s = rng.poisson(rps * (100 - weight) / 100)
                 if n_c and n_s:
-                    k_c, k_s = rng.binomial(n_c, min(1.0, p + jump)), rng.binomial(n_s, p)
-                    block = (n_c, k_c, n_s, k_s)
-                    evidence += float(
-                        twosample.log_e("difference", g, min(1.0, p + jump), p, *block)[0]
-                    )
+                    block = (n_c, rng.binomial(n_c, worse), n_s, rng.binomial(n_s, p))
+                    evidence += float(twosample.log_e("difference", g, worse, p, *block)[0])
                 if evidence >= need:
                     break
             left -= pause
