@@ -51,7 +51,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.client_timeout = 330
     settings.networking.connect_timeout = options.api_timeout
     loader = memo["loader"] = LoadGenerator()  # analysis.load's senders
-    memo["seen"] = Seen()  # the children as the watches below show them
+    memo["seen"] = Seen()  # the objects as the watches below show them (see `held`)
     elector = None
     write_timeout = options.api_timeout
     if options.lease is not None:
@@ -116,11 +116,36 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await elector.release()
 
 
+_CHILD: Mapping[str, Any] = {labels.MANAGED_BY: "pitstop", labels.DEPLOYMENT: kopf.PRESENT}
+
+
+# Kopf runs indexing handlers on every watch event before any other handler, and holds
+# every other handler back until the initial lists of all indexed kinds are indexed:
+# that is the gate that keeps the reconciles (only ever kicked by the handlers below)
+# from reading an empty view. The indices themselves stay empty (None is not indexed);
+# `Seen` holds the bodies, thread-safe for the reconcile threads.
+@kopf.index(resource.GROUP, resource.VERSION, resource.PLURAL, id="held_model_deployments")
+@kopf.index("apps", "v1", "deployments", labels=_CHILD, id="held_deployments")
+@kopf.index("", "v1", "services", labels=_CHILD, id="held_services")
+@kopf.index("", "v1", "configmaps", labels=_CHILD, id="held_config_maps")
+async def held(body: kopf.Body, resource: kopf.Resource, memo: kopf.Memo, **_: Any) -> None:
+    version = f"{resource.group}/{resource.version}" if resource.group else resource.version
+    memo["seen"].record({"apiVersion": version, "kind": resource.kind, **body})
+
+
+def _forget_if_deleted(memo: kopf.Memo, event: kopf.RawEvent) -> None:
+    """Past the gate: the view may serve reads; a deleted object leaves it."""
+    memo["seen"].open()
+    if event["type"] == "DELETED":
+        memo["seen"].forget(event["object"])
+
+
 @kopf.on.event(resource.GROUP, resource.VERSION, resource.PLURAL)
 async def model_deployment_changed(
     event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
     assert namespace is not None  # ModelDeployments are namespaced
+    _forget_if_deleted(memo, event)
     queue: WorkQueue = memo["queue"]
     if event["type"] == "DELETED":
         queue.forget((namespace, name))
@@ -130,16 +155,13 @@ async def model_deployment_changed(
         queue.kick((namespace, name))
 
 
-_CHILD: Mapping[str, Any] = {labels.MANAGED_BY: "pitstop", labels.DEPLOYMENT: kopf.PRESENT}
-
-
 @kopf.on.event("apps", "v1", "deployments", labels=_CHILD)
 async def child_changed(
     event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     """A revision's Deployment moved (e.g. became available): look at its owner again."""
     assert namespace is not None
-    _saw(memo, event, "apps/v1", "Deployment")
+    _forget_if_deleted(memo, event)
     memo["queue"].kick((namespace, body.metadata.labels[labels.DEPLOYMENT]))
 
 
@@ -148,21 +170,13 @@ async def child_changed(
 async def plain_child_changed(
     event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
-    """A Service or the mirror ConfigMap of a ModelDeployment was written: remember its
-    version (applies that would change nothing are skipped); written or deleted by
-    someone else, its owner applies it again."""
+    """A Service or the mirror ConfigMap of a ModelDeployment was written or deleted by
+    someone else: its owner applies it again. (Pitstop's own writes are only held, by
+    `held`: applies that would change nothing are skipped.)"""
     assert namespace is not None
-    _saw(memo, event, "v1", str(event["object"].get("kind") or "Service"))
+    _forget_if_deleted(memo, event)
     if event["type"] == "DELETED" or not _by_pitstop(body):
         memo["queue"].kick((namespace, body.metadata.labels[labels.DEPLOYMENT]))
-
-
-def _saw(memo: kopf.Memo, event: kopf.RawEvent, api_version: str, kind: str) -> None:
-    obj = {"apiVersion": api_version, "kind": kind, "metadata": event["object"]["metadata"]}
-    if event["type"] == "DELETED":
-        memo["seen"].forget(obj)
-    else:
-        memo["seen"].record(obj)
 
 
 def _by_pitstop(body: kopf.Body) -> bool:

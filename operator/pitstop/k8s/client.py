@@ -33,7 +33,7 @@ from kubernetes.dynamic import DynamicClient
 from pitstop.api import resource
 from pitstop.k8s import build_calls, errors, events, lease_calls, permissions, transport
 from pitstop.k8s.permissions import uses
-from pitstop.k8s.seen import Applied, Seen, key_of
+from pitstop.k8s.seen import Applied, Seen, key_of, parse_selector, watched
 from pitstop.rendering import labels
 
 Object = dict[str, Any]
@@ -116,8 +116,9 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         identity: str | None = None,
         seen: Seen | None = None,
     ) -> None:
-        """`seen`: the watches' view of the children (the operator's); with it, an apply
-        that would change nothing is skipped (`pitstop.k8s.seen`)."""
+        """`seen`: the watches' view of the ModelDeployments and their children (the
+        operator's); with it, an apply that would change nothing is skipped, and reads of
+        those objects are served from memory once the view is open (`pitstop.k8s.seen`)."""
         self.api = api
         self.seen = seen
         self._applied = Applied()
@@ -152,7 +153,17 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
             force_conflicts=True,
         ).to_dict())  # fmt: skip
         self._applied.wrote(obj, result)
+        self._wrote_through(result)
         return result
+
+    def _wrote_through(self, result: Object) -> None:
+        """Hold what a write left, so the next read sees it before the watch does."""
+        if self.seen is not None and watched(result):
+            self.seen.record(result)
+
+    def _held(self) -> Seen | None:
+        """The watches' view, when reads may be served from it."""
+        return self.seen if self.seen is not None and self.seen.serving else None
 
     @uses()  # no request: what this process applied
     def wrote(self, obj: Object) -> bool:
@@ -193,11 +204,27 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
                 return None
             raise
 
+    @uses(permissions.on(READ, "get"))
+    def child(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
+        """A Service or ConfigMap Pitstop made for a ModelDeployment (it carries Pitstop's
+        labels), as the watch shows it; None when the watch shows none. Without an open
+        view, as the API holds it."""
+        held = self._held()
+        if held is None:
+            return self.get(api_version, kind, namespace, name)
+        permissions.check_kind(READ, api_version, kind)
+        return held.body((api_version, kind, namespace, name))
+
     @uses(permissions.on(DELETED, "delete"))
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         """Delete in the background (dependents go through garbage collection)."""
         permissions.check_kind(DELETED, api_version, kind)
         self._applied.drop((api_version, kind, namespace, name))
+        if self.seen is not None:
+            self.seen.forget(
+                {"apiVersion": api_version, "kind": kind,
+                 "metadata": {"namespace": namespace, "name": name}}
+            )  # fmt: skip
         res = self._resource(api_version, kind)
         try:
             res.delete(name=name, namespace=namespace, propagation_policy="Background")
@@ -213,15 +240,28 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         apply's rules, remove every other field Pitstop applied before.
         """
         try:
-            self._apps.patch_namespaced_deployment_scale(
+            scale = self._apps.patch_namespaced_deployment_scale(
                 name, namespace, {"spec": {"replicas": replicas}}
             )
         except ApiException as error:
             if error.status != 404:
                 raise
+            return
+        held = self.seen.body(("apps/v1", "Deployment", namespace, name)) if self.seen else None
+        if held is not None and self.seen is not None and scale.metadata is not None:
+            # The answer is a Scale, not the Deployment: hold the Deployment as the scale
+            # left it. Its generation moved by an unknown step, so none is held (an apply
+            # is then never skipped as unchanged until the watch shows it).
+            held["spec"]["replicas"] = replicas
+            held["metadata"]["resourceVersion"] = scale.metadata.resource_version
+            held["metadata"].pop("generation", None)
+            self.seen.record(held)
 
     @uses(permissions.DEPLOYMENT.can("list"))
     def list_deployments(self, namespace: str, selector: str) -> list[Object]:
+        held, terms = self._held(), parse_selector(selector)
+        if held is not None and terms is not None and labels.DEPLOYMENT in terms:
+            return held.select("apps/v1", "Deployment", namespace, terms)
         items = self._apps.list_namespaced_deployment(namespace, label_selector=selector).items
         return [self.api.sanitize_for_serialization(item) for item in items]
 
@@ -286,6 +326,12 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
 
     @uses(permissions.MODEL_DEPLOYMENT.can("get"))
     def get_model_deployment(self, namespace: str, name: str) -> Object | None:
+        """As the watch shows it when the view is open and holds it; else a GET."""
+        held = self._held()
+        key = (f"{resource.GROUP}/{resource.VERSION}", resource.KIND, namespace, name)
+        found = held.body(key) if held is not None else None
+        if found is not None:
+            return found
         try:
             obj = self._custom.get_namespaced_custom_object(
                 resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name
@@ -295,6 +341,7 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
                 return None
             raise
         assert isinstance(obj, dict)
+        self._wrote_through(obj)  # newer than what the watch has shown, or the same
         return obj
 
     @uses(permissions.MODEL_DEPLOYMENT.can("patch", subresource="status"))
@@ -326,9 +373,14 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
             )
         except ApiException as error:
             if error.status == 409:
+                if self.seen is not None:  # read it afresh next time
+                    self.seen.forget({"apiVersion": f"{resource.GROUP}/{resource.VERSION}",
+                                      "kind": resource.KIND,
+                                      "metadata": {"namespace": namespace, "name": name}})  # fmt: skip
                 raise errors.Conflict(f"{namespace}/{name} changed since it was read") from error
             raise
         assert isinstance(obj, dict)
+        self._wrote_through(obj)
         return str(obj["metadata"]["resourceVersion"])
 
     @uses(permissions.EVENT.can("create", "patch"))

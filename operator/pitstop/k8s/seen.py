@@ -1,27 +1,49 @@
-"""What the watches last showed of the operator's children, so that an apply that would
-change nothing is not sent.
+"""What the watches last showed of the objects every reconcile reads — the
+ModelDeployments and their child Deployments, Services and mirror ConfigMaps — so that
+a reconcile reads them from memory, and an apply that would change nothing is not sent.
 
-Every reconcile applies the children it wants: applied again unchanged, that is still a
-write the API server authorizes, admits and answers (at a thousand ModelDeployments, a
-load on every other tenant). `Applied` remembers, per child, the digest of what was
-last applied and the version the API server gave back; `Seen` holds the version the
-watch shows now. An apply is skipped only when both say nobody has written the child
-since: same desired object, and the watch still shows the version Pitstop's own write
-produced — for Deployments their `generation` (status updates by the Deployment
-controller do not count, spec edits by anyone do), for Services and ConfigMaps their
-`resourceVersion`. A child the watch has not shown, a deleted one, one edited by
-someone else, or a restarted operator: applied as before. No I/O.
+Reads: a reconcile used to GET its ModelDeployment, LIST its Deployments and GET its
+entry Service and mirror ConfigMap on every pass — at a thousand ModelDeployments most
+of the operator's requests, and each LIST filters every Deployment in the namespace.
+`Seen` holds each object's latest body, fed before any handler runs by Kopf's indexing
+(`handlers.py`), which also holds every handler back until the watches' initial lists
+are in: so the operator never decides from an empty view (`open()` is called from those
+handlers). What Pitstop writes goes in at once with the API server's answer (a write
+through), so a pass right after a write reads what it wrote even before its watch event
+comes; a body older than the one held (by resourceVersion) never replaces it. The
+client (`client.KubeClient`) falls back to the API for a ModelDeployment not held, and
+for everything while the view is not open (the CLI, the tests that drive reconciles
+without a watch).
+
+Writes: every reconcile applies the children it wants: applied again unchanged, that is
+still a write the API server authorizes, admits and answers. `Applied` remembers, per
+child, the digest of what was last applied and the version the API server gave back; an
+apply is skipped only when both say nobody has written the child since: same desired
+object, and the watch still shows the version Pitstop's own write produced — for
+Deployments their `generation` (status updates by the Deployment controller do not
+count, spec edits by anyone do), for Services and ConfigMaps their `resourceVersion`. A
+child the watch has not shown, a deleted one, one edited by someone else, or a restarted
+operator: applied as before. No I/O.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import threading
 from dataclasses import dataclass
 from typing import Any
 
+from pitstop.api import resource
+from pitstop.rendering import labels
+
 Key = tuple[str, str, str, str]  # (apiVersion, kind, namespace, name)
+
+MODEL_DEPLOYMENT = (f"{resource.GROUP}/{resource.VERSION}", resource.KIND)
+# The child kinds the operator's watches cover: those with Pitstop's labels
+# (`labels.MANAGED_BY` and `labels.DEPLOYMENT`).
+CHILDREN = frozenset({("apps/v1", "Deployment"), ("v1", "Service"), ("v1", "ConfigMap")})
 
 
 @dataclass(frozen=True)
@@ -52,24 +74,119 @@ def same_write(kind: str, ours: Version, now: Version) -> bool:
     return now.resource_version == ours.resource_version
 
 
+def watched(obj: dict[str, Any]) -> bool:
+    """Whether the operator's watches show `obj` (so a copy held of it is kept current)."""
+    kind = (obj.get("apiVersion"), obj.get("kind"))
+    if kind == MODEL_DEPLOYMENT:
+        return True
+    found = (obj.get("metadata") or {}).get("labels") or {}
+    return kind in CHILDREN and found.get(labels.MANAGED_BY) == "pitstop" and (
+        labels.DEPLOYMENT in found
+    )  # fmt: skip
+
+
+def parse_selector(selector: str) -> dict[str, str] | None:
+    """An equality-only label selector (`a=b,c=d`) as a dict; None for anything else
+    (the caller asks the API server instead)."""
+    terms: dict[str, str] = {}
+    for term in selector.split(","):
+        name, sep, value = term.partition("=")
+        if not sep or value.startswith("=") or name.endswith("!") or not name.strip():
+            return None
+        terms[name.strip()] = value.strip()
+    return terms
+
+
+def _older(held: dict[str, Any], incoming: dict[str, Any]) -> bool:
+    """Whether `incoming` is older than `held`. resourceVersions are opaque to clients
+    by contract; the API server's are etcd revisions, so they are compared as numbers
+    when both are, and otherwise the incoming one wins (as a watch would have it)."""
+    try:
+        return int(incoming["metadata"]["resourceVersion"]) < int(
+            held["metadata"]["resourceVersion"]
+        )
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _owner(key: Key, obj: dict[str, Any]) -> Key:
+    found = (obj.get("metadata") or {}).get("labels") or {}
+    return (key[0], key[1], key[2], str(found.get(labels.DEPLOYMENT, "")))
+
+
 class Seen:
-    """The watch's latest version of each child (fed by the Kopf handlers)."""
+    """The watches' latest body of each object they cover (fed by the Kopf handlers)
+    and of Pitstop's own writes to them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._versions: dict[Key, Version] = {}
+        self._objects: dict[Key, dict[str, Any]] = {}
+        self._owned: dict[Key, set[Key]] = {}  # (apiVersion, kind, namespace, owner): keys
+        self._open = False
+
+    def open(self) -> None:
+        """The watches' initial lists are all in: reads may be served from here."""
+        self._open = True
+
+    @property
+    def serving(self) -> bool:
+        return self._open
 
     def record(self, obj: dict[str, Any]) -> None:
+        """Hold `obj` (shallow; its bodies are never changed in place) unless the body
+        held is newer. managedFields are dropped: nothing reads them from here."""
+        meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+        body = {**obj, "metadata": meta}
+        key = key_of(body)
         with self._lock:
-            self._versions[key_of(obj)] = version_of(obj)
+            held = self._objects.get(key)
+            if held is None or not _older(held, body):
+                if held is not None:
+                    self._unown(key, held)
+                self._objects[key] = body
+                self._owned.setdefault(_owner(key, body), set()).add(key)
 
     def forget(self, obj: dict[str, Any]) -> None:
+        key = key_of(obj)
         with self._lock:
-            self._versions.pop(key_of(obj), None)
+            held = self._objects.pop(key, None)
+            if held is not None:
+                self._unown(key, held)
+
+    def _unown(self, key: Key, held: dict[str, Any]) -> None:
+        owner = _owner(key, held)
+        keys = self._owned.get(owner)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._owned[owner]
 
     def get(self, key: Key) -> Version | None:
         with self._lock:
-            return self._versions.get(key)
+            held = self._objects.get(key)
+        return None if held is None else version_of(held)
+
+    def body(self, key: Key) -> dict[str, Any] | None:
+        """A copy of the object held, the caller's to change."""
+        with self._lock:
+            held = self._objects.get(key)
+        return None if held is None else copy.deepcopy(held)
+
+    def select(
+        self, api_version: str, kind: str, namespace: str, selector: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """Copies of the objects of a kind in a namespace whose labels match; the
+        selector must name the owner (`labels.DEPLOYMENT`), as every one Pitstop uses
+        does."""
+        owner = (api_version, kind, namespace, selector[labels.DEPLOYMENT])
+        with self._lock:
+            candidates = [self._objects[key] for key in self._owned.get(owner, ())]
+        held = [
+            obj for obj in candidates
+            if all((obj["metadata"].get("labels") or {}).get(name) == value
+                   for name, value in selector.items())
+        ]  # fmt: skip
+        return [copy.deepcopy(obj) for obj in sorted(held, key=lambda o: o["metadata"]["name"])]
 
 
 class Applied:

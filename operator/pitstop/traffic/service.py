@@ -47,11 +47,11 @@ class ServiceProvider:
 
     def verify(self, md: ModelDeployment, split: Split) -> Verification:
         ns, name = md.metadata.namespace, md.metadata.name
-        entry = self.kube.get("v1", "Service", ns, labels.entry_name(name))
+        entry = self.kube.child("v1", "Service", ns, labels.entry_name(name))
         wanted = labels.pod_selector(name, _selected(split))
         if entry is None or (entry.get("spec") or {}).get("selector") != wanted:
             return Verification(False, f"Service {name} does not select {wanted} yet")
-        mirror = self.kube.get("v1", "ConfigMap", ns, labels.mirror_name(name))
+        mirror = self.kube.child("v1", "ConfigMap", ns, labels.mirror_name(name))
         target = _mirror_target(md, split)
         expected = children.mirror_config_map(md, target, split.mirror if target else 0)["data"]
         if mirror is None and target is None:

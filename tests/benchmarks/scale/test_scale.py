@@ -58,6 +58,11 @@ class Figures:
     p99: float = 0.0
     errors: float = 0.0
     requests: dict[str, float] = field(default_factory=dict)
+    # The whole machine's CPU seconds (busy, all cores) and busy share while each came up:
+    baseline_up_cpu: tuple[float, float] = (0.0, 0.0)
+    healthy_cpu: tuple[float, float] = (0.0, 0.0)
+    baseline_up_top: str = ""  # the programs that spent most of it
+    healthy_top: str = ""
 
 
 RESULTS: list[Figures] = []
@@ -66,6 +71,39 @@ RESULTS: list[Figures] = []
 def parallel(work: Callable[[Any], object], items: Iterable[Any]) -> None:
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(work, items))
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores (/proc/stat)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks[:8]) - idle) / hz, sum(ticks[:8]) / hz
+
+
+def process_cpu() -> dict[str, float]:
+    """CPU seconds so far of every process on the machine, summed by program name."""
+    hz, found = os.sysconf("SC_CLK_TCK"), {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / hz
+    return found
+
+
+def top_cpu(before: dict[str, float], after: dict[str, float], n: int = 5) -> str:
+    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    return ", ".join(f"{k} {v:.1f}" for k, v in sorted(spent.items(), key=lambda kv: -kv[1])[:n])
+
+
+def cpu_since(start: tuple[float, float]) -> tuple[float, float]:
+    """Busy CPU seconds since `start`, and the busy share of the machine's cores."""
+    busy, total = machine_cpu()
+    spent = busy - start[0]
+    return spent, spent / max(total - start[1], 1e-9)
 
 
 def wait(what: str, probe: Callable[[], bool], timeout: float) -> float:
@@ -142,12 +180,14 @@ def baseline(cluster: testing.DevCluster, n: int, figures: Figures) -> None:
                    and (d.status.replicas or 0) == 2
                    and d.spec.template.metadata.annotations["version"] == version) == n  # fmt: skip
 
-    started = time.monotonic()
+    started, cpu, programs = time.monotonic(), machine_cpu(), process_cpu()
     parallel(lambda m: (apps.create_namespaced_deployment(ns, deployment(m, "1")),
                         core.create_namespaced_service(ns, service(m, m)),
                         core.create_namespaced_service(ns, service(f"{m}-entry", m))), names)  # fmt: skip
     wait("the baseline available", lambda: available("1"), 900)
     figures.baseline_up = time.monotonic() - started
+    figures.baseline_up_cpu = cpu_since(cpu)
+    figures.baseline_up_top = top_cpu(programs, process_cpu())
     started = time.monotonic()
     parallel(lambda m: apps.patch_namespaced_deployment(m, ns, deployment(m, "2")), names)
     wait("the baseline rolled out", lambda: available("2"), 900)
@@ -180,11 +220,13 @@ def test_scale(
 
     try:
         before = writes(url)
-        started = time.monotonic()
+        started, cpu, programs = time.monotonic(), machine_cpu(), process_cpu()
         parallel(lambda m: custom.create_namespaced_custom_object(
             GROUP, VERSION, ns, PLURAL, model_deployment(m, "1")), names)  # fmt: skip
         wait("every ModelDeployment Healthy", lambda: phases("1") == n, 1800)
         figures.healthy = time.monotonic() - started
+        figures.healthy_cpu = cpu_since(cpu)
+        figures.healthy_top = top_cpu(programs, process_cpu())
         settled = writes(url)
         figures.writes_to_healthy = {k: v / n for k, v in minus(settled, before).items()}
 
@@ -236,6 +278,14 @@ def report() -> None:
             f"{f.rollout - PAUSE:10.1f}s ({(f.rollout - PAUSE) / f.baseline_rollout:4.2f}x) | "
             f"{sum(f.writes_to_healthy.values()):12.1f} {f.writes_idle:12.0f} | "
             f"{f.rss_mb:6.0f} {f.cpu_seconds:6.1f} | {f.p50:8.3f}s {f.p99:6.3f}s"
+        )
+    for f in RESULTS:
+        (base_cpu, base_busy), (cpu, busy) = f.baseline_up_cpu, f.healthy_cpu
+        print(
+            f"  the machine while N={f.n} came up (all processes, {os.cpu_count()} cores): "
+            f"baseline {base_cpu:.1f} CPU s ({base_busy:.0%} busy), Pitstop {cpu:.1f} CPU s "
+            f"({busy:.0%} busy; {cpu / max(base_cpu, 1e-9):.2f}x the baseline's work)\n"
+            f"    most CPU s: baseline {f.baseline_up_top}; Pitstop {f.healthy_top}"
         )
     last = RESULTS[-1]
     print(
