@@ -439,6 +439,15 @@ def _writes(operator: OperatorProcess) -> dict[str, float]:
     return operator_metrics.requests(found, verbs=operator_metrics.WRITES, skip=("leases",))
 
 
+# What every reconcile used to ask the API server for; the watches' view serves them now.
+READS = ("GET modeldeployments", "GET deployments", "GET services", "GET configmaps")
+
+
+def _reads(operator: OperatorProcess) -> dict[str, float]:
+    found = operator_metrics.requests(operator_metrics.samples(operator.metrics_url))
+    return {key: found.get(key, 0.0) for key in READS}
+
+
 def _reconciles(operator: OperatorProcess) -> float:
     found = operator_metrics.samples(operator.metrics_url)
     return operator_metrics.total(found, "pitstop_reconciles_total")
@@ -451,12 +460,35 @@ def test_a_reconcile_that_changes_nothing_writes_nothing_and_a_deleted_child_com
     world.apply("1", CANARY)
     world.healthy("1")
     world.settles("the entry Service selects v1", world.entry_selects, "1")
+    reads = _reads(operator)
     for i in range(3):  # each a reconcile with nothing to do: an annotation, no new generation
         before, done = _writes(operator), _reconciles(operator)
         cluster.kubectl("annotate", "--overwrite", "-n", namespace, "modeldeployment", "fraud",
                         f"bench.pitstop.dev/kick={i}")  # fmt: skip
         cluster.wait("a reconcile of the kick", lambda: _reconciles(operator) > done)  # noqa: B023
         assert _writes(operator) == before, f"kick {i}: a reconcile that changed nothing wrote"
+    # Nor did they read: the ModelDeployment, its Deployments, Services and ConfigMap come
+    # from the watches (a GET or LIST each per reconcile before).
+    assert _reads(operator) == reads
     # Someone deletes the entry Service: the watch tells the operator, which applies it again.
     cluster.kubectl("delete", "service", "fraud", "-n", namespace)
     world.settles("the entry Service back, selecting v1", world.entry_selects, "1")
+
+
+def test_a_restarted_operator_decides_from_the_watches_whole_view_not_an_empty_one(
+    cluster: testing.DevCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """Reads come from memory once Kopf's indexing has the initial lists: a restarted
+    operator whose first reconciles read an empty view would find no Deployment and
+    write the Healthy model back to Deploying."""
+    world = World(cluster, namespace)
+    world.apply("1", CANARY)
+    world.healthy("1")
+    world.settles("the entry Service selects v1", world.entry_selects, "1")
+    before = world.md()["metadata"]["resourceVersion"]
+    operator.stop()
+    operator.start()
+    cluster.wait("the restarted operator's first reconciles", lambda: _reconciles(operator) >= 1)
+    after = world.md()
+    assert after["status"]["phase"] == "Healthy"
+    assert after["metadata"]["resourceVersion"] == before, "the restart rewrote the status"

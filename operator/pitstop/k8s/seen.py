@@ -28,7 +28,6 @@ operator: applied as before. No I/O.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import threading
@@ -97,21 +96,34 @@ def parse_selector(selector: str) -> dict[str, str] | None:
     return terms
 
 
-def _older(held: dict[str, Any], incoming: dict[str, Any]) -> bool:
-    """Whether `incoming` is older than `held`. resourceVersions are opaque to clients
-    by contract; the API server's are etcd revisions, so they are compared as numbers
-    when both are, and otherwise the incoming one wins (as a watch would have it)."""
+def _number(resource_version: str) -> int | None:
     try:
-        return int(incoming["metadata"]["resourceVersion"]) < int(
-            held["metadata"]["resourceVersion"]
-        )
-    except (KeyError, TypeError, ValueError):
-        return False
+        return int(resource_version)
+    except ValueError:
+        return None
 
 
-def _owner(key: Key, obj: dict[str, Any]) -> Key:
-    found = (obj.get("metadata") or {}).get("labels") or {}
-    return (key[0], key[1], key[2], str(found.get(labels.DEPLOYMENT, "")))
+@dataclass(frozen=True)
+class _Held:
+    """One object as held: what is looked up without parsing it, and its body as JSON
+    (a few KB, where the parsed dict would take several times that: at a thousand
+    ModelDeployments that is tens of MB of the operator's memory)."""
+
+    version: Version
+    labels: dict[str, str]
+    name: str
+    raw: bytes
+
+    def older_than(self, incoming: Version) -> bool:
+        """Whether `incoming` is older than this. resourceVersions are opaque to clients
+        by contract; the API server's are etcd revisions, so they are compared as
+        numbers when both are, and otherwise the incoming one wins (as a watch would)."""
+        ours, theirs = _number(self.version.resource_version), _number(incoming.resource_version)
+        return ours is not None and theirs is not None and theirs < ours
+
+    @property
+    def owner(self) -> str:
+        return self.labels.get(labels.DEPLOYMENT, "")
 
 
 class Seen:
@@ -120,7 +132,7 @@ class Seen:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._objects: dict[Key, dict[str, Any]] = {}
+        self._objects: dict[Key, _Held] = {}
         self._owned: dict[Key, set[Key]] = {}  # (apiVersion, kind, namespace, owner): keys
         self._open = False
 
@@ -133,18 +145,25 @@ class Seen:
         return self._open
 
     def record(self, obj: dict[str, Any]) -> None:
-        """Hold `obj` (shallow; its bodies are never changed in place) unless the body
-        held is newer. managedFields are dropped: nothing reads them from here."""
+        """Hold `obj` unless the body held is newer. managedFields are dropped: nothing
+        reads them from here."""
         meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-        body = {**obj, "metadata": meta}
-        key = key_of(body)
+        key = key_of({**obj, "metadata": meta})
+        version = version_of({"metadata": meta})
         with self._lock:
             held = self._objects.get(key)
-            if held is None or not _older(held, body):
-                if held is not None:
-                    self._unown(key, held)
-                self._objects[key] = body
-                self._owned.setdefault(_owner(key, body), set()).add(key)
+        if held is not None and held.older_than(version):
+            return  # cheap check first: no encoding of what will not be kept
+        raw = json.dumps({**obj, "metadata": meta}, separators=(",", ":")).encode()
+        new = _Held(version, dict(meta.get("labels") or {}), key[3], raw)
+        with self._lock:
+            held = self._objects.get(key)
+            if held is not None and held.older_than(version):
+                return
+            if held is not None:
+                self._unown(key, held)
+            self._objects[key] = new
+            self._owned.setdefault((*key[:3], new.owner), set()).add(key)
 
     def forget(self, obj: dict[str, Any]) -> None:
         key = key_of(obj)
@@ -153,8 +172,8 @@ class Seen:
             if held is not None:
                 self._unown(key, held)
 
-    def _unown(self, key: Key, held: dict[str, Any]) -> None:
-        owner = _owner(key, held)
+    def _unown(self, key: Key, held: _Held) -> None:
+        owner = (*key[:3], held.owner)
         keys = self._owned.get(owner)
         if keys is not None:
             keys.discard(key)
@@ -164,29 +183,32 @@ class Seen:
     def get(self, key: Key) -> Version | None:
         with self._lock:
             held = self._objects.get(key)
-        return None if held is None else version_of(held)
+        return None if held is None else held.version
 
     def body(self, key: Key) -> dict[str, Any] | None:
-        """A copy of the object held, the caller's to change."""
+        """The object held, the caller's to change."""
         with self._lock:
             held = self._objects.get(key)
-        return None if held is None else copy.deepcopy(held)
+        return None if held is None else _parsed(held)
 
     def select(
         self, api_version: str, kind: str, namespace: str, selector: dict[str, str]
     ) -> list[dict[str, Any]]:
-        """Copies of the objects of a kind in a namespace whose labels match; the
-        selector must name the owner (`labels.DEPLOYMENT`), as every one Pitstop uses
-        does."""
+        """The objects of a kind in a namespace whose labels match, by name; the selector
+        must name the owner (`labels.DEPLOYMENT`), as every one Pitstop uses does."""
         owner = (api_version, kind, namespace, selector[labels.DEPLOYMENT])
         with self._lock:
             candidates = [self._objects[key] for key in self._owned.get(owner, ())]
         held = [
-            obj for obj in candidates
-            if all((obj["metadata"].get("labels") or {}).get(name) == value
-                   for name, value in selector.items())
+            one for one in candidates
+            if all(one.labels.get(name) == value for name, value in selector.items())
         ]  # fmt: skip
-        return [copy.deepcopy(obj) for obj in sorted(held, key=lambda o: o["metadata"]["name"])]
+        return [_parsed(one) for one in sorted(held, key=lambda one: one.name)]
+
+
+def _parsed(held: _Held) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(held.raw)
+    return found
 
 
 class Applied:
