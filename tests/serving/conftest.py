@@ -24,7 +24,11 @@ import pytest
 from serving_harness import Server
 
 HERE = Path(__file__).parent
-KEYS = {"alice": "alice-secret-key-1", "bob": "bob-secret-key-2"}
+KEYS = {
+    "alice": "alice-secret-key-1",
+    "bob": "bob-secret-key-2",
+    "scrape-prometheus": "prometheus-scrape-key-9",  # may read /metrics and /evidence only
+}
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Cluster:
     mirror_file: Path
     guarded: Server
     open: Server
+    batched: Server
     same: Server
     other: Server
     broken: Server
@@ -84,6 +89,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "open": start(
             "open", "fraud:1", PITSTOP_DRIFT_WINDOW="500", PITSTOP_MIRROR_CONFIG=str(mirror_file)
         ),
+        "batched": start("batched", "fraud:1", PITSTOP_BATCH_WAIT_MS="20"),
         "same": start("same", "fraud:1"),
         "other": start("other", "fraud:2"),
         "broken": start("broken", "broken:1"),

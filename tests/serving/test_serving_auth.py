@@ -1,5 +1,7 @@
 """API keys (401/403, rotation without restart), failing closed when auth is required but
-no key is readable (503), and per-key throttling (429)."""
+no key is readable (503), per-key throttling (429), and what else a key guards: the
+training profile (/signature) and the counters (/metrics, /evidence), which a scrape-only
+key may read."""
 
 from __future__ import annotations
 
@@ -44,6 +46,50 @@ def test_a_wrong_key_is_403_and_checked_before_validation(cluster: Cluster) -> N
 def test_keys_work_as_bearer_or_x_api_key(cluster: Cluster) -> None:
     assert post(cluster, {"Authorization": f"Bearer {KEYS['alice']}"}).status_code == 200
     assert post(cluster, {"X-API-Key": KEYS["alice"]}).status_code == 200
+
+
+def get(cluster: Cluster, path: str, key: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.get(f"{cluster.guarded.url}{path}", headers=headers, timeout=10)
+
+
+@pytest.mark.parametrize("path", ["/signature", "/metrics", "/evidence"])
+def test_with_auth_on_the_profile_and_the_counters_need_a_key(cluster: Cluster, path: str) -> None:
+    refused = get(cluster, path)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == "Bearer"
+    assert "API key" in refused.json()["error"]
+    assert get(cluster, path, "nope").status_code == 403
+    assert get(cluster, path, KEYS["alice"]).status_code == 200
+
+
+def test_a_scrape_key_reads_the_counters_and_nothing_else(cluster: Cluster) -> None:
+    scrape = KEYS["scrape-prometheus"]
+    metrics = get(cluster, "/metrics", scrape)
+    assert metrics.status_code == 200
+    assert "pitstop_requests_total" in metrics.text
+    assert get(cluster, "/evidence", scrape).status_code == 200
+    profile = get(cluster, "/signature", scrape)
+    assert profile.status_code == 403
+    assert "scrape-prometheus may only read /metrics and /evidence" in profile.json()["error"]
+    assert post(cluster, {"Authorization": f"Bearer {scrape}"}).status_code == 403
+
+
+def test_the_probes_stay_open_and_an_open_server_needs_no_key(cluster: Cluster) -> None:
+    assert get(cluster, "/livez").status_code == 200
+    assert get(cluster, "/readyz").status_code == 200
+    for path in ("/signature", "/metrics", "/evidence"):
+        assert httpx.get(f"{cluster.open.url}{path}", timeout=10).status_code == 200
+
+
+def test_the_operator_and_the_template_agree_on_scrape_only_keys() -> None:
+    from pitstop.metrics import keys
+
+    assert keys.SCRAPE_PREFIX == auth.SCRAPE_PREFIX
+    assert auth.scrape_only("scrape-prometheus")
+    assert keys.pick({"scrape-prometheus": "s", "zed": "z ", "alice": ""}) == "z"
+    with pytest.raises(LookupError, match="scrape-only"):
+        keys.pick({"scrape-prometheus": "s"})
 
 
 def test_keys_rotate_without_restart(cluster: Cluster) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Cluster
+from conftest import KEYS, Cluster
 from pitstop.packaging import latency
 from prometheus_client.parser import text_string_to_metric_families
 from serving_harness import Server, fraud_row, metric, wait_for
@@ -21,8 +21,9 @@ from serving_harness import Server, fraud_row, metric, wait_for
 pytestmark = pytest.mark.serving
 
 
-def evidence(url: str) -> dict[str, Any]:
-    response = httpx.get(f"{url}/evidence", timeout=10)
+def evidence(url: str, key: str | None = None) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    response = httpx.get(f"{url}/evidence", timeout=10, headers=headers)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body: dict[str, Any] = response.json()
@@ -71,8 +72,9 @@ def latency_total(body: dict[str, Any]) -> int:
     return sum(body["predict"]["latency"]["counts"].values())
 
 
-def test_the_answer_has_the_contracts_shape_and_needs_no_key(cluster: Cluster) -> None:
-    body = evidence(cluster.guarded.url)  # auth required there; /evidence is open
+def test_the_answer_has_the_contracts_shape_and_a_scrape_key_reads_it(cluster: Cluster) -> None:
+    # Auth is required there: a scrape-only key (what Prometheus would hold) reads it.
+    body = evidence(cluster.guarded.url, KEYS["scrape-prometheus"])
     assert body["version"] == 1
     assert re.fullmatch(r"[0-9a-f]{16}", body["instance"])
     assert set(body) == {"version", "instance", "predict", "drift", "shadow"}

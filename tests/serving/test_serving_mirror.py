@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from conftest import Cluster
+from pitstop.packaging.bento import default_template
 from serving_harness import fraud_row, metric, wait_for
 
 pytestmark = pytest.mark.serving
@@ -91,3 +95,42 @@ def _settles(cluster: Cluster) -> bool:
         wait_for(lambda: shadow_counts(cluster)["agree"] >= start + 4, 10, "copies counted")
         and shadow_counts(cluster)["agree"] <= start + 5
     )
+
+
+def test_a_slow_shadow_holds_at_most_the_byte_bound_of_large_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Copies are bounded in bytes, not only in number: 400 copies of 64 KiB requests
+    (and answers of ours as large) to a shadow that never reads hold at most the bound;
+    the rest are dropped and counted. The count bound alone (1,024) would hold 50 MiB."""
+    sys.path.insert(0, str(default_template()))
+    from pitstop_serving import metrics, mirror
+
+    limit = 1 << 20
+    monkeypatch.setattr(mirror, "QUEUE_BYTES", limit)
+    silent = socket.socket()  # listens, never accepts: the kernel's buffers fill, then ours
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    config = tmp_path / "mirror.json"
+    port = silent.getsockname()[1]
+    config.write_text(json.dumps({"url": f"http://127.0.0.1:{port}/predict", "percent": 100}))
+    found = metrics.Metrics()
+    copies = mirror.Mirror(config, found)
+    body, ours = b"[" + b"1," * 32_000 + b"1]", b"x" * 65_536
+
+    async def send() -> int:
+        copies.refresh(0.0)
+        most = 0
+        for _ in range(400):
+            copies.submit(body, b"", ours)
+            await asyncio.sleep(0)  # flushes and connects run between requests
+            connection = copies._connection
+            most = max(most, copies._out_bytes + (connection.held() if connection else 0))
+        return most
+
+    try:
+        most = asyncio.run(send())
+    finally:
+        silent.close()
+    assert found.shadow_dropped.series[()].value > 0
+    assert most <= limit

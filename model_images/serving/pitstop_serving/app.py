@@ -26,6 +26,7 @@ from pitstop.packaging import drift
 from pitstop_serving import (
     accesslog,
     auth,
+    batching,
     config,
     evidence,
     inputs,
@@ -61,6 +62,7 @@ class Runtime:
         self.ready = False
         self.error: str | None = None
         self.config: config.Config | None = None
+        self.batcher: batching.Batcher | None = None  # micro-batching, when asked for
 
     def start(self, cfg: config.Config | None = None) -> None:
         self.config = cfg = cfg or config.from_environ()
@@ -80,6 +82,14 @@ class Runtime:
             self.window = drift.Window(self.predictor.manifest.profile, self.config.drift_window)
             self.description = self.predictor.describe(self.schema.json_schema())
             self.metrics.add_drift(lambda: (self.window.scores(), self.window.filled))
+            if self.config.batch_wait_ms > 0:
+                self.batcher = batching.Batcher(
+                    self.predictor,
+                    self.config.batch_wait_ms / 1000,
+                    self.config.batch_max_rows,
+                    self.metrics.batch_rows.labels(),
+                    batchable=self.predictor.manifest.batchable,
+                )
             m = self.predictor.manifest
             self.metrics.info.labels(m.name, m.version, m.digest).set(1)
         except Exception as error:
@@ -184,16 +194,39 @@ class Middleware:
         body = json.dumps({"status": status, "error": error}).encode()
         await self._simple(send, "readyz", 503, body)
 
+    async def _refused(self, scope: Scope, send: Send, endpoint: str, *, scrape: bool) -> bool:
+        """Answer a request these API keys do not let in (see `auth`); False: let in."""
+        keys = self.runtime.keys
+        keys.refresh(time.monotonic())
+        if not keys.enabled and keys.problem is None:
+            return False  # auth off: the common case costs one refresh check
+        status, why, extra, _ = auth.check(keys, auth.presented(scope["headers"]), scrape=scrape)
+        if status == 200:
+            return False
+        started = time.perf_counter()
+        body = _error(why or "refused")
+        headers = [(b"content-type", JSON), (b"content-length", str(len(body)).encode()), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.runtime.metrics.observe(endpoint, status, time.perf_counter() - started)
+        return True
+
     async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await self._refused(scope, send, "metrics", scrape=True):
+            return
         body = self.runtime.metrics.exposition()
         await self._simple(send, "metrics", 200, body, metrics.CONTENT_TYPE.encode())
 
     async def evidence(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await self._refused(scope, send, "evidence", scrape=True):
+            return
         rt = self.runtime
         body = rt.evidence.body(rt.metrics, rt.window if rt.ready else None)
         await self._simple(send, "evidence", 200, body)
 
     async def signature(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await self._refused(scope, send, "signature", scrape=False):
+            return
         rt = self.runtime
         if rt.ready:
             await self._simple(send, "signature", 200, rt.description)
@@ -237,21 +270,7 @@ class Middleware:
             else:
                 now = time.monotonic()
                 rt.keys.refresh(now)
-                if rt.keys.problem is not None:
-                    # Auth was asked for but no key can be read. Not 401: the client's
-                    # key is not at fault, and a 5xx is what error-rate analysis and
-                    # clients' retries (on another pod) act on. Keys are re-read every
-                    # second, hence Retry-After.
-                    status, failure = 503, rt.keys.problem
-                    extra = [(b"retry-after", b"1")]
-                elif rt.keys.enabled:
-                    if presented is None:
-                        status, failure = 401, "an API key is required (Authorization: Bearer)"
-                        extra = [(b"www-authenticate", b"Bearer")]
-                    else:
-                        key_id = rt.keys.identify(presented) or ""
-                        if not key_id:
-                            status, failure = 403, "the API key is not valid"
+                status, failure, extra, key_id = auth.check(rt.keys, presented, scrape=False)
                 if status == 200 and rt.buckets.enabled:
                     wait = rt.buckets.take(key_id, now)
                     if wait > 0:
@@ -263,8 +282,12 @@ class Middleware:
                     body = await _read_body(receive, rt.config.max_body_bytes)  # type: ignore[union-attr]
                     parsed = rt.schema.parse(body)
                     rows = len(parsed)
-                    model_input = rt.predictor.model_input(parsed)
-                    result = rt.predictor.predict(model_input)
+                    if rt.batcher is not None:
+                        model_input = None
+                        result = await rt.batcher.predict(parsed)
+                    else:
+                        model_input = rt.predictor.model_input(parsed)
+                        result = rt.predictor.predict(model_input)
         except inputs.Invalid as invalid:
             status, failure = invalid.status, invalid.message
             counter = rt.metrics.validation_failures
@@ -294,7 +317,7 @@ class Middleware:
             if generated:
                 pass
             elif rt.predictor.matrix_input:
-                rt.window.add(model_input)
+                rt.window.add(model_input if model_input is not None else inputs.matrix(parsed))
             else:
                 rt.window.add(rt.window.encode(parsed))
             predictions = result["predictions"]

@@ -11,6 +11,14 @@ exactly when a ModelDeployment asks for auth), a directory that is missing, empt
 unreadable must not open the door: `problem` then says why, and the server refuses
 predictions and reports itself unready until keys can be read again. Only when auth
 was not asked for do no keys mean auth is off.
+
+With auth on, a key opens more than `/predict`: `/signature` (it holds the training
+profile: feature names, ranges, quantiles) needs a key too, and so do `/metrics` and
+`/evidence` (traffic, error rates, the live input distribution). A key whose id starts
+with `SCRAPE_PREFIX` (a Secret entry named e.g. `scrape-prometheus`) opens only those
+two: give Prometheus that one, and it can read the counters but never predict or read
+the profile. `/livez` and `/readyz` stay open (the kubelet's probes send no key, and
+they say nothing about the model).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import os
 from pathlib import Path
 
 RECHECK_SECONDS = 1.0
+SCRAPE_PREFIX = "scrape-"
 log = logging.getLogger("pitstop.auth")
 
 Fingerprint = tuple[tuple[str, int, int], ...]
@@ -111,3 +120,43 @@ class KeyStore:
             if hmac.compare_digest(presented, key):
                 match = name
         return match
+
+
+def scrape_only(key_id: str) -> bool:
+    """Whether the key may read /metrics and /evidence and nothing else."""
+    return key_id.startswith(SCRAPE_PREFIX)
+
+
+def presented(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The key a request presents (`Authorization: Bearer` or `X-API-Key`), if any."""
+    found = None
+    for name, value in headers:
+        if name == b"authorization":
+            if value[:7].lower() == b"bearer ":
+                found = value[7:].strip()
+        elif name == b"x-api-key":
+            found = value.strip()
+    return found
+
+
+def check(
+    keys: KeyStore, key: bytes | None, *, scrape: bool
+) -> tuple[int, str | None, list[tuple[bytes, bytes]], str]:
+    """(status, why refused, extra headers, key id) for a request presenting `key` (call
+    `keys.refresh` first); `scrape`: the path is /metrics or /evidence."""
+    if keys.problem is not None:
+        # Auth was asked for but no key can be read. Not 401: the client's key is not at
+        # fault, and a 5xx is what error-rate analysis and clients' retries (on another
+        # pod) act on. Keys are re-read every second, hence Retry-After.
+        return 503, keys.problem, [(b"retry-after", b"1")], ""
+    if not keys.enabled:
+        return 200, None, [], ""
+    if key is None:
+        why = "an API key is required (Authorization: Bearer)"
+        return 401, why, [(b"www-authenticate", b"Bearer")], ""
+    key_id = keys.identify(key) or ""
+    if not key_id:
+        return 403, "the API key is not valid", [], ""
+    if scrape_only(key_id) and not scrape:
+        return 403, f"the API key {key_id} may only read /metrics and /evidence", [], key_id
+    return 200, None, [], key_id

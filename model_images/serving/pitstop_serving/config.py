@@ -33,6 +33,9 @@ class Config:
     mirror_config: Path
     drift_window: int
     access_log: bool
+    # Micro-batching (`batching`): off at 0 ms; at most this many rows per model call.
+    batch_wait_ms: float = 0.0
+    batch_max_rows: int = 64
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -65,6 +68,8 @@ def from_environ(env: Mapping[str, str] | None = None) -> Config:
         max_body_bytes=int(_number(env, "PITSTOP_MAX_BODY_BYTES", 8 << 20, 1024)),
         mirror_config=Path(env.get("PITSTOP_MIRROR_CONFIG", "") or DEFAULT_MIRROR_CONFIG),
         drift_window=int(_number(env, "PITSTOP_DRIFT_WINDOW", 1000, 1)),
+        batch_wait_ms=_number(env, "PITSTOP_BATCH_WAIT_MS", 0.0, 0.0),
+        batch_max_rows=int(_number(env, "PITSTOP_BATCH_MAX_ROWS", 64, 1)),
         access_log=env.get("PITSTOP_ACCESS_LOG", "true").strip().lower()
         not in {"0", "false", "no", "off"},
     )

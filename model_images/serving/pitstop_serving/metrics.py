@@ -34,6 +34,7 @@ LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 VALUE_BUCKETS = (-1e3, -1e2, -10, -1, 0, 1, 10, 1e2, 1e3)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -202,6 +203,10 @@ class Metrics:
         self.shadow_latency = Family(
             "histogram", "pitstop_shadow_duration_seconds", "Shadow model's answer time",
             (), LATENCY_BUCKETS,
+        )  # fmt: skip
+        self.batch_rows = Family(
+            "histogram", "pitstop_batch_rows", "Rows per model call (micro-batching)",
+            (), BATCH_BUCKETS,
         )  # fmt: skip
         self.shadow_dropped = Family(
             "counter", "pitstop_shadow_dropped",

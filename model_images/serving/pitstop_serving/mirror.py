@@ -13,8 +13,10 @@ path is kept as short as Python allows (measured: see model_images/README.md):
   one `write` per batch, and the answers are parsed in the protocol's
   `data_received` callback, in order; a general client (httpx) costs more CPU per
   request than the whole prediction on a cheap model;
-- at most `QUEUE_SIZE` copies are queued or unanswered; beyond that, copies are
-  dropped and counted (`pitstop_shadow_dropped_total`), never buffered without limit.
+- at most `QUEUE_SIZE` copies, and `QUEUE_BYTES` of them (requests not yet taken by
+  the socket, and our answers awaiting the shadow's), are queued or unanswered; beyond
+  that, copies are dropped and counted (`pitstop_shadow_dropped_total`), never
+  buffered without limit — a few large requests to a slow shadow cannot fill memory.
 - answers are read at most every `LINGER` seconds (reading pauses in between), so
   one wake-up reads many answers instead of one each;
 - an answer is first compared byte for byte with ours (a healthy shadow of the same
@@ -46,6 +48,7 @@ from pitstop_serving import metrics as metrics_
 
 RECHECK_SECONDS = 1.0
 QUEUE_SIZE = 1024
+QUEUE_BYTES = 16 << 20
 BATCH = 64
 LINGER = 0.02
 RETRY_SECONDS = 0.5
@@ -124,6 +127,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         # (our answer body, send time) of copies sent and not yet answered, in order.
         self.pending: collections.deque[tuple[bytes, float]] = collections.deque()
+        self.pending_bytes = 0  # of our answers in `pending`
         self._buffer = b""
         self._last_answer = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
@@ -141,10 +145,21 @@ class Connection(asyncio.Protocol):
         self.transport = None
         if self.pending:
             self.errors.inc(len(self.pending))
-            self.pending.clear()
+            self.forget()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+
+    def forget(self) -> None:
+        """Drop every unanswered copy (counted, or not, by the caller)."""
+        self.pending.clear()
+        self.pending_bytes = 0
+
+    def held(self) -> int:
+        """Bytes this connection holds for copies: unanswered answers of ours, and
+        requests the socket has not taken yet."""
+        buffered = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        return self.pending_bytes + buffered
 
     def close(self) -> None:
         if self.transport is not None:
@@ -158,6 +173,7 @@ class Connection(asyncio.Protocol):
         pending = self.pending
         for ours in copies:
             pending.append((ours, now))
+            self.pending_bytes += len(ours)
         if self._watchdog is None:
             self._watchdog = asyncio.get_running_loop().call_later(
                 self.settings.timeout, self._check_timeout
@@ -209,6 +225,7 @@ class Connection(asyncio.Protocol):
                 close = True
                 break
             ours = pending.popleft()[0]
+            self.pending_bytes -= len(ours)
             timing = head.find(TIMING)
             if timing >= 0:
                 stop = head.find(b"\r\n", timing + len(TIMING))
@@ -272,6 +289,7 @@ class Mirror:
         self._prefix = b""
         self._out: list[bytes] = []
         self._copies: list[bytes] = []
+        self._out_bytes = 0  # of `_out` and `_copies`
         self._timer: asyncio.TimerHandle | None = None
         self._connection: Connection | None = None
         self._connecting: asyncio.Task[None] | None = None
@@ -307,10 +325,10 @@ class Mirror:
             self._connecting.cancel()
             self._connecting = None
         if self._connection is not None:
-            self._connection.pending.clear()  # in flight under the old settings: not counted
+            self._connection.forget()  # in flight under the old settings: not counted
             self._connection.close()
             self._connection = None
-        self._out, self._copies = [], []
+        self._out, self._copies, self._out_bytes = [], [], 0
         self._retry_at = 0.0
         if settings is not None:
             self._prefix = (
@@ -335,15 +353,18 @@ class Mirror:
         our own answer, which the shadow's is compared with."""
         connection = self._connection
         queued = len(self._copies) + (len(connection.pending) if connection else 0)
-        if queued >= QUEUE_SIZE:
+        held = self._out_bytes + (connection.held() if connection else 0)
+        if queued >= QUEUE_SIZE or held + len(body) + len(ours) > QUEUE_BYTES:
             self.metrics.shadow_dropped.inc()
             return
         if connection is None and self._connecting is None and time.monotonic() < self._retry_at:
             # The shadow refused the last connection: fail fast until the retry time.
             self.metrics.shadow.labels("error").value += 1
             return
-        self._out.append(b"%s%d\r\n%s\r\n%s" % (self._prefix, len(body), headers, body))
+        request = b"%s%d\r\n%s\r\n%s" % (self._prefix, len(body), headers, body)
+        self._out.append(request)
         self._copies.append(ours)
+        self._out_bytes += len(request) + len(ours)
         if len(self._copies) >= BATCH:
             self._flush()
         elif self._timer is None:
@@ -362,7 +383,7 @@ class Mirror:
                 self._connecting = asyncio.create_task(self._connect(self.settings))
             return
         connection.send(b"".join(self._out), self._copies)
-        self._out, self._copies = [], []
+        self._out, self._copies, self._out_bytes = [], [], 0
 
     async def _connect(self, settings: Settings) -> None:
         loop = asyncio.get_running_loop()
@@ -376,7 +397,7 @@ class Mirror:
         except Exception as error:
             log.debug("cannot connect to the shadow: %r", error)
             self.metrics.shadow.labels("error").inc(len(self._copies))
-            self._out, self._copies = [], []
+            self._out, self._copies, self._out_bytes = [], [], 0
             self._retry_at = time.monotonic() + RETRY_SECONDS
             return
         finally:

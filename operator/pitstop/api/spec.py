@@ -153,6 +153,26 @@ class RateLimitSpec(SpecModel):
     burst: int = Field(ge=1, le=1_000_000, description="Bucket size: requests allowed at once.")
 
 
+class BatchingSpec(SpecModel):
+    """Adaptive micro-batching: concurrent requests share one model call."""
+
+    model_config = spec_config(
+        (
+            "duration(self.maxWait) > duration('0s') && duration(self.maxWait) <= duration('1s')",
+            "maxWait must be more than 0s and at most 1s",
+        ),
+    )
+
+    max_wait: Duration = Field(
+        default="5ms",
+        description="The longest a request waits for others to share its model call (a "
+        "busy server does not wait: requests gather while the model works).",
+    )
+    max_rows: int = Field(
+        default=64, ge=1, le=10_000, description="The most rows one model call predicts."
+    )
+
+
 class ServingSpec(SpecModel):
     """How each revision's model servers run."""
 
@@ -162,6 +182,12 @@ class ServingSpec(SpecModel):
     rate_limit: RateLimitSpec | None = Field(default=None, description="Off when absent.")
     max_batch_size: int = Field(
         default=100, ge=1, le=10_000, description="Largest number of rows in one request."
+    )
+    batching: BatchingSpec | None = Field(
+        default=None,
+        description="Off when absent: each request is one model call. Worth it for models "
+        "whose prediction dominates a request (forests, ensembles); a package created with "
+        "--no-batching is still called per request.",
     )
 
 

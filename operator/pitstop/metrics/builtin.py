@@ -41,11 +41,11 @@ class Scraper:
         self._lock = threading.Lock()  # reconciles of different objects run in threads
         self._http = httpx.Client(timeout=SCRAPE_TIMEOUT)
 
-    def read(self, url: str) -> PodCounters:
+    def read(self, url: str, headers: Mapping[str, str] | None = None) -> PodCounters:
         try:
-            answer = self._http.get(f"{url}/evidence")
+            answer = self._http.get(f"{url}/evidence", headers=headers)
             if answer.status_code == 404:  # an image older than /evidence
-                answer = self._http.get(f"{url}/metrics")
+                answer = self._http.get(f"{url}/metrics", headers=headers)
                 answer.raise_for_status()
                 return samples.parse_metrics(answer.text)
             answer.raise_for_status()
@@ -54,13 +54,18 @@ class Scraper:
             raise Unreadable(f"{url}: {type(error).__name__}: {error}") from error
 
     def look(
-        self, namespace: str, name: str, revisions: tuple[str, ...]
+        self,
+        namespace: str,
+        name: str,
+        revisions: tuple[str, ...],
+        headers: Mapping[str, str] | None = None,
     ) -> Mapping[str, window.Window]:
-        """What each revision served since the last look (raises Unreadable)."""
+        """What each revision served since the last look (raises Unreadable); `headers`
+        carry the model's API key when it asks for auth."""
         now: dict[str, Counters] = {}
         for revision in revisions:
             ready = pods.ready_addresses(self.kube, namespace, name, revision)
-            now[revision] = {pod: self.read(url) for pod, url in ready.items()}
+            now[revision] = {pod: self.read(url, headers) for pod, url in ready.items()}
         key = (namespace, name)
         moment = time.monotonic()
         with self._lock:

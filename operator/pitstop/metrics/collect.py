@@ -15,7 +15,7 @@ from pitstop.analysis.judge import Counts, Look
 from pitstop.analysis.threshold import Measurement
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.spec import MetricSpec, PrometheusQuery
-from pitstop.metrics import prometheus, webhook
+from pitstop.metrics import keys, prometheus, webhook
 from pitstop.metrics.builtin import Scraper, Unreadable
 
 
@@ -25,7 +25,10 @@ def look(
     """New builtin evidence since the last look, or None and why there is none."""
     revisions = (candidate, stable) if stable else (candidate,)
     try:
-        windows = scraper.look(md.metadata.namespace, md.metadata.name, revisions)
+        auth = keys.headers(scraper.kube, md)
+        windows = scraper.look(md.metadata.namespace, md.metadata.name, revisions, auth)
+    except LookupError as error:  # no key to present: no pod would answer
+        return None, f"look skipped: {error}"
     except Unreadable as error:
         return None, f"look skipped: {error}"
     mine, theirs = windows[candidate], windows.get(stable) if stable else None

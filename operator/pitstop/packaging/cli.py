@@ -57,6 +57,9 @@ def package() -> None:
 @click.option("--metric", "metrics", multiple=True, help="Training metric NAME=NUMBER.")
 @click.option("--export", "export_to", default=None, type=click.Path(path_type=Path),
               help="Also export the package to this folder or .bentomodel file.")  # fmt: skip
+@click.option("--no-batching", is_flag=True,
+              help="The model's answer for a row depends on the other rows of a call: "
+                   "never batch requests together.")  # fmt: skip
 @_friendly
 def create(
     model_file: Path,
@@ -67,6 +70,7 @@ def create(
     data_uri: str | None,
     metrics: tuple[str, ...],
     export_to: Path | None,
+    no_batching: bool,
 ) -> None:
     """Package MODEL_FILE (joblib or pickle) trained on --data."""
     from pitstop.packaging import package as package_
@@ -80,6 +84,7 @@ def create(
         target=target,
         data_uri=data_uri,
         metrics=dict(_metric(m) for m in metrics),
+        batchable=not no_batching,
     )
     click.echo(f"packaged {result.tag} {result.digest}")
     if export_to is not None:

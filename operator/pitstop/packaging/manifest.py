@@ -32,6 +32,10 @@ class Manifest(BaseModel):
     profile: profile.DataProfile
     data: lineage.DataVersion
     training: lineage.TrainingInfo
+    # Whether one call may predict rows of several requests (the serving template's
+    # micro-batching). False for a model whose answer for a row depends on the other
+    # rows of the call (e.g. one that normalises over its input).
+    batchable: bool = True
 
     @property
     def tag(self) -> str:

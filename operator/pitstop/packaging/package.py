@@ -61,6 +61,7 @@ def prepare(
     data_uri: str | None = None,
     metrics: dict[str, float] | None = None,
     bins: int = profile.DEFAULT_BINS,
+    batchable: bool = True,
 ) -> tuple[manifest.Manifest, bytes]:
     """The manifest and serialized model for `model` trained on `data`.
 
@@ -95,6 +96,7 @@ def prepare(
         profile=profile_,
         data=data_version,
         training=training,
+        batchable=batchable,
     )
     return result, model_bytes
 
@@ -109,6 +111,7 @@ def create(
     data_uri: str | None = None,
     metrics: dict[str, float] | None = None,
     bins: int = profile.DEFAULT_BINS,
+    batchable: bool = True,
 ) -> manifest.Manifest:
     """Package `model` into the BentoML model store as `name:version`."""
     result, model_bytes = prepare(
@@ -120,6 +123,7 @@ def create(
         data_uri=data_uri,
         metrics=metrics,
         bins=bins,
+        batchable=batchable,
     )
     store.save(result, model_bytes)
     return result

@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any
 
+from pitstop.api import durations
 from pitstop.api.resource import API_VERSION, KIND, ModelDeployment
 from pitstop.api.spec import ModelDeploymentSpec
 from pitstop.rendering import labels
@@ -50,6 +51,10 @@ def _container(spec: ModelDeploymentSpec, image: str) -> Object:
     if spec.serving.auth is not None:
         env.append({"name": "PITSTOP_API_KEYS_DIR", "value": API_KEYS_DIR})
         mounts.append({"name": "api-keys", "mountPath": API_KEYS_DIR, "readOnly": True})
+    if spec.serving.batching is not None:
+        wait_ms = durations.parse(spec.serving.batching.max_wait).total_seconds() * 1000
+        env.append({"name": "PITSTOP_BATCH_WAIT_MS", "value": f"{wait_ms:g}"})
+        env.append({"name": "PITSTOP_BATCH_MAX_ROWS", "value": str(spec.serving.batching.max_rows)})
     if spec.serving.rate_limit is not None:
         env.append(
             {

@@ -27,6 +27,11 @@ FEATURES = 20
 ROUNDS = 8  # mirroring rounds, the mirroring primary swapped each round
 PEER_ROUNDS = 3  # rounds over the four servers, order rotating
 API_KEY = "bench-key"
+# Micro-batching, measured on the models given by --batching: the template with
+# PITSTOP_BATCH_WAIT_MS, MLServer with its adaptive batching (max_batch_size,
+# max_batch_time), each allowed the same wait and batch size.
+BATCH_WAIT_MS = 5.0
+MLSERVER_BATCHING = (64, BATCH_WAIT_MS / 1000)
 
 
 def main() -> None:
@@ -34,6 +39,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="measurement per point")
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--models", default="logistic,forest")
+    parser.add_argument("--batching", default="forest",
+                        help="models also served with micro-batching on (template, MLServer)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help="mirroring rounds (which primary mirrors swaps each round)")  # fmt: skip
     parser.add_argument("--peer-rounds", type=int, default=PEER_ROUNDS,
@@ -48,13 +55,15 @@ def main() -> None:
     models = ["logistic"] if only_mirroring else args.models.split(",")
     with tempfile.TemporaryDirectory(prefix="pitstop-bench-") as scratch:
         run(Path(scratch), args.seconds, args.warmup, models, only_mirroring, max(1, args.rounds),
-            max(1, args.peer_rounds))  # fmt: skip
+            max(1, args.peer_rounds), set(filter(None, args.batching.split(","))))  # fmt: skip
 
 
 def run(
     folder: Path, seconds: float, warmup: float, model_names: list[str],
     only_mirroring: bool = False, rounds: int = ROUNDS, peer_rounds: int = PEER_ROUNDS,
+    batching: set[str] | None = None,
 ) -> None:  # fmt: skip
+    batching = batching or set()
     home = folder / "bentoml"
     # BentoML fixes its home at import; the packages go to this run's scratch store.
     os.environ["BENTOML_HOME"] = str(home)
@@ -92,6 +101,7 @@ def run(
         {},
     )  # fmt: skip
     table: list[dict[str, object]] = []
+    batch_table: dict[str, dict[str, float]] = {}  # model -> share of calls by rows
 
     def measure(model: str, servers: dict[str, tuple[tuple[peers.Process, str], Path]]) -> None:
         """Every server of one model, in `peer_rounds` rounds, medians kept.
@@ -101,6 +111,7 @@ def run(
         alike; a tail figure from one 8 s run on a shared machine is mostly luck."""
         names = list(servers)
         runs: dict[tuple[str, int], list[load.Result]] = {}
+        batches: dict[str, dict[str, float]] = batch_table
         try:
             for started, _ in servers.values():
                 started[0].wait()
@@ -114,6 +125,9 @@ def run(
                         print(f"{model:9} {server:16} c={connections:<3} {result.rps:8.0f} req/s  "
                               f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
                               f"errors {result.errors}  (round {round_ + 1})", flush=True)  # fmt: skip
+            for server, ((_, url), _) in servers.items():
+                if server.startswith("b2"):
+                    batches[model] = batch_sizes(url.removesuffix("/predict") + "/metrics")
         finally:
             for (process, _), _ in servers.values():
                 process.stop()
@@ -138,10 +152,19 @@ def run(
                                               f"template-{model}"), keyed),
                 "c mlserver": (peers.mlserver(mlserver_bin, folder, model_file, model), v2),
                 "d thin-floor": (peers.thin(folder, model_file, names), plain),
+                **({
+                    "b2 template+batching": (peers.template(
+                        folder, tag, home, keys, no_mirror, f"template-batching-{model}",
+                        batch_wait_ms=BATCH_WAIT_MS), keyed),
+                    "c2 mlserver+batching": (peers.mlserver(
+                        mlserver_bin, folder, model_file, model, MLSERVER_BATCHING), v2),
+                } if model in batching else {}),
             })  # fmt: skip
         if model == "logistic":
             mirroring(folder, tag, home, keys, wrk, keyed, row, seconds, warmup, rounds,
                       table)  # fmt: skip
+    for model, shares in batch_table.items():
+        table.append({"model": model, "server": "b2 batch rows per call", "c": 0, **shares})
     report(table, "serving-mirroring.json" if only_mirroring else "serving-benchmark.json")
 
 
@@ -342,6 +365,27 @@ def mirroring(
             process.stop()
 
 
+def batch_sizes(metrics_url: str) -> dict[str, float]:
+    """The share of the template's model calls by rows per call (pitstop_batch_rows)."""
+    import httpx
+
+    cumulative: list[tuple[float, float]] = []
+    for line in httpx.get(metrics_url, timeout=5).text.splitlines():
+        if line.startswith("pitstop_batch_rows_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            cumulative.append((float(bound), float(line.rsplit(" ", 1)[1])))
+    cumulative.sort()
+    total = cumulative[-1][1] if cumulative else 0.0
+    shares: dict[str, float] = {}
+    below, lower = 0.0, 0.0
+    for bound, count in cumulative:
+        if count > below and total:
+            label = f"{lower + 1:g}-{bound:g}" if bound != float("inf") else f">{lower:g}"
+            shares[label] = (count - below) / total
+        below, lower = count, bound
+    return shares
+
+
 def report(table: list[dict[str, object]], name: str = "serving-benchmark.json") -> None:
     def get(model: str, server: str, c: int, key: str) -> float:
         for entry in table:
@@ -364,6 +408,24 @@ def report(table: list[dict[str, object]], name: str = "serving-benchmark.json")
             f"{model:9} p99@32: template {get(model, 'b template', 32, 'p99_ms'):.1f} ms, "
             f"mlserver {get(model, 'c mlserver', 32, 'p99_ms'):.1f} ms"
         )
+    for model in sorted({str(e["model"]) for e in table if str(e["server"]).startswith("b2")}):
+        b2, b = get(model, "b2 template+batching", 32, "rps"), get(model, "b template", 32, "rps")
+        print(
+            f"\nmicro-batching, {model} at 32 connections (targets: >= 3x the template without "
+            f"batching, >= 1.5x MLServer with its own batching, p99 no worse):\n"
+            f"  template+batching / template {b2 / b:5.2f}   / mlserver+batching "
+            f"{b2 / get(model, 'c2 mlserver+batching', 32, 'rps'):5.2f}   / mlserver "
+            f"{b2 / get(model, 'c mlserver', 32, 'rps'):5.2f}\n"
+            f"  p99: template+batching {get(model, 'b2 template+batching', 32, 'p99_ms'):.1f} ms, "
+            f"template {get(model, 'b template', 32, 'p99_ms'):.1f} ms, mlserver+batching "
+            f"{get(model, 'c2 mlserver+batching', 32, 'p99_ms'):.1f} ms\n"
+            f"  at 1 connection: template+batching / template "
+            f"{get(model, 'b2 template+batching', 1, 'rps') / get(model, 'b template', 1, 'rps'):5.2f}"
+        )
+        shares = next((e for e in table if e["model"] == model
+                       and e["server"] == "b2 batch rows per call"), {})  # fmt: skip
+        print("  rows per model call: " + ", ".join(
+            f"{k} {float(v):.0%}" for k, v in shares.items() if k not in ("model", "server", "c")))  # type: ignore[arg-type]  # fmt: skip
     for mode, title in MODES.items():
         off, on = f"b plain [{mode}]", f"b+mirror100% [{mode}]"
         if off not in servers:

@@ -192,6 +192,7 @@ def template(
     name: str = "template",
     cpus: str | None = None,
     nice: int = 0,
+    batch_wait_ms: float = 0.0,
 ) -> tuple[Process, str]:
     port = free_port()
     env = {
@@ -203,6 +204,7 @@ def template(
         "PITSTOP_RATE_LIMIT_BURST": "1000000",
         "PITSTOP_MIRROR_CONFIG": str(mirror),
         "PYTHONPATH": str(TEMPLATE),
+        "PITSTOP_BATCH_WAIT_MS": f"{batch_wait_ms:g}",  # 0: off
     }
     argv = [str(VENV_BIN / "bentoml"), "serve", "service:Pitstop", "--port", str(port),
             "--host", "127.0.0.1"]  # fmt: skip
@@ -276,8 +278,13 @@ def ensure_mlserver(cache: Path) -> Path:
     return binary
 
 
-def mlserver(binary: Path, folder: Path, model_file: Path, name: str) -> tuple[Process, str]:
-    root = folder / f"mlserver-{name}"
+def mlserver(
+    binary: Path, folder: Path, model_file: Path, name: str,
+    batching: tuple[int, float] | None = None,
+) -> tuple[Process, str]:  # fmt: skip
+    """MLServer's sklearn runtime; `batching`: its adaptive batching on, as
+    (max_batch_size, max_batch_time in seconds)."""
+    root = folder / f"mlserver-{name}{'-batching' if batching else ''}"
     model_dir = root / name
     model_dir.mkdir(parents=True, exist_ok=True)
     http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
@@ -291,12 +298,17 @@ def mlserver(binary: Path, folder: Path, model_file: Path, name: str) -> tuple[P
                 "name": name,
                 "implementation": "mlserver_sklearn.SKLearnModel",
                 "parameters": {"uri": str(model_file)},
+                **(
+                    {"max_batch_size": batching[0], "max_batch_time": batching[1]}
+                    if batching
+                    else {}
+                ),
             }
         )
     )
     url = f"http://127.0.0.1:{http_port}"
     process = Process(
-        [str(binary), "start", str(root)], {}, root, folder / f"mlserver-{name}.log",
+        [str(binary), "start", str(root)], {}, root, folder / f"{root.name}.log",
         f"{url}/v2/models/{name}/ready",
     )  # fmt: skip
     return process, f"{url}/v2/models/{name}/infer"

@@ -36,3 +36,22 @@ def test_when_asked_the_chart_ships_the_tested_files_verbatim() -> None:
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["ml"]}
     targets = {r["targetLabel"] for r in monitor["spec"]["podMetricsEndpoints"][0]["relabelings"]}
     assert {"revision", "model_deployment"} <= targets
+
+
+def test_the_pod_monitor_presents_a_scrape_key_when_given_one() -> None:
+    """Models with `serving.auth` answer /metrics only with a key: the PodMonitor sends
+    the scrape-only one it is given, and nothing when it is given none."""
+
+    def endpoint(*values: str) -> dict[str, object]:
+        objects = render("--set", "metrics.podMonitor.enabled=true", *values)
+        (monitor,) = [o for o in objects if o["kind"] == "PodMonitor"]
+        found: dict[str, object] = monitor["spec"]["podMetricsEndpoints"][0]
+        return found
+
+    assert "authorization" not in endpoint()
+    given = endpoint("--set", "metrics.podMonitor.scrapeKeySecret.name=model-scrape",
+                     "--set", "metrics.podMonitor.scrapeKeySecret.key=token")  # fmt: skip
+    assert given["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "model-scrape", "key": "token"},
+    }

@@ -101,6 +101,18 @@ def test_auth_and_rate_limit_reach_the_model_server() -> None:
     assert {"name": "api-keys", "secret": {"secretName": "keys"}} in pod["volumes"]
 
 
+def test_batching_reaches_the_model_server_only_when_asked_for() -> None:
+    def env(model: ModelDeployment) -> dict[str, str]:
+        pod = children.deployment(model, "img:1", "r", 1)["spec"]["template"]["spec"]
+        return {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+
+    asked = env(md(serving={"batching": {"maxWait": "20ms", "maxRows": 32}}))
+    assert asked["PITSTOP_BATCH_WAIT_MS"] == "20"
+    assert asked["PITSTOP_BATCH_MAX_ROWS"] == "32"
+    assert env(md(serving={"batching": {}}))["PITSTOP_BATCH_WAIT_MS"] == "5"  # the default
+    assert "PITSTOP_BATCH_WAIT_MS" not in env(md())  # off: one model call per request
+
+
 def test_without_auth_the_model_server_is_not_given_a_keys_directory() -> None:
     # Naming PITSTOP_API_KEYS_DIR makes the serving template require keys (it refuses
     # predictions while none is readable), so it must come only with spec.serving.auth.
