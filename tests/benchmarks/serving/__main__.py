@@ -239,7 +239,8 @@ def mirroring(
 
     def outcomes(url: str) -> dict[str, float]:
         """Copies counted by a primary so far: by outcome, and dropped."""
-        text = httpx.get(url.removesuffix("/predict") + "/metrics", timeout=5).text
+        text = httpx.get(url.removesuffix("/predict") + "/metrics", timeout=5,
+                         headers={"Authorization": f"Bearer {API_KEY}"}).raise_for_status().text  # fmt: skip
         counts = {"agree": 0.0, "disagree": 0.0, "error": 0.0, "dropped": 0.0}
         for line in text.splitlines():
             if line.startswith("pitstop_shadow_requests_total{"):
@@ -370,7 +371,9 @@ def batch_sizes(metrics_url: str) -> dict[str, float]:
     import httpx
 
     cumulative: list[tuple[float, float]] = []
-    for line in httpx.get(metrics_url, timeout=5).text.splitlines():
+    # The template runs with auth on (its cost is measured): /metrics needs the key too.
+    answer = httpx.get(metrics_url, timeout=5, headers={"Authorization": f"Bearer {API_KEY}"})
+    for line in answer.raise_for_status().text.splitlines():
         if line.startswith("pitstop_batch_rows_bucket{"):
             bound = line.split('le="', 1)[1].split('"', 1)[0]
             cumulative.append((float(bound), float(line.rsplit(" ", 1)[1])))
