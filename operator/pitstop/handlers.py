@@ -133,8 +133,9 @@ async def held(body: kopf.Body, resource: kopf.Resource, memo: kopf.Memo, **_: A
     memo["seen"].record({"apiVersion": version, "kind": resource.kind, **body})
 
 
-def _forget_if_deleted(memo: kopf.Memo, event: kopf.RawEvent) -> None:
-    """Past the gate: the view may serve reads; a deleted object leaves it."""
+def _track(memo: kopf.Memo, event: kopf.RawEvent) -> None:
+    """An event past Kopf's gate: the view opens for reads (the initial lists are in),
+    and a deleted object leaves it."""
     memo["seen"].open()
     if event["type"] == "DELETED":
         memo["seen"].forget(event["object"])
@@ -145,7 +146,7 @@ async def model_deployment_changed(
     event: kopf.RawEvent, namespace: str | None, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
     assert namespace is not None  # ModelDeployments are namespaced
-    _forget_if_deleted(memo, event)
+    _track(memo, event)
     queue: WorkQueue = memo["queue"]
     if event["type"] == "DELETED":
         queue.forget((namespace, name))
@@ -161,7 +162,7 @@ async def child_changed(
 ) -> None:
     """A revision's Deployment moved (e.g. became available): look at its owner again."""
     assert namespace is not None
-    _forget_if_deleted(memo, event)
+    _track(memo, event)
     memo["queue"].kick((namespace, body.metadata.labels[labels.DEPLOYMENT]))
 
 
@@ -174,7 +175,7 @@ async def plain_child_changed(
     someone else: its owner applies it again. (Pitstop's own writes are only held, by
     `held`: applies that would change nothing are skipped.)"""
     assert namespace is not None
-    _forget_if_deleted(memo, event)
+    _track(memo, event)
     if event["type"] == "DELETED" or not _by_pitstop(body):
         memo["queue"].kick((namespace, body.metadata.labels[labels.DEPLOYMENT]))
 

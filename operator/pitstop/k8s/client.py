@@ -221,10 +221,7 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         permissions.check_kind(DELETED, api_version, kind)
         self._applied.drop((api_version, kind, namespace, name))
         if self.seen is not None:
-            self.seen.forget(
-                {"apiVersion": api_version, "kind": kind,
-                 "metadata": {"namespace": namespace, "name": name}}
-            )  # fmt: skip
+            self.seen.drop((api_version, kind, namespace, name))
         res = self._resource(api_version, kind)
         try:
             res.delete(name=name, namespace=namespace, propagation_policy="Background")
@@ -328,7 +325,7 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
     def get_model_deployment(self, namespace: str, name: str) -> Object | None:
         """As the watch shows it when the view is open and holds it; else a GET."""
         held = self._held()
-        key = (f"{resource.GROUP}/{resource.VERSION}", resource.KIND, namespace, name)
+        key = (resource.API_VERSION, resource.KIND, namespace, name)
         found = held.body(key) if held is not None else None
         if found is not None:
             return found
@@ -374,9 +371,7 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         except ApiException as error:
             if error.status == 409:
                 if self.seen is not None:  # read it afresh next time
-                    self.seen.forget({"apiVersion": f"{resource.GROUP}/{resource.VERSION}",
-                                      "kind": resource.KIND,
-                                      "metadata": {"namespace": namespace, "name": name}})  # fmt: skip
+                    self.seen.drop((resource.API_VERSION, resource.KIND, namespace, name))
                 raise errors.Conflict(f"{namespace}/{name} changed since it was read") from error
             raise
         assert isinstance(obj, dict)

@@ -111,7 +111,6 @@ class _Held:
 
     version: Version
     labels: dict[str, str]
-    name: str
     raw: bytes
 
     def older_than(self, incoming: Version) -> bool:
@@ -155,7 +154,7 @@ class Seen:
         if held is not None and held.older_than(version):
             return  # cheap check first: no encoding of what will not be kept
         raw = json.dumps({**obj, "metadata": meta}, separators=(",", ":")).encode()
-        new = _Held(version, dict(meta.get("labels") or {}), key[3], raw)
+        new = _Held(version, dict(meta.get("labels") or {}), raw)
         with self._lock:
             held = self._objects.get(key)
             if held is not None and held.older_than(version):
@@ -166,7 +165,9 @@ class Seen:
             self._owned.setdefault((*key[:3], new.owner), set()).add(key)
 
     def forget(self, obj: dict[str, Any]) -> None:
-        key = key_of(obj)
+        self.drop(key_of(obj))
+
+    def drop(self, key: Key) -> None:
         with self._lock:
             held = self._objects.pop(key, None)
             if held is not None:
@@ -198,12 +199,11 @@ class Seen:
         must name the owner (`labels.DEPLOYMENT`), as every one Pitstop uses does."""
         owner = (api_version, kind, namespace, selector[labels.DEPLOYMENT])
         with self._lock:
-            candidates = [self._objects[key] for key in self._owned.get(owner, ())]
-        held = [
-            one for one in candidates
+            candidates = [(key, self._objects[key]) for key in self._owned.get(owner, ())]
+        return [
+            _parsed(one) for _, one in sorted(candidates, key=lambda pair: pair[0])
             if all(one.labels.get(name) == value for name, value in selector.items())
         ]  # fmt: skip
-        return [_parsed(one) for one in sorted(held, key=lambda one: one.name)]
 
 
 def _parsed(held: _Held) -> dict[str, Any]:

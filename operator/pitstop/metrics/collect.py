@@ -27,9 +27,7 @@ def look(
     try:
         auth = keys.headers(scraper.kube, md)
         windows = scraper.look(md.metadata.namespace, md.metadata.name, revisions, auth)
-    except LookupError as error:  # no key to present: no pod would answer
-        return None, f"look skipped: {error}"
-    except Unreadable as error:
+    except (LookupError, Unreadable) as error:  # no key to present, or a pod unread
         return None, f"look skipped: {error}"
     mine, theirs = windows[candidate], windows.get(stable) if stable else None
     served = mine.requests + (theirs.requests + theirs.compared if theirs else 0.0)
