@@ -3,7 +3,8 @@
 Renders only what the API holds (status), so it shows the same truth as
 `kubectl get md -o yaml`, laid out for a person: revisions, step, traffic, the last
 analysis with each metric's estimate, interval and verdict against its limit (and
-how many more requests an inconclusive one needs), conditions, and the history.
+how many more requests an inconclusive one needs), conditions, the history, and the
+last manual requests (who asked what, when, why, and whether it was done).
 """
 
 from __future__ import annotations
@@ -56,7 +57,31 @@ def render(obj: dict[str, Any]) -> Group:
         for h in history[-6:]:
             table.add_row(h["revision"], h["version"], h.get("outcome", ""), h.get("reason", ""))
         parts.append(table)
+    asked = _requests(status)
+    if asked:
+        table = Table("when", "request", "by", "reason", "result", title="manual requests",
+                      title_justify="left")  # fmt: skip
+        for revision, q in asked[-REQUESTS_SHOWN:]:
+            result = q.get("result", "")
+            shown = Text(result, style="green" if result == "Done" else "yellow")
+            if q.get("message"):
+                shown.append(f" ({q['message']})", style="dim")
+            table.add_row(q.get("at", ""), f"{q['action']} {revision}".strip(), q.get("by", ""),
+                          q.get("reason", ""), shown)  # fmt: skip
+        parts.append(table)
     return Group(*parts)
+
+
+REQUESTS_SHOWN = 5
+
+
+def _requests(status: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every recorded request with the revision it concerns, oldest first."""
+    found = [(h["revision"], q) for h in status.get("history") or []
+             for q in h.get("requests") or []]  # fmt: skip
+    candidate = status.get("candidate") or {}
+    found += [(candidate["revision"], q) for q in candidate.get("requests") or []]
+    return sorted(found, key=lambda item: str(item[1].get("at") or ""))
 
 
 def _revision(r: dict[str, Any]) -> str:

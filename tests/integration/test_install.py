@@ -61,6 +61,8 @@ def test_chart_objects_are_accepted_by_the_api_server(
         f"namespace/{namespace}", f"role.{rbac}/pitstop-builds",
         f"rolebinding.{rbac}/pitstop-builds", "poddisruptionbudget.policy/pitstop",
         "service/pitstop-metrics",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/pitstop-requests",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/pitstop-requests",
     ])  # fmt: skip
     objects = {d["kind"]: d for d in yaml.safe_load_all(rendered) if d}
     deployment = objects["Deployment"]

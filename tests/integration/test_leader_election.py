@@ -179,8 +179,12 @@ class World:
 
     def promote(self) -> None:
         body = json.dumps({"action": "promote", "id": uuid.uuid4().hex[:8]})
+        # Who asks goes with it: the chart's admission policy refuses a request without.
+        user = self.cluster.kubectl("auth", "whoami", "-o",
+                                    "jsonpath={.status.userInfo.username}").stdout  # fmt: skip
         self.cluster.kubectl("annotate", "md", "fraud", "-n", self.namespace,
-                             f"pitstop.dev/request={body}", "--overwrite")  # fmt: skip
+                             f"pitstop.dev/request={body}", f"pitstop.dev/requested-by={user}",
+                             "--overwrite")  # fmt: skip
 
     def close(self) -> None:
         for watch in self.watches:

@@ -155,10 +155,12 @@ def apply(cluster: testing.DevCluster, namespace: str, text: str) -> None:
 
 
 def request(cluster: testing.DevCluster, namespace: str, action: str, request_id: str) -> None:
-    """What `pitstop promote fraud` / `pitstop abort fraud` write."""
+    """What `pitstop promote fraud` / `pitstop abort fraud` write: the request, and who
+    asks (the chart's admission policy holds it to the user kubectl authenticates as)."""
     body = json.dumps({"action": action, "id": request_id})
-    cluster.kubectl("annotate", "md", "fraud", "-n", namespace,
-                    f"pitstop.dev/request={body}", "--overwrite")  # fmt: skip
+    user = cluster.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout
+    cluster.kubectl("annotate", "md", "fraud", "-n", namespace, f"pitstop.dev/request={body}",
+                    f"pitstop.dev/requested-by={user}", "--overwrite")  # fmt: skip
 
 
 def get(cluster: testing.DevCluster, namespace: str, *what: str) -> Any:

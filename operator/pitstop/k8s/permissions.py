@@ -85,6 +85,11 @@ CRD = Kind(
 )
 NAMESPACE = Kind("v1", "Namespace", "namespaces", "cluster")
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases", "own")
+# Who am I (`pitstop promote` names its user); granted to every authenticated user by
+# the API server's default system:basic-user ClusterRole.
+SELF_SUBJECT_REVIEW = Kind(
+    "authentication.k8s.io/v1", "SelfSubjectReview", "selfsubjectreviews", "cluster"
+)
 
 # The build namespace: build Jobs (one per attempt), their pods and logs, build records
 # (ConfigMaps), the copies of the Secrets a build needs (taken from the ModelDeployment's

@@ -1,6 +1,7 @@
 """BlueGreen: the candidate runs full size behind its own Service (the preview) and takes
 all traffic at once when its checks pass — by itself (`autoPromote`) or on `pitstop
-promote`. The old stable stays up for `scaleDownDelay`, so going back is instant."""
+promote`; with spec.approval Required, only on `pitstop promote`. The old stable stays up
+for `scaleDownDelay`, so going back is instant."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ def step(r: Rollout) -> None:
     if r.seen.checks.verdict == "Inconclusive":
         r.progress = (Reason.PREVIEW, f"revision {candidate.revision} in preview (Service "
                       f"{preview}); waiting for a verdict: {r.seen.checks.message}")  # fmt: skip
+    elif not progress.approved(
+        r,
+        f"revision {candidate.revision} (version "
+        f"{candidate.version}) passed in preview behind Service {preview}",
+    ):
+        pass  # spec.approval: Required, and no `pitstop promote` yet: it says so
     elif settings.auto_promote or r.promote_requested:
         r.promote(settings.scale_down_delay)
     else:

@@ -1,7 +1,8 @@
 """Canary: weighted steps towards the candidate. A step advances as soon as the analysis
 passes (after the step's minPause), and at the end of its pause with the analysis still
 inconclusive does what analysis.onInconclusive says; a step without a pause waits for
-`pitstop promote`. After the last step the candidate becomes stable."""
+`pitstop promote`. After the last step the candidate becomes stable (with spec.approval
+Required, once `pitstop promote` approves it)."""
 
 from __future__ import annotations
 
@@ -95,6 +96,8 @@ def step(r: Rollout) -> None:
         started = candidate.step_started_at or r.now
         if progress.gate(r, label, started, current.min_pause, current.pause) != "advance":
             return
+    if index + 1 == len(steps) and not progress.approved(r, f"{label}: passed"):
+        return  # approval comes before the candidate takes all traffic (or grows to it)
     if index + 1 < len(steps):
         nxt = steps[index + 1]
         r.candidate = candidate.model_copy(update={"step": index + 1, "step_started_at": r.now})

@@ -30,6 +30,7 @@ class Reason:
     WAITING_FOR_PODS = "WaitingForCandidatePods"
     WAITING_FOR_TRAFFIC = "WaitingForTraffic"
     AWAITING_PROMOTION = "AwaitingPromotion"
+    AWAITING_APPROVAL = "AwaitingApproval"  # spec.approval: Required
     NOT_PAUSED = "NotPaused"
     STEP_ADVANCED = "StepAdvanced"
     SHADOW_STARTED = "ShadowStarted"

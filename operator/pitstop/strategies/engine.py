@@ -23,7 +23,7 @@ from pitstop.api.status import (
     RevisionStatus,
     TrafficStatus,
 )
-from pitstop.strategies import conditions, history, phase, progress, shares
+from pitstop.strategies import audit, conditions, history, phase, progress, shares
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import (
     Action,
@@ -35,6 +35,7 @@ from pitstop.strategies.decision import (
     ScaleRevision,
     SetTraffic,
 )
+from pitstop.strategies.requests import Request
 from pitstop.strategies.working import POLL_SECONDS, Rollout
 
 
@@ -92,46 +93,54 @@ class Run(Rollout):
         return self._finish()
 
     def _request(self) -> None:
+        """Handle a new manual request once, and record it (see `audit`)."""
         request = self.seen.request
         if request is None or request.id == self.last_request:
             return
         self.last_request = request.id
+        about = audit.about(self, request)
+        refusal = self._handle(request, audit.asked(request))
+        if refusal is not None:
+            self.warn(Reason.BAD_REQUEST, f"{refusal} {audit.asked(request)}")
+        audit.keep(self, about, audit.entry(request, self.now, refusal))
+
+    def _handle(self, request: Request, asked: str) -> str | None:
+        """Carry out `request`; None when done, else why it was refused."""
         candidate = self.candidate
         if request.action == "promote":
             if candidate is None:
-                self.warn(Reason.BAD_REQUEST, "promote asked, but no rollout is in progress")
-            else:
-                self.promote_requested = True
-                self.note("PromoteRequested", f"promote of revision {candidate.revision} asked")
+                return "promote asked, but no rollout is in progress"
+            self.promote_requested = True
+            self.note("PromoteRequested", f"promote of revision {candidate.revision} asked {asked}")
         elif request.action == "abort":
             if candidate is None or candidate.state == "Restoring":
-                self.warn(Reason.BAD_REQUEST, "abort asked, but no rollout is in progress")
-            else:
-                self.end_candidate("Aborted", "aborted by request", reject=True)
+                return "abort asked, but no rollout is in progress"
+            self.end_candidate("Aborted", f"aborted by request {asked}", reject=True)
         elif request.action == "retry":
             if self.rejected is None:
-                self.warn(Reason.BAD_REQUEST, "retry asked, but no revision was rejected")
-            else:
-                self.note(Reason.RETRY, f"revision {self.rejected} may be rolled out again")
-                self.rejected = None
+                return "retry asked, but no revision was rejected"
+            self.note(Reason.RETRY, f"revision {self.rejected} may be rolled out again {asked}")
+            self.rejected = None
         else:
-            self._undo(request.revision or "")
+            return self._undo(request.revision or "", asked)
+        return None
 
-    def _undo(self, target: str) -> None:
+    def _undo(self, target: str, asked: str) -> str | None:
         record = next((h for h in reversed(self.history) if h.revision == target), None)
         if self.stable is not None and target == self.stable.revision:
-            self.warn(Reason.BAD_REQUEST, f"undo asked, but revision {target} already serves")
-        elif record is None or target not in self.seen.revisions:
-            self.warn(Reason.BAD_REQUEST, f"undo asked, but revision {target} is not retained")
-        else:
-            if self.candidate is not None:
-                self.end_candidate("Aborted", f"undo to revision {target} asked", reject=False)
-            self.candidate = RevisionStatus(
-                revision=target, version=record.version, image=record.image,
-                since=self.now, state="Restoring", step_started_at=self.now,
-            )  # fmt: skip
-            self.rejected = self.seen.revision if self.seen.revision != target else None
-            self.note(Reason.UNDO, f"going back to revision {target} (version {record.version})")
+            return f"undo asked, but revision {target} already serves"
+        if record is None or target not in self.seen.revisions:
+            return f"undo asked, but revision {target} is not retained"
+        if self.candidate is not None:
+            self.end_candidate("Aborted", f"undo to revision {target} asked {asked}", reject=False)
+        self.candidate = RevisionStatus(
+            revision=target, version=record.version, image=record.image,
+            since=self.now, state="Restoring", step_started_at=self.now,
+        )  # fmt: skip
+        self.rejected = self.seen.revision if self.seen.revision != target else None
+        self.note(Reason.UNDO, f"going back to revision {target} (version {record.version}) "
+                  f"{asked}")  # fmt: skip
+        return None
 
     def _image(self) -> None:
         image = self.seen.image
@@ -282,9 +291,9 @@ class Run(Rollout):
         status = ModelDeploymentStatus(
             observed_generation=self.md.metadata.generation,
             revision=target,
-            stable=self.stable,
+            stable=audit.settled(self.stable),
             candidate=self.candidate,
-            previous=self.previous,
+            previous=audit.settled(self.previous),
             rejected_revision=self.rejected,
             last_request=self.last_request,
             traffic=TrafficStatus(
@@ -366,7 +375,7 @@ class Run(Rollout):
                      Reason.ROLLOUT_COMPLETE if done else reason,
                      "no rollout in progress" if done else message)  # fmt: skip
         if self.paused is not None:
-            self.put(conditions.PAUSED, "True", Reason.AWAITING_PROMOTION, self.paused)
+            self.put(conditions.PAUSED, "True", self.paused_reason, self.paused)
         else:
             self.put(conditions.PAUSED, "False", Reason.NOT_PAUSED, "")
         still = conditions.find(self.conds, conditions.DEGRADED)

@@ -180,6 +180,18 @@ def gate(r: Rollout, label: str, started: datetime, least: str | None, most: str
     return "wait"
 
 
+def approved(r: Rollout, label: str) -> bool:
+    """Whether a candidate whose checks passed may take all traffic now: at once, unless
+    spec.approval is Required; then only on `pitstop promote`, and until then it waits
+    (phase Paused), saying so. Its analysis goes on: a failure still rolls it back."""
+    if r.spec.approval == "Automatic" or r.promote_requested:
+        return True
+    r.paused = f"{label}; waiting for approval: `pitstop promote {r.md.metadata.name}`"
+    r.paused_reason = Reason.AWAITING_APPROVAL
+    r.progress = (Reason.AWAITING_APPROVAL, r.paused)
+    return False
+
+
 def _wait(r: Rollout, text: str, left: timedelta) -> Gate:
     r.progress = (Reason.ROLLOUT_IN_PROGRESS, text.format(f"{left.total_seconds():.0f}"))
     r.wake.append(left.total_seconds())

@@ -2,7 +2,8 @@
 its answers are compared with production's. The phase ends as soon as the analysis
 passes (after minDuration), and at the end of `duration` with it still inconclusive
 does what analysis.onInconclusive says. Then the candidate is promoted (by a blue/green
-switch or canary steps, as configured) or held for `pitstop promote`."""
+switch or canary steps, as configured) or held for `pitstop promote`. With spec.approval
+Required, a switch waits for `pitstop promote`; canary steps wait at their last step."""
 
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ def step(r: Rollout) -> None:
         return
     if settings.promote == "Auto" or r.promote_requested:
         if settings.promote_with == "BlueGreen":
+            if not progress.approved(r, f"shadow of revision {candidate.revision} passed"):
+                return
             r.actions.clear()
             r.promote((r.spec.strategy.blue_green or BlueGreenSpec()).scale_down_delay)
         else:

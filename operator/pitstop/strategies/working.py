@@ -54,6 +54,7 @@ class Rollout:
         self.split: SetTraffic | None = None
         self.promote_requested = False
         self.paused: str | None = None
+        self.paused_reason = Reason.AWAITING_PROMOTION
         self.progress = (Reason.ROLLOUT_IN_PROGRESS, "")
         self.degraded: str | None = None
         self.degraded_reason = Reason.ANALYSIS_FAILED
@@ -143,5 +144,5 @@ class Rollout:
         return HistoryEntry(
             revision=revision.revision, version=revision.version, image=revision.image,
             started_at=revision.since, ended_at=self.now if ended else None,
-            outcome=outcome, reason=reason,
+            outcome=outcome, reason=reason, requests=revision.requests,
         )  # fmt: skip
