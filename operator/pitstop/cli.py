@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from pitstop import gates, view
+from pitstop.archive import cli as archive_cli
 from pitstop.devcluster import cli as devcluster_cli
 from pitstop.packaging import cli as packaging_cli
 
@@ -175,6 +176,7 @@ def crd(paths: tuple[Path, ...]) -> None:
 
 
 main.add_command(view.status)
+main.add_command(archive_cli.history)
 for command in gates.COMMANDS:
     main.add_command(command)
 main.add_command(devcluster_cli.dev)
@@ -191,5 +193,6 @@ def kubectl_plugin() -> None:
 
 
 kubectl_plugin.add_command(view.status)
+kubectl_plugin.add_command(archive_cli.history)
 for command in gates.COMMANDS:
     kubectl_plugin.add_command(command)

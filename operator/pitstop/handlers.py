@@ -21,6 +21,7 @@ import kopf
 
 from pitstop import reconcile, telemetry
 from pitstop.api import resource
+from pitstop.archive import store as archive_store
 from pitstop.k8s import client, errors, transport
 from pitstop.k8s.seen import Seen
 from pitstop.leadership import Elector, LeaseSettings
@@ -29,6 +30,8 @@ from pitstop.metrics.load import LoadGenerator
 from pitstop.notify.sender import Notifier, Target
 from pitstop.rendering import build_job, labels
 from pitstop.workqueue import MAX_CONCURRENT, Standby, WorkQueue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         identity=options.identity,
         seen=memo["seen"],
     )
+    memo["kube"] = kube
     scraper = Scraper(kube)  # remembers each analysed revision's last counters
     notifications = memo["notifications"] = reconcile.Notifications(
         Notifier(), options.notify
@@ -152,8 +156,20 @@ async def model_deployment_changed(
         queue.forget((namespace, name))
         telemetry.FLEET.forget(namespace, name)
         memo["loader"].stop((namespace, name))
+        await _archive_deleted(memo, dict(event["object"]))
     else:
         queue.kick((namespace, name))
+
+
+async def _archive_deleted(memo: kopf.Memo, obj: dict[str, Any]) -> None:
+    """Keep what a deleted ModelDeployment still served in its archive (only the leader
+    writes: a standby's write is refused with NotLeader)."""
+    try:
+        await asyncio.to_thread(archive_store.deleted, memo["kube"], obj)
+    except errors.NotLeader:
+        pass
+    except Exception as error:  # an Event has no object left to go on
+        log.warning("could not archive deleted %s: %s", obj.get("metadata", {}).get("name"), error)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=_CHILD)

@@ -32,6 +32,8 @@ from pitstop.analysis import judge
 from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.status import AnalysisStatus, ModelDeploymentStatus, SmokeResult
+from pitstop.archive import records as archive
+from pitstop.archive import store as archive_store
 from pitstop.images import resolve as images
 from pitstop.k8s import errors
 from pitstop.k8s.client import KubeClient
@@ -154,6 +156,7 @@ def _reconcile(
     decision = engine.decide(md, seen, now)
     analysis = _begin_analysis(scraper, md, decision.status, analysis, now)
     status = decision.status.model_copy(update={"analysis": analysis})
+    _archive(kube, md, writer.status, status)
     writer.commit(status)  # the decision takes effect from here on (see the docstring)
     writer.post((*extra, *decision.events))
     _act(kube, router, md, image.image, decision.actions)
@@ -167,6 +170,23 @@ def _reconcile(
         rate = scraper.rate(md.metadata.namespace, md.metadata.name, target[0])
         delays.append(_next_look(md, analysis, now, rate))
     return Result(min(delays) if delays else None)
+
+
+def _archive(
+    kube: KubeClient,
+    md: ModelDeployment,
+    before: ModelDeploymentStatus,
+    after: ModelDeploymentStatus,
+) -> None:
+    """Archive the revisions this pass ends, before the pass is committed: a failed
+    write fails the pass, and the next one, deciding again, archives them then (a record
+    is keyed by revision and start, so writing it twice keeps one)."""
+    ended = archive.newly_ended(before, after)
+    if ended:
+        ns, name = md.metadata.namespace, md.metadata.name
+        found = [archive.record(ns, name, md.spec.model.name, e, (before.analysis, after.analysis))
+                 for e in ended]  # fmt: skip
+        archive_store.keep(kube, ns, name, found)
 
 
 # How often the builtin evidence is read while a revision is analysed: new evidence can
@@ -442,6 +462,8 @@ def _carry_out(
             assert image is not None, "a revision is only ensured once its image is known"
             kube.apply(children.deployment(md, image, revision, replicas))
             kube.apply(children.revision_service(md, revision))
+            if children.feedback_of(md.spec) is not None:
+                kube.apply(children.peers_service(md))
         case ScaleRevision(revision=revision, replicas=replicas):
             kube.scale_deployment(ns, labels.revision_name(name, revision), replicas)
         case SetTraffic():

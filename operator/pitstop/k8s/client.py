@@ -286,6 +286,17 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
             for key, value in (secret.data or {}).items()
         }
 
+    @uses(permissions.CONFIG_MAP.can("get"), audience="cli")
+    def read_config_map(self, namespace: str, name: str) -> Object | None:
+        """A ConfigMap for a person's `pitstop history` (their own credentials)."""
+        try:
+            found = self._core.read_namespaced_config_map(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(self.api.sanitize_for_serialization(found))
+
     @uses(permissions.on(ANNOTATED, "patch"))
     def annotate(
         self, api_version: str, kind: str, namespace: str, name: str, annotations: dict[str, str]
@@ -305,6 +316,20 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         """`annotate` for a person's manual gate (`pitstop promote`, ...): the operator
         itself never writes a ModelDeployment, only its status."""
         self._merge_annotations(resource.API_VERSION, resource.KIND, namespace, name, annotations)
+
+    @uses(permissions.SELF_SUBJECT_REVIEW.can("create"), audience="cli")
+    def whoami(self) -> str:
+        """The user the API server authenticates these credentials as (a SelfSubjectReview,
+        which every authenticated user may create), for a manual gate's requested-by."""
+        review = k8s.AuthenticationV1Api(self.api).create_self_subject_review(
+            k8s.V1SelfSubjectReview(
+                api_version="authentication.k8s.io/v1", kind="SelfSubjectReview"
+            )
+        )
+        user = review.status.user_info if review.status is not None else None
+        if user is None or not user.username:
+            raise RuntimeError("the API server did not say who these credentials are")
+        return str(user.username)
 
     def _merge_annotations(
         self, api_version: str, kind: str, namespace: str, name: str, annotations: dict[str, str]
