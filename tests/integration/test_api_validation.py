@@ -155,6 +155,12 @@ INVALID = [
     ("agreement with a max",
      variant(analysis={"metrics": [{"name": "a", "builtin": "agreement", "max": 0.9}]}),
      ["spec.analysis.metrics[0]", "builtin agreement takes min only"]),
+    ("quality with a min",
+     variant(analysis={"metrics": [{"name": "q", "builtin": "quality", "min": 0.9}]}),
+     ["spec.analysis.metrics[0]", "builtin quality is an error"]),
+    ("feedback retaining nothing",
+     variant(serving={"feedback": {"retain": 0}}),
+     ["spec.serving.feedback.retain"]),
     ("PromQL with a query and counts",
      variant(analysis={"metrics": [{"name": "q", "max": 1, "prometheus": {
          "query": "x", "numerator": "a", "denominator": "b"}}]}),

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from pitstop.analysis import drift, latency, proportion, threshold
+from pitstop.analysis import drift, latency, proportion, quality, threshold
+from pitstop.analysis.samples import Labelled
 from pitstop.analysis.threshold import Measurement
 from pitstop.analysis.window import Window
 from pitstop.api.spec import AnalysisSpec, MetricSpec
@@ -195,6 +196,15 @@ def _sequential(
         drift_block = None if look is None else drift.Block(look.candidate.bins,
                                                             look.candidate.expected)  # fmt: skip
         result, reason = drift.judge(metric, evidence, drift_block, alpha, min_requests)
+    elif kind == "quality":
+        labelled = None
+        if look is not None:
+            # A shadow answers only copies: the stable's pods, which mirrored them, match
+            # its answers to the outcomes.
+            shadowed = look.stable.shadow_quality if look.stable else Labelled()
+            labelled = quality.Block(look.candidate.quality.plus(shadowed),
+                                     look.stable.quality if look.stable else None)  # fmt: skip
+        result, reason = quality.judge(metric, evidence, labelled, alpha, min_requests)
     else:
         counted = _proportion_block(metric, look, counts)
         result, reason = proportion.judge(metric, evidence, counted, alpha, min_requests)

@@ -23,6 +23,44 @@ PREDICT = "predict"  # the label value the serving template exports (tests/servi
 
 
 @dataclass(frozen=True)
+class Labelled:
+    """Predictions whose true outcome came back (`POST /feedback`), cumulative: rows,
+    and for classifiers the correct ones, for regressors the sums of absolute and
+    squared errors (`correct` is None for a regressor)."""
+
+    rows: float = 0.0
+    correct: float | None = None
+    absolute: float = 0.0
+    squared: float = 0.0
+
+    def minus(self, old: Labelled) -> Labelled:
+        def less(a: float, b: float) -> float:
+            return max(0.0, a - b)
+
+        correct = None if self.correct is None else less(self.correct, old.correct or 0.0)
+        return Labelled(less(self.rows, old.rows), correct, less(self.absolute, old.absolute),
+                        less(self.squared, old.squared))  # fmt: skip
+
+    def plus(self, other: Labelled) -> Labelled:
+        correct = (None if self.correct is None and other.correct is None
+                   else (self.correct or 0.0) + (other.correct or 0.0))  # fmt: skip
+        return Labelled(self.rows + other.rows, correct, self.absolute + other.absolute,
+                        self.squared + other.squared)  # fmt: skip
+
+
+def _labelled(section: Mapping[str, Any] | None) -> Labelled:
+    if not section:
+        return Labelled()
+    correct = section.get("correct")
+    return Labelled(
+        rows=float(section.get("rows", 0)),
+        correct=None if correct is None else float(correct),
+        absolute=float(section.get("absolute_error", 0) or 0),
+        squared=float(section.get("squared_error", 0) or 0),
+    )
+
+
+@dataclass(frozen=True)
 class PodCounters:
     """One pod's cumulative counters at one moment."""
 
@@ -41,6 +79,10 @@ class PodCounters:
     agree: float = 0.0
     disagree: float = 0.0
     shadow_errors: float = 0.0
+    quality: Labelled = field(default_factory=Labelled)
+    """This pod's own answers with outcomes."""
+    shadow_quality: Labelled = field(default_factory=Labelled)
+    """The shadow's answers to copies this pod mirrored, against the same outcomes."""
 
 
 def bucket_bound(index: int, schema: int = latency.SCHEMA) -> float:
@@ -71,6 +113,7 @@ def parse_evidence(body: Mapping[str, Any]) -> PodCounters:
         latency=times, bins=bins, expected=expected,
         agree=float(shadow.get("agree", 0)), disagree=float(shadow.get("disagree", 0)),
         shadow_errors=float(shadow.get("error", 0)),
+        quality=_labelled(body.get("quality")), shadow_quality=_labelled(body.get("shadow_quality")),
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pitstop.analysis.samples import PodCounters
+from pitstop.analysis.samples import Labelled, PodCounters
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class Window:
     agree: float = 0.0
     disagree: float = 0.0
     shadow_errors: float = 0.0
+    quality: Labelled = field(default_factory=Labelled)
+    shadow_quality: Labelled = field(default_factory=Labelled)
     pods: int = 0
     """Pods whose interval is counted (pods seen for the first time are not)."""
 
@@ -68,7 +70,9 @@ def _delta(old: PodCounters, new: PodCounters) -> Window:
         latency={b: minus(n, base.latency.get(b, 0.0)) for b, n in new.latency.items()},
         bins=bins, expected=dict(new.expected),
         agree=minus(new.agree, base.agree), disagree=minus(new.disagree, base.disagree),
-        shadow_errors=minus(new.shadow_errors, base.shadow_errors), pods=1,
+        shadow_errors=minus(new.shadow_errors, base.shadow_errors),
+        quality=new.quality.minus(base.quality),
+        shadow_quality=new.shadow_quality.minus(base.shadow_quality), pods=1,
     )  # fmt: skip
 
 
@@ -94,5 +98,7 @@ def _add(a: Window, b: Window) -> Window:
         requests=a.requests + b.requests, errors=a.errors + b.errors, latency=latency,
         bins=bins, expected={**a.expected, **b.expected},
         agree=a.agree + b.agree, disagree=a.disagree + b.disagree,
-        shadow_errors=a.shadow_errors + b.shadow_errors, pods=a.pods + b.pods,
+        shadow_errors=a.shadow_errors + b.shadow_errors,
+        quality=a.quality.plus(b.quality), shadow_quality=a.shadow_quality.plus(b.shadow_quality),
+        pods=a.pods + b.pods,
     )  # fmt: skip

@@ -173,6 +173,23 @@ class BatchingSpec(SpecModel):
     )
 
 
+class FeedbackSpec(SpecModel):
+    """Ground truth for earlier predictions (`POST /feedback` on the model servers).
+
+    Each pod keeps the predictions of its last `retain` requests by request id; feedback
+    posted to any pod of any revision reaches the pod that made the prediction (the pods
+    find each other through a headless Service, `<name>-peers`). The `quality` metric
+    judges what comes back."""
+
+    retain: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="Predictions each model server pod keeps for feedback, by request id "
+        "(about 100 bytes each; the oldest are forgotten first).",
+    )
+
+
 class ServingSpec(SpecModel):
     """How each revision's model servers run."""
 
@@ -188,6 +205,11 @@ class ServingSpec(SpecModel):
         description="Off when absent: each request is one model call. Worth it for models "
         "whose prediction dominates a request (forests, ensembles); a package created with "
         "--no-batching is still called per request.",
+    )
+    feedback: FeedbackSpec | None = Field(
+        default=None,
+        description="Ground-truth feedback routed to the pod that predicted (on by itself "
+        "when an analysis metric is builtin quality).",
     )
 
 
@@ -394,11 +416,20 @@ class MetricSpec(SpecModel):
             " || (!has(self.max) && !has(self.maxAboveStable) && !has(self.maxRatioToStable))",
             "builtin agreement takes min only",
         ),
+        (
+            "!has(self.builtin) || self.builtin != 'quality' || !has(self.min)",
+            "builtin quality is an error (1 - accuracy, or mean absolute error): limit it "
+            "with max, maxAboveStable or maxRatioToStable, not min",
+        ),
     )
 
     name: DnsLabel = Field(description="Unique name of the metric in this analysis.")
-    builtin: Literal["errorRate", "latencyP99", "drift", "agreement"] | None = Field(
-        default=None, description="A metric Pitstop measures from the model servers itself."
+    builtin: Literal["errorRate", "latencyP99", "drift", "agreement", "quality"] | None = Field(
+        default=None,
+        description="A metric Pitstop measures from the model servers itself. quality is "
+        "the model's error on predictions whose true outcome came back (POST /feedback): "
+        "the share of wrong classes for a classifier (1 - accuracy), the mean absolute "
+        "error for a regressor; like errorRate, lower is better.",
     )
     prometheus: PrometheusQuery | None = Field(default=None, description="A PromQL query.")
     webhook: WebhookCheck | None = Field(default=None, description="An external check.")
@@ -728,6 +759,13 @@ class ModelDeploymentSpec(SpecModel):
         default_factory=StrategySpec,
         json_schema_extra=_EMPTY_DEFAULT,
         description="Rollout strategy.",
+    )
+    approval: Literal["Automatic", "Required"] = Field(
+        default="Automatic",
+        description="Required: a candidate whose checks passed waits (phase Paused, reason "
+        "AwaitingApproval) for `pitstop promote` before it takes all traffic: at the end of "
+        "its last canary step, before a blue/green switch, at the end of a shadow that "
+        "promotes by switch. A failing candidate still rolls back by itself.",
     )
     analysis: AnalysisSpec = Field(
         default_factory=AnalysisSpec,

@@ -51,6 +51,21 @@ class Condition(StatusModel):
     )
 
 
+class ManualRequest(StatusModel):
+    """A manual request (`pitstop promote|abort|retry|undo`) as the operator handled it."""
+
+    action: Literal["promote", "abort", "retry", "undo"] = Field(description="What was asked.")
+    id: str = Field(description="The request's id (pitstop.dev/request).")
+    by: str = Field(
+        description="Who asked: the pitstop.dev/requested-by annotation, which the chart's "
+        "admission policy holds to the user the API server authenticated."
+    )
+    at: datetime | None = Field(default=None, description="When the operator handled it.")
+    reason: str = Field(default="", description="Why, as given with --reason.")
+    result: Literal["Done", "Refused"] = Field(description="Done, or Refused (see message).")
+    message: str = Field(default="", description="Why it was refused.")
+
+
 class RevisionStatus(StatusModel):
     """One revision: the model version and image its pods run."""
 
@@ -73,6 +88,11 @@ class RevisionStatus(StatusModel):
     until: datetime | None = Field(
         default=None, description="Previous stable only: kept up for rollback until then."
     )
+    requests: list[ManualRequest] | None = Field(
+        default=None,
+        description="Candidate only: manual requests about it, moved to its history entry "
+        "when its rollout ends.",
+    )
 
 
 class TrafficStatus(StatusModel):
@@ -94,6 +114,12 @@ class Tally(StatusModel):
     )
     bins: dict[str, list[float]] | None = Field(
         default=None, description="Drift: rows per profile bin, by feature."
+    )
+    total: float | None = Field(
+        default=None, description="Regression quality: the sum of absolute errors."
+    )
+    squares: float | None = Field(
+        default=None, description="Regression quality: the sum of squared errors."
     )
 
 
@@ -193,6 +219,10 @@ class HistoryEntry(StatusModel):
     ended_at: datetime | None = None
     outcome: Outcome | None = None
     reason: str = ""
+    requests: list[ManualRequest] | None = Field(
+        default=None,
+        description="Manual requests about this revision (who, when, why, result), the last 10.",
+    )
 
 
 class ModelDeploymentStatus(StatusModel):

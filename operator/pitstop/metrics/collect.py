@@ -30,7 +30,15 @@ def look(
     except (LookupError, Unreadable) as error:  # no key to present, or a pod unread
         return None, f"look skipped: {error}"
     mine, theirs = windows[candidate], windows.get(stable) if stable else None
-    served = mine.requests + (theirs.requests + theirs.compared if theirs else 0.0)
+    served = (
+        mine.requests
+        + mine.quality.rows
+        + (
+            theirs.requests + theirs.compared + theirs.quality.rows + theirs.shadow_quality.rows
+            if theirs
+            else 0.0
+        )
+    )  # feedback arrives late, without new requests
     if served <= 0:
         return None, None
     return Look(mine, theirs), None

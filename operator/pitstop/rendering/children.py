@@ -14,7 +14,7 @@ from typing import Any
 
 from pitstop.api import durations
 from pitstop.api.resource import API_VERSION, KIND, ModelDeployment
-from pitstop.api.spec import ModelDeploymentSpec
+from pitstop.api.spec import FeedbackSpec, ModelDeploymentSpec
 from pitstop.rendering import labels
 
 Object = dict[str, Any]
@@ -38,7 +38,8 @@ TMP_DIR = "/tmp"
 WRITABLE = {"bentoml-home": BENTOML_HOME, "tmp": TMP_DIR}  # emptyDir volume -> mount path
 
 
-def _container(spec: ModelDeploymentSpec, image: str) -> Object:
+def _container(md: ModelDeployment, image: str) -> Object:
+    spec = md.spec
     env: list[Object] = [
         {"name": "PITSTOP_MAX_BATCH", "value": str(spec.serving.max_batch_size)},
         {"name": "BENTOML_HOME", "value": BENTOML_HOME},
@@ -55,6 +56,10 @@ def _container(spec: ModelDeploymentSpec, image: str) -> Object:
         wait_ms = durations.parse(spec.serving.batching.max_wait).total_seconds() * 1000
         env.append({"name": "PITSTOP_BATCH_WAIT_MS", "value": f"{wait_ms:g}"})
         env.append({"name": "PITSTOP_BATCH_MAX_ROWS", "value": str(spec.serving.batching.max_rows)})
+    feedback = feedback_of(spec)
+    if feedback is not None:
+        env.append({"name": "PITSTOP_FEEDBACK_RETAIN", "value": str(feedback.retain)})
+        env.append({"name": "PITSTOP_FEEDBACK_PEERS", "value": peers_address(md)})
     if spec.serving.rate_limit is not None:
         env.append(
             {
@@ -111,7 +116,7 @@ def pod_template(md: ModelDeployment, image: str) -> Object:
             "runAsGroup": MODEL_UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [_container(spec, image)],
+        "containers": [_container(md, image)],
         "volumes": volumes,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -166,6 +171,12 @@ def deployment(md: ModelDeployment, image: str, revision: str, replicas: int) ->
     name = md.metadata.name
     template = pod_template(md, image)
     template["metadata"]["labels"][labels.REVISION] = revision
+    if feedback_of(md.spec) is not None:
+        # Outside the hashed template, as the label: it names the hash. The template
+        # answers with it (x-pitstop-revision), so feedback clients know who predicted.
+        template["spec"]["containers"][0]["env"].append(
+            {"name": "PITSTOP_REVISION", "value": revision}
+        )
     revision_labels = labels.for_revision(name, revision, md.spec.model.name, md.spec.model.version)
     return {
         "apiVersion": "apps/v1",
@@ -199,6 +210,40 @@ def _service(
             ],
         },
     }
+
+
+def feedback_of(spec: ModelDeploymentSpec) -> FeedbackSpec | None:
+    """Feedback settings: asked for, or implied by a `quality` metric (which judges it)."""
+    if spec.serving.feedback is not None:
+        return spec.serving.feedback
+    if any(m.builtin == "quality" for m in spec.analysis.metrics):
+        return FeedbackSpec()
+    return None
+
+
+def peers_address(md: ModelDeployment) -> str:
+    """Where each model server finds the others: the peers Service's DNS name, which
+    resolves to every ready pod of every revision (headless)."""
+    name, namespace = labels.peers_name(md.metadata.name), md.metadata.namespace
+    return f"{name}.{namespace}.svc:{labels.SERVING_PORT}"
+
+
+def peers_service(md: ModelDeployment) -> Object:
+    """A headless Service over every revision's ready pods: the model servers forward
+    feedback for a prediction they did not make to the others (DNS gives each pod)."""
+    name = md.metadata.name
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(md, labels.peers_name(name), {**labels.base(name),
+                                                           labels.ROLE: "peers"}),
+        "spec": {
+            "clusterIP": "None",
+            "selector": labels.pod_selector(name, None),
+            "ports": [{"name": "http", "port": labels.SERVING_PORT, "targetPort": "http",
+                       "protocol": "TCP"}],
+        },
+    }  # fmt: skip
 
 
 def revision_service(md: ModelDeployment, revision: str) -> Object:

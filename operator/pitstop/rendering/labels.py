@@ -52,3 +52,8 @@ def pod_selector(deployment: str, revision: str | None) -> dict[str, str]:
 def mirror_name(deployment: str) -> str:
     """The ConfigMap that tells the serving template where to mirror requests."""
     return f"{deployment}-mirror"
+
+
+def peers_name(deployment: str) -> str:
+    """The headless Service through which model servers find each other (feedback)."""
+    return f"{deployment}-peers"

@@ -152,3 +152,40 @@ def test_mirror_config_names_the_candidate_service() -> None:
 def test_entry_service_selects_all_revisions_for_a_replica_canary() -> None:
     entry = children.entry_service(md(), None)
     assert entry["spec"]["selector"] == {labels.DEPLOYMENT: "fraud"}
+
+
+def _env(obj: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+QUALITY = {"metrics": [{"name": "quality", "builtin": "quality", "maxAboveStable": 0.02}]}
+
+
+def test_feedback_reaches_the_model_server_only_when_asked_for_or_judged() -> None:
+    plain = _env(children.deployment(md(), "img:1", "abc1234567", 1))
+    assert not {"PITSTOP_FEEDBACK_PEERS", "PITSTOP_FEEDBACK_RETAIN", "PITSTOP_REVISION"} & set(
+        plain
+    )
+    # Off, the pods of existing ModelDeployments stay exactly as they were.
+    assert revision(md()) == revision(md(analysis={"metrics": []}))
+
+    judged = md(analysis=QUALITY)
+    env = _env(children.deployment(judged, "img:1", "abc1234567", 1))
+    assert env["PITSTOP_REVISION"] == "abc1234567"
+    assert env["PITSTOP_FEEDBACK_PEERS"] == "fraud-peers.ml.svc:3000"
+    assert env["PITSTOP_FEEDBACK_RETAIN"] == "100000"
+    # The revision is named outside the hashed template (the hash names the revision).
+    template = children.pod_template(judged, "img:1")
+    assert "PITSTOP_REVISION" not in {e["name"] for e in template["spec"]["containers"][0]["env"]}
+
+    asked = md(serving={"replicas": 1, "feedback": {"retain": 5000}})
+    assert _env(children.deployment(asked, "img:1", "r", 1))["PITSTOP_FEEDBACK_RETAIN"] == "5000"
+
+
+def test_the_peers_service_is_headless_over_every_revision() -> None:
+    service = children.peers_service(md(analysis=QUALITY))
+    assert service["metadata"]["name"] == "fraud-peers"
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {labels.DEPLOYMENT: "fraud"}
+    assert service["spec"]["ports"][0]["port"] == labels.SERVING_PORT
+    assert service["metadata"]["ownerReferences"][0]["uid"] == "u-1"
