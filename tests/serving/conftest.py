@@ -7,7 +7,9 @@ tests, each test using the server whose configuration it needs:
 - `guarded`: fraud:1 with API keys required, 1 rps / burst 5 throttling, batches of 3 at most
 - `open`: fraud:1 without auth, drift window 500, a mirror file the tests rewrite
 - `same`: fraud:1 again (a shadow that agrees), `other`: fraud:2 (disagrees)
-- `broken`: a model whose outputs are all NaN
+- `broken`: a model whose outputs are all NaN (feedback off)
+- `price`: price:1, a regressor; `small`: fraud:1 keeping 5 predictions for feedback;
+  `peer_a`, `peer_b`: fraud:1 twice, each the other's feedback peer (b from a file)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from serving_harness import Server
+from serving_harness import Server, free_port
 
 HERE = Path(__file__).parent
 KEYS = {
@@ -43,6 +45,10 @@ class Cluster:
     same: Server
     other: Server
     broken: Server
+    price: Server
+    small: Server
+    peer_a: Server
+    peer_b: Server
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +73,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     mirror_file = root / "mirror" / "mirror.json"
     mirror_file.parent.mkdir()
 
-    def start(name: str, bento: str, **settings: str) -> Server:
+    def start(name: str, bento: str, port: int | None = None, **settings: str) -> Server:
         return Server(
             bentos[bento],
             # The bento's envs apply inside its image; a local `bentoml serve` needs them.
@@ -75,7 +81,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             # requires keys from it (the others look at the default, absent here).
             {**env, "PITSTOP_MODEL": bento, **settings},
             root / f"{name}.log",
+            port=port,
         )
+
+    # Each peer must know the other's port before either starts.
+    port_a, port_b = free_port(), free_port()
+    peers_file = root / "peers"
+    peers_file.write_text(f"127.0.0.1:{port_a}\n127.0.0.1:{port_b}\n")
 
     servers = {
         "guarded": start(
@@ -87,12 +99,27 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             PITSTOP_MAX_BATCH="3",
         ),
         "open": start(
-            "open", "fraud:1", PITSTOP_DRIFT_WINDOW="500", PITSTOP_MIRROR_CONFIG=str(mirror_file)
+            "open",
+            "fraud:1",
+            PITSTOP_DRIFT_WINDOW="500",
+            PITSTOP_MIRROR_CONFIG=str(mirror_file),
+            PITSTOP_REVISION="fraud-1-open",
         ),
         "batched": start("batched", "fraud:1", PITSTOP_BATCH_WAIT_MS="20"),
         "same": start("same", "fraud:1"),
         "other": start("other", "fraud:2"),
-        "broken": start("broken", "broken:1"),
+        "broken": start("broken", "broken:1", PITSTOP_FEEDBACK_RETAIN="0"),
+        "price": start("price", "price:1", PITSTOP_REVISION="price-1"),
+        "small": start("small", "fraud:1", PITSTOP_FEEDBACK_RETAIN="5"),
+        # Listed both ways: each skips its own address.
+        "peer_a": start(
+            "peer_a",
+            "fraud:1",
+            port_a,
+            PITSTOP_FEEDBACK_PEERS=f"127.0.0.1:{port_a},127.0.0.1:{port_b}",
+        ),
+        # peer_b reads them from a file (re-read as it changes), one per line.
+        "peer_b": start("peer_b", "fraud:1", port_b, PITSTOP_FEEDBACK_PEERS=str(peers_file)),
     }
     try:
         for server in servers.values():

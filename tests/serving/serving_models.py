@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from pitstop.packaging import bento, package
 from sklearn.compose import make_column_transformer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -59,13 +59,24 @@ def broken_model() -> tuple[object, pd.DataFrame]:
     return model, frame
 
 
+def price_frame(rows: int, seed: int) -> pd.DataFrame:
+    """A regression: price = 2 * size + 10 * rooms + noise."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"size": rng.normal(80.0, 20.0, rows), "rooms": rng.integers(1, 6, rows)})
+    frame["price"] = 2 * frame["size"] + 10 * frame.rooms + rng.normal(0, 5, rows)
+    return frame
+
+
 def main() -> None:
     frame = fraud_frame(2000, seed=1)
     package.create(fraud_model(frame), frame, name="fraud", version="1", target="label")
     package.create(fraud_model(frame, flip=True), frame, name="fraud", version="2", target="label")
     model, data = broken_model()
     package.create(model, data, name="broken", version="1")
-    tags = {name: bento.build(name) for name in ("fraud:1", "fraud:2", "broken:1")}
+    prices = price_frame(500, seed=4)
+    regressor = LinearRegression().fit(prices[["size", "rooms"]], prices.price)
+    package.create(regressor, prices, name="price", version="1", target="price")
+    tags = {name: bento.build(name) for name in ("fraud:1", "fraud:2", "broken:1", "price:1")}
     print(json.dumps(tags))
 
 

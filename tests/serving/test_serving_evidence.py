@@ -77,11 +77,18 @@ def test_the_answer_has_the_contracts_shape_and_a_scrape_key_reads_it(cluster: C
     body = evidence(cluster.guarded.url, KEYS["scrape-prometheus"])
     assert body["version"] == 1
     assert re.fullmatch(r"[0-9a-f]{16}", body["instance"])
-    assert set(body) == {"version", "instance", "predict", "drift", "shadow"}
+    assert set(body) == {
+        "version", "instance", "predict", "drift", "shadow", "quality", "shadow_quality", "model",
+    }  # fmt: skip
+    # What is served, for the operator's archive and retraining parameters.
+    assert body["model"]["digest"].startswith("sha256:")
+    assert set(body["model"]["data"]) == {"uri", "sha256", "rows"}
     assert set(body["predict"]) == {"requests", "errors", "latency"}
     assert body["predict"]["latency"]["schema"] == 5
     assert set(body["drift"]) == {"rows", "features"}
     assert set(body["shadow"]) == {"agree", "disagree", "error"}
+    # A classifier's labelled rows (see test_serving_feedback); keys added in version 1.
+    assert set(body["quality"]) == set(body["shadow_quality"]) == {"rows", "correct"}
 
 
 def test_the_instance_id_is_stable_across_reads_and_differs_between_workers(

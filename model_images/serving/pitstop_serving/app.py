@@ -5,8 +5,13 @@
 per-request machinery. Order on `POST /predict`: authenticate (401/403, or 503 while
 auth is required but no key is readable) -> throttle (429) -> ready? (503) -> read
 and validate the body (400/413/422) -> predict -> check the output (500) -> answer
--> metrics, drift window, log line -> queue the mirror copy. Everything after the
-answer is off the client's clock.
+-> metrics, drift window, log line -> feedback log -> queue the mirror copy.
+Everything after the answer is off the client's clock.
+
+`POST /feedback` (true outcomes for earlier predictions, see `feedback`):
+authenticate as /predict -> ready? (503) -> feedback on? (404) -> read and parse the
+body (400/413/422) -> count what this worker's log holds -> ask the peers (`peers`)
+about the rest, unless the request is itself forwarded -> answer.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from pitstop_serving import (
     batching,
     config,
     evidence,
+    feedback,
     inputs,
     metrics,
     mirror,
     outputs,
+    peers,
     predictor,
 )
 from pitstop_serving import throttle as throttle_
@@ -43,7 +50,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PATHS = ("/predict", "/livez", "/readyz", "/metrics", "/evidence", "/signature")
+PATHS = ("/predict", "/feedback", "/livez", "/readyz", "/metrics", "/evidence", "/signature")
 JSON = b"application/json"
 log = logging.getLogger("pitstop.runtime")
 _ids = random.Random()  # seeded from os.urandom once
@@ -63,6 +70,10 @@ class Runtime:
         self.error: str | None = None
         self.config: config.Config | None = None
         self.batcher: batching.Batcher | None = None  # micro-batching, when asked for
+        self.feedback: feedback.Log | None = None  # once loaded, unless feedback is off
+        self.peers: peers.Peers | None = None
+        self.package: dict[str, Any] | None = None  # what is served, for /evidence
+        self.revision: list[tuple[bytes, bytes]] = []  # the header, when named
 
     def start(self, cfg: config.Config | None = None) -> None:
         self.config = cfg = cfg or config.from_environ()
@@ -70,7 +81,15 @@ class Runtime:
         self.keys.refresh(time.monotonic())
         self.buckets = throttle_.Buckets(cfg.rate_limit_rps, cfg.rate_limit_burst)
         self.log = accesslog.AccessLog(cfg.access_log)
-        self.mirror = mirror.Mirror(cfg.mirror_config, self.metrics)
+        self.mirror = mirror.Mirror(cfg.mirror_config, self.metrics, self._shadow_answered)
+        if cfg.revision:
+            self.revision = [(b"x-pitstop-revision", cfg.revision.encode("latin-1"))]
+        try:
+            targets, listing = peers.parse_spec(cfg.feedback_peers)
+        except ValueError as error:
+            raise config.ConfigError(f"PITSTOP_FEEDBACK_PEERS: {error}") from None
+        if targets or listing is not None:
+            self.peers = peers.Peers(targets, listing)
         threading.Thread(target=self._load, name="pitstop-load", daemon=True).start()
 
     def _load(self) -> None:
@@ -82,6 +101,14 @@ class Runtime:
             self.window = drift.Window(self.predictor.manifest.profile, self.config.drift_window)
             self.description = self.predictor.describe(self.schema.json_schema())
             self.metrics.add_drift(lambda: (self.window.scores(), self.window.filled))
+            if self.config.feedback_retain > 0:
+                outcomes = feedback.Outcomes(
+                    self.predictor.kind, self.predictor.signature.output.classes
+                )
+                self.feedback = feedback.Log(
+                    self.config.feedback_retain, outcomes, self.config.max_batch
+                )
+                self.metrics.add_feedback(self.feedback)
             if self.config.batch_wait_ms > 0:
                 self.batcher = batching.Batcher(
                     self.predictor,
@@ -92,6 +119,10 @@ class Runtime:
                 )
             m = self.predictor.manifest
             self.metrics.info.labels(m.name, m.version, m.digest).set(1)
+            self.package = {
+                "name": m.name, "version": m.version, "digest": m.digest,
+                "data": {"uri": m.data.uri, "sha256": m.data.sha256, "rows": m.data.rows},
+            }  # fmt: skip
         except Exception as error:
             self.error = f"cannot load package {self.config.model}: {error}"
             log.exception(self.error)
@@ -109,6 +140,10 @@ class Runtime:
             m.digest,
             "matrix" if self.predictor.matrix_input else "frame",
         )
+
+    def _shadow_answered(self, request_id: bytes, predictions: Any) -> None:
+        if self.feedback is not None:
+            self.feedback.shadow_answered(request_id, predictions)
 
 
 async def _answer(
@@ -150,6 +185,7 @@ class Middleware:
         self.runtime = runtime
         self.routes: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
             "/predict": self.predict,
+            "/feedback": self.take_feedback,
             "/livez": self.livez,
             "/readyz": self.readyz,
             "/metrics": self.metrics,
@@ -221,7 +257,8 @@ class Middleware:
         if await self._refused(scope, send, "evidence", scrape=True):
             return
         rt = self.runtime
-        body = rt.evidence.body(rt.metrics, rt.window if rt.ready else None)
+        body = rt.evidence.body(rt.metrics, rt.window if rt.ready else None, rt.feedback,
+                                rt.package if rt.ready else None)  # fmt: skip
         await self._simple(send, "evidence", 200, body)
 
     async def signature(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -309,7 +346,7 @@ class Middleware:
         # The time this server spent on the request (a mirroring primary reads it as the
         # shadow's latency: its own clock only sees when it got round to reading).
         extra.append((b"server-timing", b"app;dur=%.3f" % ((time.perf_counter() - started) * 1000)))
-        await _answer(send, status, payload, request_id, extra)
+        await _answer(send, status, payload, request_id, extra + rt.revision)
         # The client has its answer; the rest is bookkeeping.
         if result is not None:
             # Load the operator generates (analysis.load) is drawn from the training
@@ -344,8 +381,11 @@ class Middleware:
                 }
             )
         # A copy is never copied again: two revisions mirroring to each other (or one
-        # to itself) must not loop.
+        # to itself) must not loop. Nor logged for feedback: the primary that sent it
+        # holds its id and counts the shadow's answer itself.
         if result is not None and not is_copy:
+            if rt.feedback is not None:
+                rt.feedback.record(request_id, result["predictions"])
             rt.mirror.refresh(time.monotonic())
             if rt.mirror.sampled():
                 forwarded = b"X-Pitstop-Mirror: 1\r\nX-Request-ID: " + request_id + b"\r\n"
@@ -353,4 +393,74 @@ class Middleware:
                     forwarded += credential[0] + b": " + credential[1] + b"\r\n"
                 if generated:
                     forwarded += b"X-Pitstop-Generated: 1\r\n"
-                rt.mirror.submit(body, forwarded, payload)
+                rt.mirror.submit(body, forwarded, payload, request_id)
+
+    async def take_feedback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        rt = self.runtime
+        credential: tuple[bytes, bytes] | None = None
+        forwarded = False
+        for name, value in scope["headers"]:
+            if name in (b"authorization", b"x-api-key"):
+                credential = (name, value)
+            elif name == peers.FORWARDED:
+                forwarded = True
+        extra: list[tuple[bytes, bytes]] = []
+        status, payload = 200, b""
+        try:
+            if scope["method"] != "POST":
+                status, payload = 405, _error("use POST")
+                extra = [(b"allow", b"POST")]
+            else:
+                rt.keys.refresh(time.monotonic())
+                presented = auth.presented(scope["headers"])
+                status, why, extra, _ = auth.check(rt.keys, presented, scrape=False)
+                if status != 200:
+                    payload = _error(why or "refused")
+                elif not rt.ready:
+                    status, payload = 503, _error(rt.error or "the model is not loaded yet")
+                elif rt.feedback is None:
+                    status, payload = 404, _error("feedback is off (PITSTOP_FEEDBACK_RETAIN=0)")
+                else:
+                    body = await _read_body(receive, rt.config.max_body_bytes)  # type: ignore[union-attr]
+                    status, payload = await self._feedback(
+                        rt.feedback, body, forwarded, credential, scope.get("server")
+                    )
+        except (inputs.Invalid, feedback.Refused) as refused:
+            status, payload = refused.status, _error(refused.message)
+        except ClientGone:
+            return
+        except Exception as error:
+            status, payload = 500, _error("feedback failed")
+            log.exception("feedback failed: %r", error)
+        headers = [(b"content-type", JSON), (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers + extra})
+        await send({"type": "http.response.body", "body": payload})
+        rt.metrics.observe("feedback", status, time.perf_counter() - started)
+
+    async def _feedback(
+        self,
+        held: feedback.Log,
+        body: bytes,
+        forwarded: bool,
+        credential: tuple[bytes, bytes] | None,
+        server: tuple[str, int] | None,
+    ) -> tuple[int, bytes]:
+        request = feedback.parse(body, held.outcomes)
+        results = held.apply(request)
+        if forwarded:
+            # A peer's question: answered from this log only, and tallied where the
+            # client's request landed.
+            return feedback.answer(request, results)
+        peers_ = self.runtime.peers
+        positions = feedback.unresolved(request, results) if peers_ is not None else []
+        if peers_ is not None and positions:
+            bodies = await peers_.forward(
+                feedback.forward_body(request, positions),
+                credential,
+                (server[0], int(server[1])) if server else None,
+            )
+            answers = [feedback.read_answer(b, len(positions)) for b in bodies]
+            results = feedback.merge(results, positions, answers)
+        held.tally(results)
+        return feedback.answer(request, results)

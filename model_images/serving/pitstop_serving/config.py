@@ -36,6 +36,12 @@ class Config:
     # Micro-batching (`batching`): off at 0 ms; at most this many rows per model call.
     batch_wait_ms: float = 0.0
     batch_max_rows: int = 64
+    # Sent as `x-pitstop-revision` on every /predict answer (none when empty).
+    revision: str = ""
+    # Predictions kept per worker for `POST /feedback` (0: feedback off), and where the
+    # other pods are (`peers`): empty, or host:port entries.
+    feedback_retain: int = 100_000
+    feedback_peers: str = ""
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -70,6 +76,9 @@ def from_environ(env: Mapping[str, str] | None = None) -> Config:
         drift_window=int(_number(env, "PITSTOP_DRIFT_WINDOW", 1000, 1)),
         batch_wait_ms=_number(env, "PITSTOP_BATCH_WAIT_MS", 0.0, 0.0),
         batch_max_rows=int(_number(env, "PITSTOP_BATCH_MAX_ROWS", 64, 1)),
+        revision=env.get("PITSTOP_REVISION", "").strip(),
+        feedback_retain=int(_number(env, "PITSTOP_FEEDBACK_RETAIN", 100_000, 0)),
+        feedback_peers=env.get("PITSTOP_FEEDBACK_PEERS", "").strip(),
         access_log=env.get("PITSTOP_ACCESS_LOG", "true").strip().lower()
         not in {"0", "false", "no", "off"},
     )

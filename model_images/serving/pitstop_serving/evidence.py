@@ -24,6 +24,7 @@ from typing import Any
 
 from pitstop.packaging import drift, latency
 
+from pitstop_serving import feedback as feedback_
 from pitstop_serving import metrics as metrics_
 
 VERSION = 1
@@ -51,8 +52,17 @@ class Evidence:
         bucket = latency.index(seconds)
         self.latency[bucket] = self.latency.get(bucket, 0) + 1
 
-    def body(self, metrics: metrics_.Metrics, window: drift.Window | None) -> bytes:
-        """The JSON answer; `window` is None until the model is loaded."""
+    def body(
+        self,
+        metrics: metrics_.Metrics,
+        window: drift.Window | None,
+        feedback: feedback_.Log | None = None,
+        model: dict[str, Any] | None = None,
+    ) -> bytes:
+        """The JSON answer; `window` is None until the model is loaded, `feedback`
+        while it loads and when feedback is off; `model` (what is served: package digest,
+        training data version) once loaded — the operator's archive and retraining
+        parameters read it."""
         shadow = metrics.shadow.series
         document: dict[str, Any] = {
             "version": VERSION,
@@ -78,4 +88,11 @@ class Evidence:
         document["shadow"] = {
             outcome: int(shadow[(outcome,)].value) for outcome in ("agree", "disagree", "error")
         }
+        if model is not None:
+            document["model"] = model
+        if feedback is not None:
+            # Rows with a true outcome: `correct` (classifiers) or the error sums
+            # (regressors); the shadow's from mirrored requests (see `feedback`).
+            document["quality"] = feedback.primary.summary()
+            document["shadow_quality"] = feedback.shadow.summary()
         return json.dumps(document).encode()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -29,6 +29,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
+
+if TYPE_CHECKING:
+    from pitstop_serving import feedback
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -165,6 +168,73 @@ class DriftCollector(Collector):
         )
 
 
+class FeedbackCollector(Collector):
+    """The feedback log's counts (`feedback.Log`), read at scrape time.
+
+    The error sums are gauges by type only because prometheus-client would name a
+    counter `..._sum_total`; they only grow, so `rate()` applies as to a counter."""
+
+    def __init__(self, log: feedback.Log) -> None:
+        self._log = log
+
+    def collect(self) -> Iterator[Metric]:
+        log = self._log
+        items = CounterMetricFamily(
+            "pitstop_feedback_items", "Feedback items answered, by status", labels=["status"]
+        )
+        for status, count in log.items.items():
+            items.add_metric([status], count)
+        yield items
+        yield CounterMetricFamily(
+            "pitstop_feedback_evicted",
+            "Predictions dropped from the feedback log, oldest first, to keep it bounded",
+            value=log.evicted,
+        )
+        yield GaugeMetricFamily(
+            "pitstop_feedback_log_entries",
+            "Request ids held for feedback (counted ones included)",
+            value=len(log),
+        )
+        for prefix, quality, whose in (
+            ("pitstop_labelled", log.primary, "this model's"),
+            ("pitstop_shadow_labelled", log.shadow, "the shadow's (mirrored requests)"),
+        ):
+            if quality.classifier:
+                results = CounterMetricFamily(
+                    f"{prefix}_predictions",
+                    f"Rows of {whose} predictions with a true outcome, by result",
+                    labels=["result"],
+                )
+                results.add_metric(["correct"], quality.correct)
+                results.add_metric(["wrong"], quality.rows - quality.correct)
+                yield results
+                by_class = CounterMetricFamily(
+                    f"{prefix}_predictions_by_class",
+                    f"Rows of {whose} predictions with a true outcome, by true class and result",
+                    labels=["class", "result"],
+                )
+                for label, (right, wrong) in quality.by_class.items():
+                    by_class.add_metric([str(label), "correct"], right)
+                    by_class.add_metric([str(label), "wrong"], wrong)
+                yield by_class
+            else:
+                yield CounterMetricFamily(
+                    f"{prefix}_rows",
+                    f"Rows of {whose} predictions with a true outcome",
+                    value=quality.rows,
+                )
+                yield GaugeMetricFamily(
+                    f"{prefix}_absolute_error_sum",
+                    f"Sum of |prediction - outcome| over {whose} labelled rows",
+                    value=quality.absolute_error,
+                )
+                yield GaugeMetricFamily(
+                    f"{prefix}_squared_error_sum",
+                    f"Sum of (prediction - outcome)^2 over {whose} labelled rows",
+                    value=quality.squared_error,
+                )
+
+
 class Metrics:
     def __init__(self) -> None:
         self.requests = Family(
@@ -224,6 +294,9 @@ class Metrics:
 
     def add_drift(self, scores: Callable[[], tuple[dict[str, float], int]]) -> None:
         self.registry.register(DriftCollector(scores))
+
+    def add_feedback(self, log: feedback.Log) -> None:
+        self.registry.register(FeedbackCollector(log))
 
     def observe(self, endpoint: str, code: int, seconds: float) -> None:
         child = self._requests.get((endpoint, code))

@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -54,6 +55,10 @@ LINGER = 0.02
 RETRY_SECONDS = 0.5
 TIMING = b"\r\nserver-timing: app;dur="  # the shadow's own time, in ms
 log = logging.getLogger("pitstop.mirror")
+
+# Told each shadow answer (200) with the copy's request id: None when it was byte for
+# byte ours, else its `predictions` as parsed. `feedback` keeps them for the outcomes.
+Answered = Callable[[bytes, Any], None]
 
 
 @dataclass(frozen=True)
@@ -104,13 +109,21 @@ def agree(ours: list[Any], theirs: Any, tolerance: float) -> bool:
     return True
 
 
+def predictions(theirs: bytes) -> Any:
+    """The `predictions` of an answer body; raises ValueError if it has none."""
+    try:
+        return json.loads(theirs)["predictions"]
+    except (KeyError, TypeError) as error:
+        raise ValueError("no predictions") from error
+
+
 def compare(ours: bytes, theirs: bytes, tolerance: float) -> bool | None:
     """Whether two answer bodies carry the same predictions; None if theirs is unreadable."""
     try:
-        predictions = json.loads(theirs).get("predictions")
-    except (ValueError, AttributeError):
+        found = predictions(theirs)
+    except ValueError:
         return None
-    return agree(json.loads(ours)["predictions"], predictions, tolerance)
+    return agree(json.loads(ours)["predictions"], found, tolerance)
 
 
 class Connection(asyncio.Protocol):
@@ -121,12 +134,16 @@ class Connection(asyncio.Protocol):
     every unanswered copy as a shadow error.
     """
 
-    def __init__(self, settings: Settings, metrics: metrics_.Metrics) -> None:
+    def __init__(
+        self, settings: Settings, metrics: metrics_.Metrics, answered: Answered | None = None
+    ) -> None:
         self.settings = settings
+        self.answered = answered
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        # (our answer body, send time) of copies sent and not yet answered, in order.
-        self.pending: collections.deque[tuple[bytes, float]] = collections.deque()
+        # (our answer body, send time, request id) of copies sent and not yet answered,
+        # in order.
+        self.pending: collections.deque[tuple[bytes, float, bytes]] = collections.deque()
         self.pending_bytes = 0  # of our answers in `pending`
         self._buffer = b""
         self._last_answer = 0.0
@@ -166,13 +183,14 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
         self.closed = True
 
-    def send(self, data: bytes, copies: list[bytes]) -> None:
+    def send(self, data: bytes, copies: list[tuple[bytes, bytes]]) -> None:
+        """`copies`: (our answer body, request id) of each request in `data`."""
         assert self.transport is not None
         now = time.perf_counter()
         self.transport.write(data)
         pending = self.pending
-        for ours in copies:
-            pending.append((ours, now))
+        for ours, request_id in copies:
+            pending.append((ours, now, request_id))
             self.pending_bytes += len(ours)
         if self._watchdog is None:
             self._watchdog = asyncio.get_running_loop().call_later(
@@ -199,6 +217,7 @@ class Connection(asyncio.Protocol):
         pending = self.pending
         tolerance = self.settings.tolerance
         observe = self._latency.observe
+        tell = self.answered
         first_sent = pending[0][1] if pending else 0.0
         at = 0
         untimed = agreed = disagreed = errors = 0
@@ -224,7 +243,7 @@ class Connection(asyncio.Protocol):
                 log.debug("shadow answered more than it was asked")
                 close = True
                 break
-            ours = pending.popleft()[0]
+            ours, _, request_id = pending.popleft()
             self.pending_bytes -= len(ours)
             timing = head.find(TIMING)
             if timing >= 0:
@@ -241,14 +260,20 @@ class Connection(asyncio.Protocol):
             elif buffer[body:at] == ours:
                 # A healthy shadow of the same template answers the same bytes.
                 agreed += 1
+                if tell is not None:
+                    tell(request_id, None)
             else:
-                outcome = compare(ours, buffer[body:at], tolerance)
-                if outcome is None:
+                try:
+                    theirs = predictions(buffer[body:at])
+                except ValueError:
                     errors += 1
-                elif outcome:
-                    agreed += 1
                 else:
-                    disagreed += 1
+                    if agree(json.loads(ours)["predictions"], theirs, tolerance):
+                        agreed += 1
+                    else:
+                        disagreed += 1
+                    if tell is not None:
+                        tell(request_id, theirs)
             if b"\r\nconnection: close" in head:
                 close = True
                 break
@@ -279,16 +304,19 @@ class Connection(asyncio.Protocol):
 
 
 class Mirror:
-    def __init__(self, path: Path, metrics: metrics_.Metrics) -> None:
+    def __init__(
+        self, path: Path, metrics: metrics_.Metrics, answered: Answered | None = None
+    ) -> None:
         self.path = path
         self.metrics = metrics
+        self.answered = answered
         self.settings: Settings | None = None
         self._stamp: tuple[int, int] | None = None
         self._checked_at = float("-inf")
         self._credit = 0.0
         self._prefix = b""
         self._out: list[bytes] = []
-        self._copies: list[bytes] = []
+        self._copies: list[tuple[bytes, bytes]] = []  # (our answer, request id)
         self._out_bytes = 0  # of `_out` and `_copies`
         self._timer: asyncio.TimerHandle | None = None
         self._connection: Connection | None = None
@@ -346,11 +374,12 @@ class Mirror:
             return True
         return False
 
-    def submit(self, body: bytes, headers: bytes, ours: bytes) -> None:
+    def submit(self, body: bytes, headers: bytes, ours: bytes, request_id: bytes = b"") -> None:
         """Queue a copy (call only after the client's answer is sent).
 
         `headers` are extra header lines, each ending in CRLF; `ours` is the body of
-        our own answer, which the shadow's is compared with."""
+        our own answer, which the shadow's is compared with; `request_id` is passed
+        to `answered` with the shadow's answer."""
         connection = self._connection
         queued = len(self._copies) + (len(connection.pending) if connection else 0)
         held = self._out_bytes + (connection.held() if connection else 0)
@@ -363,7 +392,7 @@ class Mirror:
             return
         request = b"%s%d\r\n%s\r\n%s" % (self._prefix, len(body), headers, body)
         self._out.append(request)
-        self._copies.append(ours)
+        self._copies.append((ours, request_id))
         self._out_bytes += len(request) + len(ours)
         if len(self._copies) >= BATCH:
             self._flush()
@@ -390,7 +419,9 @@ class Mirror:
         try:
             async with asyncio.timeout(settings.timeout):
                 _, protocol = await loop.create_connection(
-                    lambda: Connection(settings, self.metrics), settings.host, settings.port
+                    lambda: Connection(settings, self.metrics, self.answered),
+                    settings.host,
+                    settings.port,
                 )
         except asyncio.CancelledError:
             raise
