@@ -4,7 +4,9 @@
 --   Healthy      the spec's revision serves all traffic
 --   Progressing  building, deploying, rolling out (held for evidence included), or the
 --                operator has not yet seen the latest spec
---   Suspended    paused at a manual gate: `pitstop promote` or `pitstop abort`
+--   Suspended    paused at a manual gate: `pitstop promote` or `pitstop abort`; or
+--                decommissioned (`pitstop decommission --keep-object`): nothing serves,
+--                by request, until it is removed from Git
 --   Degraded     rolled back (the spec's revision was rejected: change the spec, or
 --                `pitstop retry`), stable unavailable, invalid spec, failing reconciles
 local hs = { status = "Progressing", message = "Waiting for the Pitstop operator" }
@@ -30,7 +32,7 @@ end
 local phase = status.phase
 if phase == "Healthy" then
   hs.status = "Healthy"
-elseif phase == "Paused" then
+elseif phase == "Paused" or phase == "Decommissioned" then
   hs.status = "Suspended"
 elseif phase == "RolledBack" or phase == "Degraded" or phase == "Failed" then
   hs.status = "Degraded"

@@ -101,10 +101,42 @@ def test_a_failure_after_the_switch_goes_back_to_the_previous_stable(
     switched = until(cluster, namespace, "switched to v2 with v1 kept",
                      lambda s: (s.get("stable") or {}).get("version") == "2" and "previous" in s)  # fmt: skip
     assert switched["previous"]["revision"] == v1["revision"]
+    # No scale-down delay: through the hour-long window v1 waits at one pod.
+    cluster.wait(
+        "v1 at one pod in the window", lambda: replicas(cluster, namespace) == {"1": 1, "2": 2}
+    )
+    cluster.wait("its pod ready", lambda: ready(cluster, namespace).get("1") == 1)
 
     webhook.passing = False
     back = until(cluster, namespace, "back on v1",
                  lambda s: (s.get("stable") or {}).get("revision") == v1["revision"])  # fmt: skip
-    assert back["phase"] == "RolledBack"
+    assert back["phase"] == "RolledBack"  # it serves from its one pod while it grows
     assert back["rejectedRevision"] == switched["stable"]["revision"]
     assert [h["outcome"] for h in back["history"]][-2:] == ["RolledBack", "Promoted"]
+    cluster.wait("v1 back at full size, v2 down",
+                 lambda: replicas(cluster, namespace) == {"1": 2, "2": 0})  # fmt: skip
+    full = until(cluster, namespace, "v1 ready at full size",
+                 lambda s: "serves with 2/2 ready" in condition(s, "Ready"))  # fmt: skip
+    assert full["phase"] == "RolledBack"
+    assert "waitingSince" not in full["stable"]
+
+
+def condition(found: dict[str, Any], type_: str) -> str:
+    """The message of a condition in a status ("" when absent)."""
+    return next(
+        (c.get("message", "") for c in found.get("conditions", []) if c["type"] == type_), ""
+    )
+
+
+def replicas(cluster: testing.DevCluster, namespace: str) -> dict[str, int]:
+    """Spec replicas of each revision's Deployment, by version."""
+    out = cluster.kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout
+    return {d["metadata"]["labels"]["pitstop.dev/model-version"]: d["spec"]["replicas"]
+            for d in json.loads(out)["items"]}  # fmt: skip
+
+
+def ready(cluster: testing.DevCluster, namespace: str) -> dict[str, int]:
+    """Ready replicas of each revision's Deployment, by version."""
+    out = cluster.kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout
+    return {d["metadata"]["labels"]["pitstop.dev/model-version"]:
+            d.get("status", {}).get("readyReplicas", 0) for d in json.loads(out)["items"]}  # fmt: skip

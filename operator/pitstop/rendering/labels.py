@@ -41,6 +41,11 @@ def for_revision(deployment: str, revision: str, model: str, version: str) -> di
     return {**base(deployment), REVISION: revision, MODEL: model, MODEL_VERSION: version}
 
 
+# The revision label value no pod carries (revisions are ten hex digits): a Service
+# selecting it selects nothing, as a decommissioned ModelDeployment's entry Service does.
+NO_REVISION = "none"
+
+
 def pod_selector(deployment: str, revision: str | None) -> dict[str, str]:
     """Selects one revision's pods (or all revisions' with None). Kept minimal: a
     Deployment's selector is immutable."""

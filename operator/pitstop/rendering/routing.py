@@ -24,7 +24,7 @@ class Split(Protocol):
     """
 
     @property
-    def stable(self) -> str: ...
+    def stable(self) -> str | None: ...
     @property
     def candidate(self) -> str | None: ...
     @property
@@ -33,9 +33,18 @@ class Split(Protocol):
     def mirror(self) -> int: ...
 
 
+def serving(deployment: str, split: Split) -> str:
+    """The Service users reach when nothing else is weighted: the stable revision's, or,
+    with no stable (decommissioned), the entry Service, which then selects no pod: the
+    route is back where a user's route starts, and answers that nothing serves."""
+    if split.stable is None:
+        return labels.entry_name(deployment)
+    return labels.revision_name(deployment, split.stable)
+
+
 def weights(deployment: str, split: Split) -> list[tuple[str, int]]:
     """(Service name, percent) for stable then candidate; no candidate, no second entry."""
-    stable = labels.revision_name(deployment, split.stable)
+    stable = serving(deployment, split)
     if split.candidate is None:
         return [(stable, 100)]
     candidate = labels.revision_name(deployment, split.candidate)
@@ -79,6 +88,6 @@ def share_off_stable(deployment: str, split: Split, entries: list[tuple[str, int
     total = sum(weight for _, weight in entries)
     if total <= 0:
         return None
-    stable = labels.revision_name(deployment, split.stable)
+    stable = serving(deployment, split)
     on_stable = sum(weight for name, weight in entries if name == stable)
     return round(100 * (total - on_stable) / total)

@@ -1,10 +1,11 @@
 """The governance trail: each manual request, as handled, kept where its revision's
 story is told.
 
-A request (`pitstop promote|abort|retry|undo`) is recorded with who asked, when it was
-handled, why, and whether it was done or refused, on the history entry of the revision
-it concerns: the candidate's for promote and abort, the rejected revision's for retry,
-the target's for undo. A candidate has no history entry until its rollout ends, so its
+A request (`pitstop promote|abort|retry|undo|decommission`) is recorded with who asked,
+when it was handled, why, and whether it was done or refused, on the history entry of
+the revision it concerns: the candidate's for promote and abort, the rejected revision's
+for retry, the target's for undo, and every revision it ends for decommission (the
+stable, and a candidate), so each archived record tells who retired it. A candidate has no history entry until its rollout ends, so its
 requests ride on it (`RevisionStatus.requests`) and move to its entry then
 (`Rollout.record`). A request about no revision (a promote with nothing rolling out)
 goes onto the newest entry. Each place keeps the last `KEPT` requests, so the status
@@ -23,13 +24,16 @@ from pitstop.strategies.working import Rollout
 KEPT = 10
 
 
-def about(r: Rollout, request: Request) -> str | None:
-    """The revision `request` concerns, as things stand before it is handled."""
+def about(r: Rollout, request: Request) -> list[str | None]:
+    """The revisions `request` concerns, as things stand before it is handled."""
     if request.action in ("promote", "abort"):
-        return r.candidate.revision if r.candidate is not None else None
+        return [r.candidate.revision if r.candidate is not None else None]
     if request.action == "retry":
-        return r.rejected
-    return request.revision
+        return [r.rejected]
+    if request.action == "decommission":
+        ended: list[str | None] = [x.revision for x in (r.stable, r.candidate) if x is not None]
+        return ended if ended and r.decommissioned is None else [None]
+    return [request.revision]
 
 
 def entry(request: Request, now: datetime, refusal: str | None) -> ManualRequest:

@@ -15,12 +15,16 @@ PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
 PAUSED = "Paused"
 IMAGE_BUILT = "ImageBuilt"
+# spec.monitoring: True while a monitored metric of the stable stays beyond its max.
+RETRAINING_RECOMMENDED = "RetrainingRecommended"
 
 
 class Reason:
     """Reasons are constants so programs (and tests) can match on them."""
 
     INVALID_SPEC = "InvalidSpec"
+    BEYOND_LIMIT = "MetricBeyondLimit"  # RetrainingRecommended: which metric, in the message
+    WITHIN_LIMITS = "WithinLimits"
     STABLE_AVAILABLE = "StableAvailable"
     STABLE_UNAVAILABLE = "StableUnavailable"
     NO_STABLE = "NoStableRevision"
@@ -51,6 +55,7 @@ class Reason:
     RETRY = "RetryRequested"
     UNDO = "UndoRequested"
     RESTORED = "Restored"
+    DECOMMISSIONED = "Decommissioned"
     BAD_REQUEST = "InvalidRequest"
     SMOKE_TEST = "SmokeTest"
     SMOKE_FAILED = "SmokeTestFailed"
@@ -103,6 +108,10 @@ def set_condition(
     if previous is None:
         return [*conditions, updated]
     return [updated if c.type == type_ else c for c in conditions]
+
+
+def remove(conditions: list[Condition], type_: str) -> list[Condition]:
+    return [c for c in conditions if c.type != type_]
 
 
 def find(conditions: list[Condition], type_: str) -> Condition | None:

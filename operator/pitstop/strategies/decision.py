@@ -80,7 +80,7 @@ class Observations:
     smoke: Checks | None = None
     """The smoke test of a starting candidate; None when none is configured."""
     request: Request | None = None
-    """A manual request (promote, abort, retry, undo) not handled yet."""
+    """A manual request (promote, abort, retry, undo, decommission) not handled yet."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,12 @@ class ScaleRevision:
 
 @dataclass(frozen=True)
 class SetTraffic:
-    """Route users: `weight`% to the candidate, `mirror`% copied to it, the rest to stable."""
+    """Route users: `weight`% to the candidate, `mirror`% copied to it, the rest to stable.
 
-    stable: str
+    `stable=None` (with no candidate) routes users to no model at all: a decommissioned
+    ModelDeployment's entry Service selects no pod, and a route sends only to it."""
+
+    stable: str | None
     candidate: str | None = None
     weight: int = 0
     mirror: int = 0

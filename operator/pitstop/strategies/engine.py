@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.spec import ModelDeploymentSpec, StrategyType
 from pitstop.api.status import (
@@ -23,7 +24,15 @@ from pitstop.api.status import (
     RevisionStatus,
     TrafficStatus,
 )
-from pitstop.strategies import audit, conditions, history, phase, progress, shares
+from pitstop.strategies import (
+    audit,
+    conditions,
+    decommission,
+    history,
+    phase,
+    progress,
+    shares,
+)
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import (
     Action,
@@ -73,6 +82,8 @@ def current_split(md: ModelDeployment) -> SetTraffic | None:
     """The routing the status in hand implies: what the provider must already show
     before a step that depends on it (a canary weight, a shadow mirror) may advance."""
     status = md.status
+    if status.decommissioned is not None:
+        return SetTraffic(stable=None)
     if status.stable is None:
         return None
     candidate = status.candidate
@@ -86,10 +97,13 @@ class Run(Rollout):
 
     def run(self) -> Decision:
         self._request()
-        self._image()
-        self._previous()
-        self._rollout()
-        self._retire()
+        if self.decommissioned is not None:
+            decommission.keep(self)  # for good: the spec no longer brings pods up
+        else:
+            self._image()
+            self._previous()
+            self._rollout()
+            self._retire()
         return self._finish()
 
     def _request(self) -> None:
@@ -102,11 +116,14 @@ class Run(Rollout):
         refusal = self._handle(request, audit.asked(request))
         if refusal is not None:
             self.warn(Reason.BAD_REQUEST, f"{refusal} {audit.asked(request)}")
-        audit.keep(self, about, audit.entry(request, self.now, refusal))
+        for revision in about:
+            audit.keep(self, revision, audit.entry(request, self.now, refusal))
 
     def _handle(self, request: Request, asked: str) -> str | None:
         """Carry out `request`; None when done, else why it was refused."""
         candidate = self.candidate
+        if self.decommissioned is not None and request.action != "decommission":
+            return f"{request.action} asked, but the ModelDeployment is decommissioned"
         if request.action == "promote":
             if candidate is None:
                 return "promote asked, but no rollout is in progress"
@@ -116,6 +133,8 @@ class Run(Rollout):
             if candidate is None or candidate.state == "Restoring":
                 return "abort asked, but no rollout is in progress"
             self.end_candidate("Aborted", f"aborted by request {asked}", reject=True)
+        elif request.action == "decommission":
+            return decommission.start(self, request)
         elif request.action == "retry":
             if self.rejected is None:
                 return "retry asked, but no revision was rejected"
@@ -163,14 +182,24 @@ class Run(Rollout):
             self.degraded = f"revision {failed.revision} failed after promotion: " + (
                 self.seen.checks.message or "checks failed"
             )
-            self.stable = previous.model_copy(update={"since": self.now, "until": None})
+            # Traffic moves at once, even to a previous waiting at one pod: users stop
+            # hitting a model known to be bad now, and `_rollout` scales it back to
+            # full size in this same pass (ahead of the switch, see `_finish`).
+            state = self.seen.revisions.get(previous.revision)
+            short = state is not None and state.replicas < self.replicas
+            self.stable = previous.model_copy(
+                update={"since": self.now, "until": None, "full_until": None,
+                        "waiting_since": self.now if short else None}
+            )  # fmt: skip
             self.history.append(self.record(self.stable, "Promoted", "rolled back to", ended=False))
             self.rejected = failed.revision
             self.previous = None
             self.warn(Reason.ROLLED_BACK, self.degraded)
         elif previous.until is not None and self.now < previous.until:
-            self.scale(previous.revision, self.replicas)
-            self.wake.append((previous.until - self.now).total_seconds())
+            full = previous.full_until is None or self.now < previous.full_until
+            self.scale(previous.revision, self.replicas if full else self.minimum())
+            next_change = previous.full_until if full and previous.full_until else previous.until
+            self.wake.append((next_change - self.now).total_seconds())
         else:
             self.previous = None  # its window is over: retired below
 
@@ -283,17 +312,20 @@ class Run(Rollout):
 
     def _finish(self) -> Decision:
         target = self.seen.revision
-        self._health()
+        if self.decommissioned is None:
+            self._health()  # a decommissioned one says so itself (`decommission.keep`)
         candidate_weight, mirrored = 0, 0
         if self.split is not None and self.split.candidate is not None:
             candidate_weight, mirrored = self.effective_weight(self.split.weight), self.split.mirror
-        stable_weight = 100 - candidate_weight if self.stable or self.split else 0
+        routed = self.split is not None and self.split.stable is not None
+        stable_weight = 100 - candidate_weight if self.stable or routed else 0
         status = ModelDeploymentStatus(
             observed_generation=self.md.metadata.generation,
             revision=target,
             stable=audit.settled(self.stable),
             candidate=self.candidate,
             previous=audit.settled(self.previous),
+            decommissioned=self.decommissioned,
             rejected_revision=self.rejected,
             last_request=self.last_request,
             traffic=TrafficStatus(
@@ -326,7 +358,7 @@ class Run(Rollout):
         # Nothing watches routes: poll until the user fixes the problem (creates the route).
         settled = (
             self.candidate is None
-            and new_phase in ("Healthy", "RolledBack")
+            and new_phase in ("Healthy", "RolledBack", "Decommissioned")
             and not self.wake
             and not unroutable
         )
@@ -355,6 +387,13 @@ class Run(Rollout):
                 self.put(conditions.READY, "True", Reason.STABLE_AVAILABLE,
                          f"version {stable.version} (revision {stable.revision}) serves with "
                          f"{ready}/{state.replicas} ready replicas")  # fmt: skip
+                if stable.waiting_since is not None and state.replicas >= self.replicas:
+                    self.stable = stable.model_copy(update={"waiting_since": None})
+            elif ready > 0 and self._growing(stable):
+                self.put(conditions.READY, "True", Reason.STABLE_AVAILABLE,
+                         f"version {stable.version} (revision {stable.revision}) serves with "
+                         f"{ready}/{self.replicas} ready replicas, back from one after the "
+                         "rollback")  # fmt: skip
             else:
                 self.put(conditions.READY, "False", Reason.STABLE_UNAVAILABLE,
                          f"stable revision {stable.revision} has {ready}/{self.replicas} "
@@ -386,7 +425,15 @@ class Run(Rollout):
         else:
             self.put(conditions.DEGRADED, "False", Reason.AS_EXPECTED, "")
 
+    def _growing(self, stable: RevisionStatus) -> bool:
+        """The stable is a previous that waited at one pod, scaling back to full size
+        after a rollback: serving, not degraded, within the progress deadline."""
+        since = stable.waiting_since
+        return since is not None and self.now < since + durations.parse(self.spec.progress_deadline)
+
     def _message(self, status: ModelDeploymentStatus) -> str:
+        if status.decommissioned is not None:
+            return conditions.text(status.conditions, conditions.READY)
         for type_ in (conditions.DEGRADED, conditions.PAUSED):
             if conditions.is_true(status.conditions, type_):
                 return conditions.text(status.conditions, type_)

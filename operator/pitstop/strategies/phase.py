@@ -13,6 +13,8 @@ def of(status: ModelDeploymentStatus) -> Phase:
     ready = conditions.find(status.conditions, conditions.READY)
     if ready is not None and ready.reason == Reason.INVALID_SPEC:
         return "Failed"
+    if status.decommissioned is not None:
+        return "Decommissioned"
     if status.stable is None:
         image = conditions.find(status.conditions, conditions.IMAGE_BUILT)
         if status.candidate is not None:
@@ -35,7 +37,9 @@ def of(status: ModelDeploymentStatus) -> Phase:
 
 # kstatus (sigs.k8s.io/cli-utils), which Flux's health checks and `kubectl wait` tools
 # read, knows custom resources by two abnormal-true conditions: Reconciling (not there
-# yet) and Stalled (will not get there without help). Both follow the phase.
+# yet) and Stalled (will not get there without help). Both follow the phase; a
+# decommissioned one is Reconciling until its revisions are gone, then Current: it is
+# where it was asked to be, and a Flux health check does not fail on it.
 RECONCILING_PHASES = frozenset({"Pending", "Building", "Deploying", "Progressing", "Paused"})
 STALLED_PHASES = frozenset({"Degraded", "RolledBack", "Failed"})
 
@@ -47,7 +51,11 @@ def settle(status: ModelDeploymentStatus, generation: int, now: datetime) -> Mod
     message = status.message
     conds = list(status.conditions)
     for type_, phases in (("Reconciling", RECONCILING_PHASES), ("Stalled", STALLED_PHASES)):
-        on = new_phase in phases
+        on = new_phase in phases or (
+            type_ == "Reconciling"
+            and status.decommissioned is not None
+            and status.decommissioned.completed_at is None
+        )
         conds = conditions.set_condition(
             conds, type_, "True" if on else "False", new_phase, message if on else "",
             generation, now,

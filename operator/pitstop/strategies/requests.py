@@ -1,4 +1,4 @@
-"""Manual gates that survive GitOps: promote, abort, retry, undo.
+"""Manual gates that survive GitOps: promote, abort, retry, undo, decommission.
 
 `pitstop promote NAME` (and friends) writes one annotation, `pitstop.dev/request`, a
 small JSON document with an id. Argo CD and Flux leave annotations they do not manage
@@ -24,8 +24,8 @@ REQUESTED_BY = "pitstop.dev/requested-by"
 UNKNOWN_USER = f"unknown (no {REQUESTED_BY})"
 # A reason is a sentence for the history, not a document: status must stay small.
 MAX_REASON = 200
-Action = Literal["promote", "abort", "retry", "undo"]
-ACTIONS: tuple[Action, ...] = ("promote", "abort", "retry", "undo")
+Action = Literal["promote", "abort", "retry", "undo", "decommission"]
+ACTIONS: tuple[Action, ...] = ("promote", "abort", "retry", "undo", "decommission")
 
 
 @dataclass(frozen=True)

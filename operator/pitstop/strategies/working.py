@@ -44,6 +44,7 @@ class Rollout:
         self.stable = old.stable
         self.candidate = old.candidate
         self.previous = old.previous
+        self.decommissioned = old.decommissioned
         self.rejected = old.rejected_revision
         self.last_request = old.last_request
         self.history = list(old.history)
@@ -89,20 +90,28 @@ class Rollout:
         self.stable, self.candidate = new, None
         # The old stable stays up through the scale-down delay and the post-promotion
         # analysis window, whichever is longer: a late failure can still go back to it.
-        delay = max(
-            durations.parse(scale_down_delay),
-            durations.parse(self.spec.analysis.post_promotion_window),
-        )
+        # Past the delay it waits at its minimum (one pod; see `minimum`): a window of
+        # hours or days for delayed labels must not cost a second full copy of the model.
+        full = durations.parse(scale_down_delay)
+        delay = max(full, durations.parse(self.spec.analysis.post_promotion_window))
         self.previous = None
         if delay > timedelta(0):
-            self.previous = old.model_copy(update={"until": self.now + delay})
-            self.scale(old.revision, self.replicas)
-            self.wake.append(delay.total_seconds())
+            full_until = self.now + full if full < delay else None
+            self.previous = old.model_copy(
+                update={"until": self.now + delay, "full_until": full_until}
+            )
+            self.scale(old.revision, self.replicas if full > timedelta(0) else self.minimum())
+            self.wake.append((full if full_until is not None and full else delay).total_seconds())
         if EnsureRevision(new.revision, self.replicas) not in self.actions:
             self.actions.append(EnsureRevision(new.revision, self.replicas))
         self.split = SetTraffic(stable=new.revision)
         self.note(Reason.PROMOTED, f"revision {new.revision} (version {new.version}) now "
                   "serves all traffic")  # fmt: skip
+
+    def minimum(self) -> int:
+        """The replicas a previous stable waits at past its scale-down delay: one ready
+        pod answers users at once after a rollback while the rest start."""
+        return min(1, self.replicas)
 
     def end_candidate(self, outcome: Outcome, reason: str, *, reject: bool) -> None:
         candidate = self.candidate

@@ -1,6 +1,8 @@
 """The `service` provider: no mesh, no gateway, only Kubernetes Services.
 
 - Blue/green and steady state: the entry Service selects the serving revision's pods.
+- Decommissioned: the entry Service selects no pod (`labels.NO_REVISION`), so the
+  revisions' pods leave its endpoints before they are deleted.
 - Canary: the entry Service selects the pods of every running revision, so the
   candidate's share of traffic is its share of ready pods (kube-proxy balances per
   connection). With `replicas: R` on the stable, a weight w gives the candidate
@@ -69,7 +71,10 @@ class ServiceProvider:
 
 
 def _selected(split: Split) -> str | None:
-    """Which revision the entry Service selects; None: all running revisions (canary)."""
+    """Which revision the entry Service selects; None: all running revisions (canary);
+    `NO_REVISION`: no pod (decommissioned)."""
+    if split.stable is None:
+        return labels.NO_REVISION
     if split.candidate is None or split.weight <= 0:
         return split.stable
     if split.weight >= 100:

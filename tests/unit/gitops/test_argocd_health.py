@@ -33,6 +33,7 @@ def md(phase: str | None = None, generation: int = 3, observed: int | None = 3,
         ("Degraded", "Degraded"),
         ("RolledBack", "Degraded"),
         ("Failed", "Degraded"),
+        ("Decommissioned", "Suspended"),  # nothing serves, by request: not broken
     ],
 )
 def test_each_phase_has_its_health_and_the_message_says_why(phase: str, health: str) -> None:

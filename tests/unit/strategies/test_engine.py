@@ -373,6 +373,102 @@ def test_post_promotion_window_keeps_the_previous_stable_up() -> None:
     assert decision.status.previous.until == NOW + timedelta(minutes=2)
 
 
+LONG_WINDOW = {"postPromotionWindow": "2h"}
+
+
+def test_past_the_scale_down_delay_the_previous_waits_at_one_pod_through_the_window() -> None:
+    """Delayed labels make the window hours long: the previous stable stays for an
+    instant rollback, but at one pod once the scale-down delay is over."""
+    model = md({"type": "BlueGreen", "blueGreen": {"scaleDownDelay": "30s"}},
+               {**STABLE, "candidate": cand("Preview")}, analysis=LONG_WINDOW)  # fmt: skip
+    switched = engine.decide(model, seen({"old": up(), "new": up()}), NOW)
+    previous = switched.status.previous
+    assert previous is not None
+    assert (previous.full_until, previous.until) == (
+        NOW + timedelta(seconds=30), NOW + timedelta(hours=2)
+    )  # fmt: skip
+    assert not any(isinstance(a, ScaleRevision) for a in switched.actions)  # full size
+    assert switched.requeue_after == 30
+
+    later = md({"type": "BlueGreen"}, switched.status.model_dump(by_alias=True),
+               analysis=LONG_WINDOW)  # fmt: skip
+    waiting = engine.decide(later, seen({"old": up(), "new": up()}), NOW + timedelta(seconds=31))
+    assert ScaleRevision("old", 1) in waiting.actions
+    assert waiting.status.previous is not None
+    assert waiting.requeue_after == pytest.approx(2 * 3600 - 31)
+
+    at_one = seen({"old": up(1), "new": up()})
+    still = engine.decide(later, at_one, NOW + timedelta(hours=1))
+    assert not any(isinstance(a, ScaleRevision) for a in still.actions)
+    assert still.status.previous is not None
+
+    over = engine.decide(later, at_one, NOW + timedelta(hours=2, seconds=1))
+    assert ScaleRevision("old", 0) in over.actions
+    assert over.status.previous is None
+
+
+def test_without_a_scale_down_delay_the_previous_goes_to_one_pod_after_the_switch() -> None:
+    model = md(STEPS, {**STABLE, "candidate": cand("Canary", step=1)}, analysis=LONG_WINDOW)
+    promoted = engine.decide(
+        model, seen({"old": up(), "new": up()}, request=Request("promote", "p")), NOW
+    )
+    assert promoted.status.previous is not None
+    assert promoted.status.previous.until == NOW + timedelta(hours=2)
+    # Users leave it first: the switch comes before what shrinks.
+    assert promoted.actions[-2:] == (SetTraffic("new"), ScaleRevision("old", 1))
+
+
+def test_a_failure_in_the_window_sends_users_back_at_once_and_scales_the_previous_up() -> None:
+    """Instant means users stop hitting the failing model now: traffic goes back to the
+    one waiting pod in this pass, right after it is asked to grow to full size."""
+    model = md({"type": "BlueGreen"}, {
+        "stable": rev("new", "7"),
+        "previous": rev("old", until=NOW + timedelta(hours=1), fullUntil=EARLIER),
+        "history": history(("old", "Retired", EARLIER), ("new", "Promoted", None))},
+        analysis=LONG_WINDOW)  # fmt: skip
+    decision = engine.decide(model, seen({"old": up(1), "new": up()},
+                                          checks=Checks("Fail", "quality 0.3 > 0.1")), NOW)  # fmt: skip
+    assert decision.actions == (
+        ScaleRevision("old", 2), SetTraffic("old"), ScaleRevision("new", 0)
+    )  # fmt: skip
+    status = decision.status
+    assert status.stable is not None
+    assert (status.stable.revision, status.stable.until, status.stable.full_until) == (
+        "old", None, None
+    )  # fmt: skip
+    assert status.previous is None
+    assert status.rejected_revision == "new"
+    assert status.phase == "RolledBack"
+
+    # While it grows back it serves, with one pod and then more: rolled back, not degraded.
+    model = md({"type": "BlueGreen"}, status.model_dump(by_alias=True), analysis=LONG_WINDOW)
+    growing = engine.decide(model, seen({"old": RevisionState(2, 1, False), "new": up(0)}), NOW)
+    assert growing.status.phase == "RolledBack"
+    ready = conditions.find(growing.status.conditions, conditions.READY)
+    assert ready is not None
+    assert (ready.status, ready.message) == (
+        "True", "version 6 (revision old) serves with 1/2 ready replicas, back from one after "
+        "the rollback",
+    )  # fmt: skip
+    grown = engine.decide(model, seen({"old": up(), "new": up(0)}), NOW)
+    assert grown.status.stable is not None
+    assert grown.status.stable.waiting_since is None
+    # Past the progress deadline a stable short of pods is degraded, as any other.
+    stuck = engine.decide(
+        model, seen({"old": RevisionState(2, 1, False), "new": up(0)}), NOW + timedelta(hours=1)
+    )
+    assert stuck.status.phase == "Degraded"
+
+
+def test_a_previous_of_a_model_scaled_to_zero_waits_at_zero() -> None:
+    model = md({"type": "BlueGreen", "blueGreen": {"scaleDownDelay": "0s"}},
+               {**STABLE, "candidate": cand("Preview")}, analysis=LONG_WINDOW,
+               serving={"replicas": 0})  # fmt: skip
+    switched = engine.decide(model, seen({"old": up(0), "new": up(0)}), NOW)
+    assert switched.status.previous is not None
+    assert not any(isinstance(a, ScaleRevision) and a.replicas > 0 for a in switched.actions)
+
+
 def test_a_step_entered_in_this_pass_waits_for_its_route_to_be_verified() -> None:
     """The provider verified the split from before the step: a promote must not skip it."""
     model = md({"type": "Canary", "canary": {"steps": [{"weight": 10}, {"weight": 50}]}},

@@ -42,6 +42,8 @@ HEADER = {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"n
         (Split(S, C, weight=20, mirror=5), [ref(f"fraud-{S}", 80), ref(f"fraud-{C}", 20)],
          mirror(f"fraud-{C}", 5)),
         (Split(S, None, mirror=50), [ref(f"fraud-{S}", 100)], None),  # nothing to mirror to
+        # Decommissioned: back to the entry Service, which selects no pod.
+        (Split(None), [ref("fraud", 100)], None),
     ],
 )  # fmt: skip
 def test_desired_backends_and_mirror(
@@ -192,3 +194,14 @@ def test_a_gateway_class_must_list_what_a_shadow_needs(
     supported: list[Any] | None, percent: int, missing: list[str]
 ) -> None:
     assert httproute.missing_mirror_features(supported, percent) == missing
+
+
+def test_a_decommissioned_route_stays_managed_and_reads_back_in_place() -> None:
+    """Routed to nothing, the rule still names only our Services: the next pass finds
+    it, and the provider's read-back says the split is in place."""
+    rules = [{"backendRefs": [ref(f"fraud-{S}", 90), ref(f"fraud-{C}", 10)]}]
+    off = httproute.rewrite("fraud", "ml", rules, Split(None))
+    assert off == [{"backendRefs": [ref("fraud", 100)]}]
+    assert httproute.is_managed("fraud", "ml", off[0])
+    assert httproute.compare("fraud", "ml", off, Split(None)).differences == ()
+    assert httproute.compare("fraud", "ml", rules, Split(None)).differences != ()

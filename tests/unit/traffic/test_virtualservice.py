@@ -40,6 +40,8 @@ def mirrored(host: str, percent: float) -> Object:
         (Split(S, C, weight=100), [dest(STABLE, 0), dest(CANDIDATE, 100)], {}),
         (Split(S, C, mirror=100), [dest(STABLE, 100), dest(CANDIDATE, 0)], mirrored(CANDIDATE, 100.0)),
         (Split(S, C, weight=50, mirror=5), [dest(STABLE, 50), dest(CANDIDATE, 50)], mirrored(CANDIDATE, 5.0)),
+        # Decommissioned: the entry Service, which selects no pod (Envoy answers 503).
+        (Split(None), [dest("fraud.ml.svc.cluster.local", 100)], {}),
     ],
 )  # fmt: skip
 def test_desired_route_and_mirror(split: Split, route: list[Object], mirror: Object) -> None:
