@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pitstop import commit, reporting
-from pitstop.analysis import judge
+from pitstop.analysis import judge, monitoring
 from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.status import AnalysisStatus, ModelDeploymentStatus, SmokeResult
@@ -42,7 +42,7 @@ from pitstop.metrics.builtin import Scraper
 from pitstop.metrics.load import LoadGenerator
 from pitstop.notify import sender, transitions
 from pitstop.notify.sender import Notifier, Target
-from pitstop.rendering import children, labels
+from pitstop.rendering import children, labels, retrain
 from pitstop.strategies import conditions, engine, phase, requests, trouble
 from pitstop.strategies.conditions import Reason
 from pitstop.strategies.decision import (
@@ -136,7 +136,11 @@ def _reconcile(
         writer.succeeded()
         return Result(None)
 
-    image = images.resolve(kube, md, now)
+    image = (
+        images.ImageResult(md.spec.image, "True", Reason.DECOMMISSIONED, "decommissioned")
+        if md.status.decommissioned is not None  # nothing runs again: nothing is built
+        else images.resolve(kube, md, now)
+    )
     revision = children.revision_of(children.pod_template(md, image.image or ""))
     router = PROVIDERS[md.spec.traffic.provider](kube)
     request = requests.parse(md.metadata.annotations)
@@ -156,20 +160,110 @@ def _reconcile(
     decision = engine.decide(md, seen, now)
     analysis = _begin_analysis(scraper, md, decision.status, analysis, now)
     status = decision.status.model_copy(update={"analysis": analysis})
+    status, watched = _monitor(scraper, md, status, now)
     _archive(kube, md, writer.status, status)
     writer.commit(status)  # the decision takes effect from here on (see the docstring)
-    writer.post((*extra, *decision.events))
+    writer.post((*extra, *decision.events, *watched.events))
     _act(kube, router, md, image.image, decision.actions)
+    status = _retrain(kube, writer, notifier, md, status, watched)
     writer.succeeded()
     target = _analysed(status)
     reporting.reconciled(md, md.status, status, decision.events, target is not None, started)
     if notifier is not None:
         _notify(kube, writer, notifier, md, status, decision.events, now)
-    delays = [d for d in (decision.requeue_after, image.requeue_after) if d is not None]
+    delays = [d for d in (decision.requeue_after, image.requeue_after, watched.next_look)
+              if d is not None]  # fmt: skip
     if target is not None and md.spec.analysis.metrics:
         rate = scraper.rate(md.metadata.namespace, md.metadata.name, target[0])
         delays.append(_next_look(md, analysis, now, rate))
     return Result(min(delays) if delays else None)
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What watching the stable (spec.monitoring) did in one pass."""
+
+    events: tuple[Event, ...] = ()
+    began: str | None = None
+    """The recommendation of an episode that began in this pass."""
+    package: dict[str, Any] | None = None
+    next_look: float | None = None
+
+
+def _monitor(
+    scraper: Scraper, md: ModelDeployment, status: ModelDeploymentStatus, now: datetime
+) -> tuple[ModelDeploymentStatus, Watched]:
+    """Watch the stable between rollouts: read its pods when a look is due, judge the
+    monitored metrics, and say when a retraining episode begins or ends (condition
+    RetrainingRecommended, an Event). During a rollout the analysis reads the pods, and
+    the watch waits; a new stable starts a new watch."""
+    spec, previous = md.spec.monitoring, md.status.monitoring
+    ns, name = md.metadata.namespace, md.metadata.name
+    stable = status.stable
+    if spec is None or stable is None:
+        scraper.forget(ns, name, "monitoring")
+        cleared = conditions.remove(status.conditions, conditions.RETRAINING_RECOMMENDED)
+        return status.model_copy(update={"monitoring": None, "conditions": cleared}), Watched()
+    if status.candidate is not None or status.previous is not None:
+        return status.model_copy(update={"monitoring": previous}), Watched()
+    interval = durations.parse(spec.interval).total_seconds()
+    last = previous.last_check if previous and previous.revision == stable.revision else None
+    wait = interval - (now - last).total_seconds() if last is not None else 0.0
+    if wait > 0:
+        return status.model_copy(update={"monitoring": previous}), Watched(next_look=wait)
+    look, why = collect.look(scraper, md, stable.revision, None, "monitoring")
+    if why:
+        log.info("%s/%s: monitoring %s", ns, name, why)
+    checked = monitoring.check(spec, previous, stable.revision, now, look)
+    watch = checked.status
+    conds, events = status.conditions, []
+    began = None
+    if checked.began is not None:
+        began = monitoring.describe(spec, watch, checked.began)
+        conds = conditions.set_condition(conds, conditions.RETRAINING_RECOMMENDED, "True", Reason.BEYOND_LIMIT,
+                                         began, md.metadata.generation, now)  # fmt: skip
+        events.append(Event("Warning", conditions.RETRAINING_RECOMMENDED, began))
+    elif checked.ended:
+        text = f"every monitored metric of revision {stable.revision} is within its max again"
+        conds = conditions.set_condition(conds, conditions.RETRAINING_RECOMMENDED, "False", Reason.WITHIN_LIMITS,
+                                         text, md.metadata.generation, now)  # fmt: skip
+        events.append(Event("Normal", "RetrainingNoLongerRecommended", text))
+    package = dict(look.candidate.package) if look and look.candidate.package else None
+    if began is not None and spec.retrain is not None and spec.retrain.webhook is not None:
+        watch = watch.model_copy(update={"retrain_webhook": True})  # sent after the commit
+    updated = status.model_copy(update={"monitoring": watch, "conditions": conds})
+    return updated, Watched(tuple(events), began, package, next_look=interval)
+
+
+def _retrain(
+    kube: KubeClient,
+    writer: commit.Writer,
+    notifier: Notifications | None,
+    md: ModelDeployment,
+    status: ModelDeploymentStatus,
+    watched: Watched,
+) -> ModelDeploymentStatus:
+    """Start the retraining of an episode, once: the webhook only in the pass that
+    committed the episode's beginning (at most once); the Job, named after the episode,
+    until it exists (a second create finds the first)."""
+    spec, watch = md.spec.monitoring, status.monitoring
+    if spec is None or spec.retrain is None or watch is None or watch.episode is None:
+        return status
+    reason = watched.began or f"retraining recommended ({watch.episode})"
+    params = retrain.parameters(md, watch, reason, watched.package)
+    if watched.began is not None and spec.retrain.webhook is not None and notifier is not None:
+        notifier.sender.post(spec.retrain.webhook.url, {"kind": "Retrain", **params})
+    wanted = retrain.job_name(md.metadata.name, watch.episode)
+    if spec.retrain.job is None or watch.retrain_job == wanted:
+        return status
+    created = kube.create_retrain_job(retrain.job(md, watch.episode, params))
+    if created:
+        writer.post([Event("Normal", "RetrainingStarted", f"Job {wanted} started: {reason}")])
+    done = status.model_copy(
+        update={"monitoring": watch.model_copy(update={"retrain_job": wanted})}
+    )
+    writer.commit(done)
+    return done
 
 
 def _archive(
@@ -391,7 +485,7 @@ def _traffic(router: traffic.Provider, md: ModelDeployment, revision: str) -> Tr
     starting = md.status.candidate is None and stable is not None and stable.revision != revision
     unsupported = router.unsupported(md, frozenset(needs)) if starting else None
     expected = engine.current_split(md)
-    if expected is None or md.status.candidate is None:
+    if expected is None or (md.status.candidate is None and md.status.decommissioned is None):
         return Traffic(by_replicas, unsupported=unsupported)
     check = router.verify(md, expected)
     return Traffic(by_replicas, unsupported=unsupported, verified=check.ok, message=check.message)
@@ -470,7 +564,7 @@ def _carry_out(
             if traffic.WEIGHTS_BY_REPLICAS not in router.capabilities:
                 # With a mesh or gateway the route splits traffic; the entry Service
                 # still exists for callers inside the cluster and selects the stable.
-                kube.apply(children.entry_service(md, action.stable))
+                kube.apply(children.entry_service(md, action.stable or labels.NO_REVISION))
             router.apply(md, action)
         case DeleteRevision(revision=revision):
             child = labels.revision_name(name, revision)

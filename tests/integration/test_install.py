@@ -148,11 +148,12 @@ WRITES = [
     ("patch", "deployments.apps/scale"),
     ("get", "secrets"),
     ("patch", "modeldeployments.pitstop.dev/status"),
-]
-# What builds need, granted in the build namespace only, in both modes: no Job is ever
-# created in a user's namespace (nor in kube-system).
-BUILDS = [
+    # The one retraining Job a monitoring episode starts, from the user's own template.
     ("create", "jobs.batch"),
+]
+# What builds need, granted in the build namespace only, in both modes: no build Job
+# runs in a user's namespace, no Secret is copied there (nor to kube-system).
+BUILDS = [
     ("create", "secrets"),
     ("get", "pods/log"),
 ]

@@ -87,11 +87,12 @@ in cluster-wide mode, each watched namespace's Role otherwise.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
-# Kopf watches build Jobs (pitstop.handlers); they run in the build namespace, so
-# nothing here creates or changes one.
+# Kopf watches build Jobs (pitstop.handlers); they run in the build namespace. Here a
+# Job is only created by monitoring, once per retraining episode
+# (spec.monitoring.retrain.job), owned by its ModelDeployment.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["list", "watch"]
+  verbs: ["create", "list", "watch"]
 {{- end -}}
 
 {{/*

@@ -83,6 +83,8 @@ class PodCounters:
     """This pod's own answers with outcomes."""
     shadow_quality: Labelled = field(default_factory=Labelled)
     """The shadow's answers to copies this pod mirrored, against the same outcomes."""
+    package: Mapping[str, Any] | None = None
+    """What the pod serves: package digest and training data version (`model`)."""
 
 
 def bucket_bound(index: int, schema: int = latency.SCHEMA) -> float:
@@ -114,6 +116,7 @@ def parse_evidence(body: Mapping[str, Any]) -> PodCounters:
         agree=float(shadow.get("agree", 0)), disagree=float(shadow.get("disagree", 0)),
         shadow_errors=float(shadow.get("error", 0)),
         quality=_labelled(body.get("quality")), shadow_quality=_labelled(body.get("shadow_quality")),
+        package=body.get("model") if isinstance(body.get("model"), dict) else None,
     )  # fmt: skip
 
 

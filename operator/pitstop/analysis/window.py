@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pitstop.analysis.samples import Labelled, PodCounters
 
@@ -27,6 +28,8 @@ class Window:
     shadow_errors: float = 0.0
     quality: Labelled = field(default_factory=Labelled)
     shadow_quality: Labelled = field(default_factory=Labelled)
+    package: Mapping[str, Any] | None = None
+    """What the revision serves (package digest, data version), as a pod said."""
     pods: int = 0
     """Pods whose interval is counted (pods seen for the first time are not)."""
 
@@ -72,7 +75,8 @@ def _delta(old: PodCounters, new: PodCounters) -> Window:
         agree=minus(new.agree, base.agree), disagree=minus(new.disagree, base.disagree),
         shadow_errors=minus(new.shadow_errors, base.shadow_errors),
         quality=new.quality.minus(base.quality),
-        shadow_quality=new.shadow_quality.minus(base.shadow_quality), pods=1,
+        shadow_quality=new.shadow_quality.minus(base.shadow_quality), package=new.package,
+        pods=1,
     )  # fmt: skip
 
 
@@ -100,5 +104,5 @@ def _add(a: Window, b: Window) -> Window:
         agree=a.agree + b.agree, disagree=a.disagree + b.disagree,
         shadow_errors=a.shadow_errors + b.shadow_errors,
         quality=a.quality.plus(b.quality), shadow_quality=a.shadow_quality.plus(b.shadow_quality),
-        pods=a.pods + b.pods,
+        package=a.package or b.package, pods=a.pods + b.pods,
     )  # fmt: skip

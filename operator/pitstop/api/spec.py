@@ -728,6 +728,64 @@ class NotifyTarget(SpecModel):
 _EMPTY_DEFAULT: JsonDict = {"default": {}}
 
 
+class RetrainSpec(SpecModel):
+    """What starts a retraining when monitoring recommends one: once per episode."""
+
+    model_config = spec_config(
+        ("has(self.job) || has(self.webhook)", "set job, webhook or both"),
+    )
+
+    job: dict[str, Any] | None = Field(
+        default=None,
+        description="A batch/v1 JobTemplateSpec ({metadata, spec}) run in the "
+        "ModelDeployment's namespace; every container gets PITSTOP_MODEL, "
+        "PITSTOP_MODEL_VERSION, PITSTOP_DATA_URI, PITSTOP_DATA_SHA256, PITSTOP_REASON and "
+        "PITSTOP_EVIDENCE (JSON).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True, "type": "object"},
+    )
+    webhook: WebhookCheck | None = Field(
+        default=None,
+        description="POSTed the same parameters as JSON (retried with backoff).",
+    )
+
+
+class MonitoringSpec(SpecModel):
+    """The stable revision watched between rollouts: retraining recommended when a
+    metric stays beyond its limit."""
+
+    model_config = spec_config(
+        (
+            "self.metrics.all(m, has(m.builtin) && (m.builtin == 'drift' || m.builtin == "
+            "'quality') && has(m.max))",
+            "monitoring metrics are builtin drift or quality, each with a max",
+        ),
+        ("self.confidence > 0.5 && self.confidence < 1.0", "confidence must be in (0.5, 1)"),
+    )
+
+    metrics: list[MetricSpec] = Field(
+        min_length=1, max_length=10, description="Builtin drift or quality metrics with a max."
+    )
+    for_: Duration = Field(
+        default="30m",
+        alias="for",
+        description="How long a metric must stay confidently beyond its max before "
+        "retraining is recommended.",
+    )
+    interval: Duration = Field(
+        default="1m", description="How often the stable's model servers are read."
+    )
+    confidence: float = Field(
+        default=0.99,
+        description="Each check says 'beyond' or 'within' only at this confidence; in "
+        "between it changes nothing.",
+    )
+    retrain: RetrainSpec | None = Field(
+        default=None,
+        description="Started once per episode (a metric beyond its max for `for`, until "
+        "it is confidently within it again). Absent: only the condition and the Event.",
+    )
+
+
 class ModelDeploymentSpec(SpecModel):
     """A model to serve and how to roll out each new version of it."""
 
@@ -789,6 +847,11 @@ class ModelDeploymentSpec(SpecModel):
         ge=0,
         le=100,
         description="Retired revisions kept (scaled to zero) before their objects are deleted.",
+    )
+    monitoring: MonitoringSpec | None = Field(
+        default=None,
+        description="Watch the stable between rollouts: condition RetrainingRecommended, "
+        "an Event and spec.monitoring.retrain when drift or quality stays beyond a limit.",
     )
     notify: list[NotifyTarget] = Field(
         default_factory=list,

@@ -24,6 +24,7 @@ Phase = Literal[
     "Degraded",
     "RolledBack",
     "Failed",
+    "Decommissioned",
 ]
 ConditionStatus = Literal["True", "False", "Unknown"]
 Outcome = Literal["Promoted", "RolledBack", "Aborted", "Superseded", "Retired"]
@@ -52,9 +53,12 @@ class Condition(StatusModel):
 
 
 class ManualRequest(StatusModel):
-    """A manual request (`pitstop promote|abort|retry|undo`) as the operator handled it."""
+    """A manual request (`pitstop promote|abort|retry|undo|decommission`) as the operator
+    handled it."""
 
-    action: Literal["promote", "abort", "retry", "undo"] = Field(description="What was asked.")
+    action: Literal["promote", "abort", "retry", "undo", "decommission"] = Field(
+        description="What was asked."
+    )
     id: str = Field(description="The request's id (pitstop.dev/request).")
     by: str = Field(
         description="Who asked: the pitstop.dev/requested-by annotation, which the chart's "
@@ -82,11 +86,18 @@ class RevisionStatus(StatusModel):
     )
     waiting_since: datetime | None = Field(
         default=None,
-        description="Candidate only: since when it lacks the ready pods it needs; "
-        "spec.progressDeadline counts from then.",
+        description="Candidate: since when it lacks the ready pods it needs; "
+        "spec.progressDeadline counts from then. Stable: since a rollback to a previous "
+        "stable waiting at one pod, until it is back at full size (it serves meanwhile).",
     )
     until: datetime | None = Field(
         default=None, description="Previous stable only: kept up for rollback until then."
+    )
+    full_until: datetime | None = Field(
+        default=None,
+        description="Previous stable only: kept at full size until then (the scale-down "
+        "delay), then at one replica until `until` (the post-promotion window), scaled "
+        "back up if a failure in the window goes back to it. None: full size until `until`.",
     )
     requests: list[ManualRequest] | None = Field(
         default=None,
@@ -209,6 +220,39 @@ class AnalysisStatus(StatusModel):
     )
 
 
+class Breach(StatusModel):
+    """A monitored metric confidently beyond its max, since when."""
+
+    metric: str = Field(description="The metric's name in spec.monitoring.metrics.")
+    since: datetime = Field(description="The check that first found it beyond.")
+    value: float | None = Field(default=None, description="Its estimate then.")
+
+
+class MonitoringStatus(StatusModel):
+    """The stable revision watched between rollouts (spec.monitoring)."""
+
+    revision: str | None = Field(default=None, description="The stable revision watched.")
+    last_check: datetime | None = Field(default=None, description="When evidence was last added.")
+    metrics: list[MetricResult] = Field(
+        default_factory=list, description="Each metric's current check: evidence since it began."
+    )
+    breaches: list[Breach] = Field(
+        default_factory=list,
+        description="Metrics beyond their max, until a check finds them within.",
+    )
+    episode: str | None = Field(
+        default=None,
+        description="The retraining episode in course (the breach that began it): retraining "
+        "is started once per episode.",
+    )
+    retrain_job: str | None = Field(
+        default=None, description="The retraining Job created for the episode."
+    )
+    retrain_webhook: bool | None = Field(
+        default=None, description="Whether the episode's retraining webhook was sent."
+    )
+
+
 class HistoryEntry(StatusModel):
     """An audit record: which model served when, and how its rollout ended."""
 
@@ -222,6 +266,20 @@ class HistoryEntry(StatusModel):
     requests: list[ManualRequest] | None = Field(
         default=None,
         description="Manual requests about this revision (who, when, why, result), the last 10.",
+    )
+
+
+class Decommission(StatusModel):
+    """A ModelDeployment retired for good by `pitstop decommission`."""
+
+    at: datetime = Field(description="When the operator handled the request.")
+    by: str = Field(description="Who asked (pitstop.dev/requested-by).")
+    reason: str = Field(default="", description="Why, as given with --reason.")
+    request: str = Field(description="The request's id (pitstop.dev/request).")
+    completed_at: datetime | None = Field(
+        default=None,
+        description="When every revision's Deployment and Service was gone (they are "
+        "deleted once the traffic provider shows that no route sends to them).",
     )
 
 
@@ -251,8 +309,16 @@ class ModelDeploymentStatus(StatusModel):
     last_request: str | None = Field(
         default=None, description="Id of the last manual request (pitstop.dev/request) handled."
     )
+    decommissioned: Decommission | None = Field(
+        default=None,
+        description="Set by `pitstop decommission`: no traffic, no revision runs, and none "
+        "is created again, whatever the spec says, until the ModelDeployment is deleted.",
+    )
     traffic: TrafficStatus = Field(default_factory=TrafficStatus, description="Traffic split.")
     analysis: AnalysisStatus | None = Field(default=None, description="Candidate analysis.")
+    monitoring: MonitoringStatus | None = Field(
+        default=None, description="The stable watched between rollouts (spec.monitoring)."
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Ready, Progressing, Degraded, Paused, ImageBuilt, Reconciled.",

@@ -192,6 +192,21 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
             raise
         return True
 
+    @uses(permissions.RETRAIN_JOB.can("create"), permissions.OWNER_FINALIZERS)
+    def create_retrain_job(self, job: Object) -> bool:
+        """Create a monitoring episode's retraining Job; False when it exists already."""
+        permissions.check_kind((permissions.RETRAIN_JOB,), job["apiVersion"], job["kind"])
+        try:
+            self._resource("batch/v1", "Job").create(
+                body=job, namespace=job["metadata"]["namespace"],
+                field_manager=labels.FIELD_MANAGER,
+            )  # fmt: skip
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
     @uses(permissions.on(READ, "get"))
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
         """The object as the API holds it, or None when it does not exist."""
@@ -316,6 +331,20 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         """`annotate` for a person's manual gate (`pitstop promote`, ...): the operator
         itself never writes a ModelDeployment, only its status."""
         self._merge_annotations(resource.API_VERSION, resource.KIND, namespace, name, annotations)
+
+    @uses(permissions.MODEL_DEPLOYMENT.can("delete"), audience="cli")
+    def delete_model_deployment(self, namespace: str, name: str) -> None:
+        """Delete a ModelDeployment for a person's `pitstop decommission` (their own
+        credentials): the operator never deletes one. Its children go with it through
+        garbage collection; absent already is fine."""
+        try:
+            self._custom.delete_namespaced_custom_object(
+                resource.GROUP, resource.VERSION, namespace, resource.PLURAL, name,
+                propagation_policy="Background",
+            )  # fmt: skip
+        except ApiException as error:
+            if error.status != 404:
+                raise
 
     @uses(permissions.SELF_SUBJECT_REVIEW.can("create"), audience="cli")
     def whoami(self) -> str:

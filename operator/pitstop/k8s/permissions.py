@@ -28,7 +28,8 @@ namespace, the release's (`own`), or in the build namespace (`build`, the chart'
 
 Audience = Literal["operator", "cli"]
 """Who calls a facade method: the operator (its ServiceAccount needs the permission) or
-a person's `pitstop promote|abort|retry|undo|status` (their own credentials do)."""
+a person's `pitstop promote|abort|retry|undo|decommission|status` (their own credentials
+do)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -96,6 +97,9 @@ SELF_SUBJECT_REVIEW = Kind(
 # namespace, owned by the attempt's Job), and the claim of a `pvc` model source. Nothing
 # else runs there, so user namespaces need no Job permission at all.
 JOB = Kind("batch/v1", "Job", "jobs", "build")
+# The one Job a ModelDeployment's monitoring starts per retraining episode, in its own
+# namespace (spec.monitoring.retrain.job).
+RETRAIN_JOB = Kind("batch/v1", "Job", "jobs")
 BUILD_POD = Kind("v1", "Pod", "pods", "build")
 BUILD_CONFIG_MAP = Kind("v1", "ConfigMap", "configmaps", "build")
 BUILD_SECRET = Kind("v1", "Secret", "secrets", "build")

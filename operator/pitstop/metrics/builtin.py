@@ -59,14 +59,16 @@ class Scraper:
         name: str,
         revisions: tuple[str, ...],
         headers: Mapping[str, str] | None = None,
+        purpose: str = "",
     ) -> Mapping[str, window.Window]:
         """What each revision served since the last look (raises Unreadable); `headers`
-        carry the model's API key when it asks for auth."""
+        carry the model's API key when it asks for auth. Looks for another `purpose`
+        (monitoring, beside analysis) keep their own memory."""
         now: dict[str, Counters] = {}
         for revision in revisions:
             ready = pods.ready_addresses(self.kube, namespace, name, revision)
             now[revision] = {pod: self.read(url, headers) for pod, url in ready.items()}
-        key = (namespace, name)
+        key = (namespace, name + (f"/{purpose}" if purpose else ""))
         moment = time.monotonic()
         with self._lock:
             before = self._memory.get(key, {})
@@ -83,8 +85,9 @@ class Scraper:
         with self._lock:
             return self._rates.get((namespace, name), {}).get(revision)
 
-    def forget(self, namespace: str, name: str) -> None:
-        """Drop the memory of a ModelDeployment no longer analysed."""
+    def forget(self, namespace: str, name: str, purpose: str = "") -> None:
+        """Drop the memory of a ModelDeployment no longer analysed (or monitored)."""
+        name += f"/{purpose}" if purpose else ""
         with self._lock:
             self._memory.pop((namespace, name), None)
             self._when.pop((namespace, name), None)

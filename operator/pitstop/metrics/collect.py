@@ -20,13 +20,15 @@ from pitstop.metrics.builtin import Scraper, Unreadable
 
 
 def look(
-    scraper: Scraper, md: ModelDeployment, candidate: str, stable: str | None
-) -> tuple[Look | None, str | None]:
+    scraper: Scraper, md: ModelDeployment, candidate: str, stable: str | None,
+    purpose: str = "",
+) -> tuple[Look | None, str | None]:  # fmt: skip
     """New builtin evidence since the last look, or None and why there is none."""
     revisions = (candidate, stable) if stable else (candidate,)
     try:
         auth = keys.headers(scraper.kube, md)
-        windows = scraper.look(md.metadata.namespace, md.metadata.name, revisions, auth)
+        windows = scraper.look(md.metadata.namespace, md.metadata.name, revisions, auth,
+                               purpose)  # fmt: skip
     except (LookupError, Unreadable) as error:  # no key to present, or a pod unread
         return None, f"look skipped: {error}"
     mine, theirs = windows[candidate], windows.get(stable) if stable else None

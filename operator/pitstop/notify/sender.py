@@ -105,6 +105,18 @@ class Notifier:
                                                           target, body))  # fmt: skip
             self._wake.notify()
 
+    def post(self, url: str, body: dict[str, Any]) -> None:
+        """Queue one JSON body for `url` (a retraining webhook), delivered like the
+        notifications: retried with backoff, never blocking."""
+        with self._wake:
+            if len(self._queue) >= self.capacity:
+                telemetry.notification("dropped")
+                log.warning("notification queue full; dropped a POST to %s", _host(url))
+                return
+            heapq.heappush(self._queue, _Delivery(time.monotonic(), next(self._order),
+                                                  Target(url), body))  # fmt: skip
+            self._wake.notify()
+
     def stop(self, grace: float = 5.0) -> None:
         """Deliver what is due within `grace` seconds, then stop."""
         deadline = time.monotonic() + grace

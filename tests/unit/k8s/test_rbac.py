@@ -141,6 +141,15 @@ def test_gates_of_a_person_are_not_the_operators_permissions() -> None:
     assert Permission("pitstop.dev", "modeldeployments", "patch") not in needed(True)
 
 
+def test_decommission_deletes_the_object_as_the_person_never_as_the_operator() -> None:
+    """`pitstop decommission` deletes the ModelDeployment with the user's credentials
+    once the operator has removed its revisions; the operator may delete none."""
+    delete = Permission("pitstop.dev", "modeldeployments", "delete")
+    assert delete in facade("cli")
+    assert delete not in needed(True)
+    assert delete not in needed(False)
+
+
 PLACES = {"own": RELEASE_NAMESPACE, "build": BUILDS}
 
 
@@ -182,13 +191,20 @@ def build_only(clusterwide: bool) -> set[tuple[str, str, str]]:
 @pytest.mark.parametrize("clusterwide", [True, False], ids=["cluster-wide", "namespaced"])
 def test_builds_are_granted_in_the_build_namespace_only(clusterwide: bool) -> None:
     """Build Jobs run where their Pod Security level is enforced, never in a user's
-    namespace (nor anywhere else): creating a Job, copying a Secret or reading a pod's
-    log is granted in the build namespace alone, in both modes; and the build namespace
-    grants nothing but builds."""
+    namespace (nor anywhere else): copying a Secret or reading a pod's log is granted in
+    the build namespace alone, in both modes; and the build namespace grants nothing but
+    builds. (Creating a Job is granted in watched namespaces too, for the one retraining
+    Job a monitoring episode starts from the user's own template: it runs under that
+    namespace's Pod Security, like the model servers' Deployments.)"""
     values = () if clusterwide else ("--set", "watchNamespaces={" + ",".join(WATCHED) + "}")
     given = grants(render(*values))
     only = build_only(clusterwide)
-    assert {("batch", "jobs", "create"), ("", "secrets", "create"), ("", "pods/log", "get")} <= only
+    assert {("", "secrets", "create"), ("", "pods/log", "get")} <= only
+    retraining = permissions.declared(KubeClient.create_retrain_job)
+    assert retraining is not None
+    assert {(p.rbac_resource, p.verb, p.scope) for p in retraining.permissions} >= {
+        ("jobs", "create", "watched")
+    }
     outside = [g for g in sorted(given)
                if (g.group, g.resource, g.verb) in only and g.namespace != BUILDS]  # fmt: skip
     assert outside == []
