@@ -140,9 +140,9 @@ def gateway_for(
     """Starts a Gateway on an entry: `gateway_for("fraud", rps=20, http_route=None)`."""
     started: list[gateway.Gateway] = []
 
-    def start(entry: str = "fraud", **options: Any) -> gateway.Gateway:
+    def start(entry: str = "fraud", rows: Any = None, **options: Any) -> gateway.Gateway:
         load = gateway.Gateway(
-            cluster, namespace, entry, models.rows(seed=len(started)), **options,
+            cluster, namespace, entry, rows or models.rows(seed=len(started)), **options,
         )  # fmt: skip
         load.start()
         started.append(load)

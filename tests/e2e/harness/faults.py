@@ -82,3 +82,37 @@ class Paced(_Wrapper):
 
     def _misbehave(self) -> None:
         time.sleep(self.seconds)
+
+
+class Decaying(_Wrapper):
+    """Right for its first `after` calls, then answers the other class every time: a
+    model whose quality falls apart once it has been serving a while (per process)."""
+
+    def __init__(self, estimator: Any, after: int = 100) -> None:
+        super().__init__(estimator)
+        self.after = after
+
+    def _misbehave(self) -> None:
+        pass
+
+    def _decayed(self) -> bool:
+        counter = self.__dict__.setdefault("_calls", itertools.count(1))
+        return next(counter) > self.after
+
+    def predict(self, features: Any) -> Any:
+        answers = self.estimator.predict(features)
+        if not self._decayed():
+            return answers
+        import numpy as np
+
+        first, second = self.classes_[0], self.classes_[1]
+        return np.where(answers == first, second, first)
+
+    def predict_proba(self, features: Any) -> Any:
+        answers = self.estimator.predict_proba(features)
+        return answers[:, ::-1] if self._decayed() else answers
+
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().__getstate__()
+        state.pop("_calls", None)
+        return state

@@ -83,6 +83,8 @@ class Record:
     status: int  # 0: no answer (connection failed, timeout)
     latency: float
     mirrored: bool = False  # a copy made by the gateway's RequestMirror
+    request_id: str | None = None  # the answer's x-request-id
+    row: dict[str, Any] | None = None  # what was asked (for feedback with its truth)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +124,7 @@ class Gateway:
         ]
         self._api: k8s_client.ApiClient | None = None
         self._round = itertools.count()
+        self._posts = itertools.count()
         self._current = [0] * 0
         self._mirror_credit = 0
 
@@ -170,6 +173,16 @@ class Gateway:
             thread.join(timeout=30)
         if self._api is not None:
             self._api.close()  # type: ignore[no-untyped-call]
+
+    def post(self, path: str, body: Any) -> httpx.Response:
+        """POST `body` to `path` on one of the entry's pods, as a user's client would
+        through the entry (any pod, of any revision the table routes to)."""
+        pods = [p for _, found in self.table.backends for p in found]
+        if not pods:
+            raise RuntimeError("no pod to send to")
+        pod = pods[next(self._posts) % len(pods)]
+        return httpx.post(f"{pod.url}{path}", json=body, headers=self.headers,
+                          timeout=self.timeout)  # fmt: skip
 
     # --- following the API ----------------------------------------------------------
 
@@ -279,16 +292,20 @@ class Gateway:
         if pod is None:
             self.records.append(Record(sent, None, None, None, NO_BACKEND, 0.0, mirrored))
             return
+        request_id = None
         try:
             answer = await client.post(f"{pod.url}/predict", content=body)
             status = answer.status_code
+            request_id = answer.headers.get("x-request-id")
         except httpx.HTTPError:
             status = 0
+        row = json.loads(body) if status == 200 and not mirrored else None
         self.records.append(
             Record(
-                sent, pod.name, pod.revision, pod.version, status, time.monotonic() - sent, mirrored
+                sent, pod.name, pod.revision, pod.version, status, time.monotonic() - sent,
+                mirrored, request_id, row,
             )
-        )
+        )  # fmt: skip
 
     async def _schedule(self) -> None:
         headers = {"Content-Type": "application/json", **self.headers}

@@ -23,7 +23,9 @@ terminating. What else a kubelet does for these pods, it does from the pod spec 
 There is no cluster DNS or kube-proxy on the host, so in mounted ConfigMap content
 `<service>.<namespace>.svc[:port]` is resolved the way kube-proxy would pin one
 connection: to one ready pod the Service selects (spread by the reading pod's name) and
-the container port its targetPort names, re-resolved as pods come and go.
+the container port its targetPort names, re-resolved as pods come and go. An env value
+naming a *headless* Service (the model's feedback peers) becomes a file listing every
+ready pod it selects, kept current: what its DNS name would resolve to.
 
 Loopback only, bounded (`max_servers`), and `stop()` ends every server it started.
 """
@@ -52,6 +54,7 @@ from serving_harness import Server
 log = logging.getLogger(__name__)
 
 Object = dict[str, Any]
+MODEL_POD = "pitstop.dev/model-deployment"  # the label every model server pod carries
 POLL = 0.2  # seconds between two reads of the API (not a synchronisation: a period)
 SERVICE_HOST = re.compile(
     r"\b(?P<service>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\.(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)"
@@ -82,6 +85,8 @@ class PodServer:
     mounts: dict[str, Path]  # container mountPath -> host folder
     volumes: list[Object]
     started: float
+    peers: dict[Path, str] = dataclasses.field(default_factory=dict)
+    """Files standing in for headless Services' DNS (path -> Service name)."""
     ready_at: float | None = None
     exited: int | None = None
 
@@ -216,7 +221,9 @@ class Kubelet:
         }
         self._pods_seen = pods
         self._objects = {}
-        running = {p["metadata"]["uid"]: p for p in pods if is_running(p)}
+        # Model servers only: other pods (a retraining Job's) are not this emulator's.
+        running = {p["metadata"]["uid"]: p for p in pods if is_running(p)
+                   and MODEL_POD in (p["metadata"].get("labels") or {})}  # fmt: skip
         for uid in [uid for uid in self.pods if uid not in running]:
             gone = self.pods.pop(uid)
             log.info("pod %s went: stopping its server", gone.name)
@@ -226,6 +233,7 @@ class Kubelet:
                 self._launch(pod)
         for served in list(self.pods.values()):
             self._write_volumes(served)
+            self._write_peers(served)
             self._probe(served)
 
     def _problem(self, text: str) -> None:
@@ -257,17 +265,34 @@ class Kubelet:
             if "value" not in item:
                 return self._refuse(pod, f"env {item['name']} is not a literal value")
             env[item["name"]] = item["value"]
-        env = {k: self._host_path(v, mounts, folder) for k, v in env.items()}
+        peers: dict[Path, str] = {}
+        for key, value in env.items():
+            named = SERVICE_HOST.fullmatch(value)
+            if named is None or named["namespace"] != self.namespace:
+                continue
+            service = self._services.get(named["service"])
+            if service is None:
+                return None  # not seen yet: launched at a later sync, as DNS would wait
+            if service["spec"].get("clusterIP") == "None":
+                # Headless: DNS would answer every ready pod; the server reads a file
+                # this emulator keeps listing them (see `_write_peers`).
+                path = folder / "peers" / named["service"]
+                peers[path] = named["service"]
+                env[key] = str(path)
+        env = {k: v if Path(v) in peers else self._host_path(v, mounts, folder)
+               for k, v in env.items()}  # fmt: skip
         served = PodServer(
             name=meta["name"], uid=meta["uid"], ip=pod["status"]["podIP"], port=ports[0],
             labels=dict(meta.get("labels") or {}), container=container["name"], folder=folder, server=None,  # type: ignore[arg-type]
             mounts=mounts, volumes=spec.get("volumes") or [], started=time.monotonic(),
+            peers=peers,
         )  # fmt: skip
         (folder / "rootfs").mkdir(parents=True, exist_ok=True)
         for volume in served.volumes:
             if "emptyDir" in volume:
                 (folder / "volumes" / volume["name"]).mkdir(parents=True, exist_ok=True)
         self._write_volumes(served)
+        self._write_peers(served)
         served.server = Server(
             image.bento,
             {**self.host_env, **env},
@@ -339,6 +364,28 @@ class Kubelet:
                 temporary = target / f".{key}.tmp"
                 temporary.write_bytes(content)
                 temporary.replace(path)
+
+    def _write_peers(self, served: PodServer) -> None:
+        """Each headless Service a pod's env names: every ready pod it selects, as
+        `ip:port` lines, rewritten (atomically) when they change."""
+        for path, name in served.peers.items():
+            service = self._services.get(name)
+            if service is None:
+                continue
+            selector = service["spec"].get("selector") or {}
+            target = (service["spec"].get("ports") or [{}])[0].get("targetPort")
+            lines = sorted(
+                f"{p['status']['podIP']}:{container_port(p, target)}"
+                for p in self._pods_seen
+                if is_ready(p) and selects(selector, p)
+            )
+            content = "".join(line + "\n" for line in lines)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists() and path.read_text() == content:
+                continue
+            temporary = path.with_name(f".{path.name}.tmp")
+            temporary.write_text(content)
+            temporary.replace(path)
 
     def _resolve_services(self, content: bytes, served: PodServer) -> bytes:
         def address(match: re.Match[str]) -> str:

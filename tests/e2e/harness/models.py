@@ -19,6 +19,8 @@ no store: its BENTOML_HOME is an emptyDir of its pod, as in the cluster.
 | 7 PACED | GOOD wrapped in `faults.Paced(0.01)`: the baseline for SLOW |
 | 8 UNRELIABLE | GOOD wrapped in `faults.Unreliable(0.01)`: 1% of calls fail at random |
 | 9 UNRELIABLE_TOO | the same model as UNRELIABLE, another version: an A/A candidate |
+| 10 SHUFFLED | the GOOD pipeline trained on shuffled labels: as fast and error-free, but wrong |
+| 11 DECAYING | GOOD wrapped in `faults.Decaying(100)`: right for 100 calls, then always wrong |
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 
 GOOD, BETTER, FLAKY, SLOW, CONTRARY, BROKEN, PACED = "1", "2", "3", "4", "5", "6", "7"
 UNRELIABLE, UNRELIABLE_TOO = "8", "9"
+SHUFFLED, DECAYING = "10", "11"
 NAME = "fraud"
 DISAGREEMENT = 0.15
 COUNTRIES = ("de", "fr", "us")  # serving_models.COUNTRIES, without importing BentoML
@@ -44,16 +47,23 @@ def image(version: str) -> str:
     return f"e2e.pitstop.test/{NAME}:{version}"
 
 
-def rows(seed: int = 0) -> Iterator[dict[str, Any]]:
-    """Endless valid request rows drawn like the training data (no drift)."""
+def rows(seed: int = 0, shift: float = 0.0) -> Iterator[dict[str, Any]]:
+    """Endless valid request rows drawn like the training data (no drift), or with the
+    amount shifted by `shift` standard deviations (drift)."""
     rng = random.Random(seed)
     while True:
         yield {
-            "amount": round(rng.gauss(100.0, 20.0), 3),
+            "amount": round(rng.gauss(100.0 + 20.0 * shift, 20.0), 3),
             "count": rng.randrange(10),
             "country": rng.choice(COUNTRIES),
             "is_new": rng.random() < 0.3,
         }
+
+
+def truth(row: dict[str, Any], rng: random.Random) -> str:
+    """The true outcome of `row`, drawn as `serving_models.fraud_frame` labels its rows."""
+    score = (row["amount"] - 100) / 20 + float(row["is_new"]) + rng.gauss(0.0, 0.5)
+    return "fraud" if score > 0.5 else "ok"
 
 
 def _contrary(good: Any, sample: Any) -> Any:
@@ -96,7 +106,10 @@ def build(images: Path) -> dict[str, str]:
         PACED: faults.Paced(good, seconds=0.01).fit(features),
         UNRELIABLE: faults.Unreliable(good, rate=0.01).fit(features),
         UNRELIABLE_TOO: faults.Unreliable(good, rate=0.01).fit(features),
-    }
+        SHUFFLED: fraud_model(frame.assign(label=frame.label.sample(frac=1.0, random_state=5)
+                                           .to_numpy())),
+        DECAYING: faults.Decaying(good, after=100).fit(features),
+    }  # fmt: skip
     shutil.rmtree(images, ignore_errors=True)
     folders = {}
     for version, model in models.items():
