@@ -37,7 +37,7 @@ from pitstop.archive import store as archive_store
 from pitstop.images import resolve as images
 from pitstop.k8s import errors
 from pitstop.k8s.client import KubeClient
-from pitstop.metrics import collect, keys, pods, smoke
+from pitstop.metrics import collect, keys, lineage, pods, smoke
 from pitstop.metrics.builtin import Scraper
 from pitstop.metrics.load import LoadGenerator
 from pitstop.notify import sender, transitions
@@ -278,8 +278,11 @@ def _archive(
     ended = archive.newly_ended(before, after)
     if ended:
         ns, name = md.metadata.namespace, md.metadata.name
-        found = [archive.record(ns, name, md.spec.model.name, e, (before.analysis, after.analysis))
-                 for e in ended]  # fmt: skip
+        found = [
+            archive.record(ns, name, md.spec.model.name, e, (after.analysis, before.analysis),
+                           lineage.package(kube, md, e.revision))
+            for e in ended
+        ]  # fmt: skip
         archive_store.keep(kube, ns, name, found)
 
 

@@ -6,6 +6,7 @@ stable between rollouts and starts retraining."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -87,11 +88,11 @@ def test_an_as_fast_but_less_accurate_candidate_is_rolled_back_by_quality(
     checks = {"minRequests": 20, "metrics": [
         ERRORS, {"name": "accuracy", "builtin": "quality", "maxAboveStable": 0.05}]}  # fmt: skip
     canary = {"type": "Canary", "canary": {"steps": [{"weight": 50, "pause": "120s"}]}}
-    md.apply(models.GOOD, canary, analysis=checks)
+    md.apply(models.GOOD, canary, analysis=checks, revisionHistoryLimit=0)
     load = gateway_for()
     md.healthy(models.GOOD)
     feedback = feedback_for(load)
-    md.apply(models.SHUFFLED, canary, analysis=checks)
+    md.apply(models.SHUFFLED, canary, analysis=checks, revisionHistoryLimit=0)
     status = md.until("rolled back", lambda s: s.get("phase") == "RolledBack", timeout=180)
 
     assert "accuracy" in degraded(status)
@@ -105,6 +106,21 @@ def test_an_as_fast_but_less_accurate_candidate_is_rolled_back_by_quality(
     # Feedback landed on either revision's pod and was counted by the one that predicted.
     assert feedback.counted > 0
     assert 404 not in feedback.statuses
+
+    # Its Deployment goes (revisionHistoryLimit 0); its archive record stays, with what
+    # it served (from its model server) and why it ended.
+    bad = status["rejectedRevision"]
+    md.cluster.wait("the rejected revision's Deployment deleted",
+                    lambda: models.SHUFFLED not in {
+                        d["metadata"]["labels"]["pitstop.dev/model-version"]
+                        for d in md.get("deployments", "-l", "pitstop.dev/model-deployment=fraud")["items"]})  # fmt: skip
+    records = json.loads(md.get("configmap", "fraud-archive")["data"]["records.json"])
+    (record,) = [r for r in records if r["revision"] == bad]
+    assert (record["version"], record["outcome"]) == (models.SHUFFLED, "RolledBack")
+    assert "accuracy" in record["reason"]
+    assert {f["name"]: f["verdict"] for f in record["analysis"]}["accuracy"] == "Fail"
+    assert record["package"]["digest"].startswith("sha256:")
+    assert record["package"]["data"]["sha256"]
 
 
 def test_a_model_whose_quality_decays_after_promotion_is_rolled_back_in_the_window(

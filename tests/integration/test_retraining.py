@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from metric_webhook import Webhook
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
 from pitstop.rendering import labels
@@ -80,10 +81,11 @@ MONITORING = {
 
 
 @pytest.fixture
-def stable(cluster: testing.DevCluster, namespace: str,
-           operator: OperatorProcess) -> Iterator[tuple[World, Labelled]]:  # fmt: skip
+def stable(cluster: testing.DevCluster, namespace: str, operator: OperatorProcess,
+           webhook: Webhook) -> Iterator[tuple[World, Labelled]]:  # fmt: skip
     world = World(cluster, namespace)
-    world.apply("1", {"type": "BlueGreen"}, serving={"replicas": 1}, monitoring=MONITORING)
+    both = {**MONITORING, "retrain": {"job": TRAIN, "webhook": {"url": webhook.url}}}
+    world.apply("1", {"type": "BlueGreen"}, serving={"replicas": 1}, monitoring=both)
     world.healthy("1")
 
     def ip() -> str | None:
@@ -109,7 +111,7 @@ def condition(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_stable_beyond_its_limit_for_long_enough_starts_one_retraining_per_episode(
-    stable: tuple[World, Labelled],
+    stable: tuple[World, Labelled], webhook: Webhook
 ) -> None:
     world, server = stable
     checked = world.until("monitored", lambda s: (s.get("monitoring") or {}).get("lastCheck"))
@@ -139,6 +141,11 @@ def test_a_stable_beyond_its_limit_for_long_enough_starts_one_retraining_per_epi
     reasons = [e["reason"] for e in world.get("events", "--field-selector",
                                               "involvedObject.name=fraud")["items"]]  # fmt: skip
     assert reasons.count("RetrainingRecommended") == 1
+    # The webhook was told once, with the same parameters as the Job.
+    world.cluster.wait("the retraining webhook", lambda: len(webhook.calls) >= 1)
+    (told,) = webhook.calls
+    assert (told["kind"], told["PITSTOP_DATA_SHA256"]) == ("Retrain", "d4t4")
+    assert json.loads(told["PITSTOP_EVIDENCE"])["episode"] == episode
 
     server.accuracy = 0.97  # retrained elsewhere, or the world changed back
     ended = world.until("no longer recommended",
@@ -149,3 +156,4 @@ def test_a_stable_beyond_its_limit_for_long_enough_starts_one_retraining_per_epi
     server.accuracy = 0.6  # a new episode: a new retraining
     world.until("recommended again", lambda s: condition(s).get("status") == "True", timeout=90)
     world.cluster.wait("a second Job", lambda: len(retrain_jobs(world)) == 2)
+    world.cluster.wait("a second webhook call", lambda: len(webhook.calls) == 2)

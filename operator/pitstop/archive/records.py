@@ -98,9 +98,10 @@ def record(
     model: str,
     entry: HistoryEntry,
     analyses: Iterable[AnalysisStatus | None] = (),
+    package: dict[str, Any] | None = None,
 ) -> Record:
     """The archive record of `entry`; the figures come from the first of `analyses`
-    (the status' analysis before and after the pass) that judged its revision."""
+    (the analysis of the pass that ended it, then the one before) that judged it."""
     analysis = next((a for a in analyses if a is not None and a.revision == entry.revision), None)
     figures = [
         Figure(name=m.name, value=m.value, stable_value=m.stable_value, limit=m.limit,
@@ -117,7 +118,7 @@ def record(
         revision=entry.revision,
         image=entry.image,
         image_digest=digest or None,
-        package=dumped.get("package"),
+        package=package,
         started_at=entry.started_at,
         ended_at=entry.ended_at,
         outcome=entry.outcome,
