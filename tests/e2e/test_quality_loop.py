@@ -10,6 +10,7 @@ import json
 import random
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -187,3 +188,48 @@ def test_a_stable_whose_inputs_drift_starts_exactly_one_retraining(
              len(seen - {first}) >= 10)  # fmt: skip
     assert md.status()["monitoring"]["episode"] == episode
     assert len(jobs()) == 1
+
+
+_governance = testing.conftest_module(
+    Path(__file__).parent.parent / "integration" / "test_governance.py", "governance_helpers"
+)
+
+
+def test_approval_holds_a_passing_candidate_and_the_history_names_who_promoted(
+    md: deployment.Deployment, gateway_for: Start, feedback_for: Callable[..., Feedback],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    _governance.grant_alice(md.cluster, md.namespace)
+    alice = _governance.alice_kubeconfig(md.cluster, tmp_path / "alice.kubeconfig")
+    canary = {"type": "Canary", "canary": {"steps": [{"weight": 50, "pause": "120s"}]}}
+    checks = {"minRequests": 20, "metrics": [
+        ERRORS, {"name": "accuracy", "builtin": "quality", "maxAboveStable": 0.1}]}  # fmt: skip
+    md.apply(models.GOOD, canary, analysis=checks, approval="Required")
+    load = gateway_for()
+    md.healthy(models.GOOD)
+    feedback_for(load)
+    md.apply(models.BETTER, canary, analysis=checks, approval="Required")
+    waiting = md.until("awaiting approval", lambda s: any(
+        c["type"] == "Paused" and c.get("reason") == "AwaitingApproval"
+        for c in s.get("conditions", [])), timeout=180)  # fmt: skip
+    assert {m["name"]: m["verdict"] for m in waiting["analysis"]["metrics"]} == {
+        "error-rate": "Pass", "accuracy": "Pass"}  # fmt: skip
+
+    reason = "accuracy on par, reviewed"
+    out = _governance.pitstop(alice, "promote", "fraud", "-n", md.namespace, "--reason", reason)
+    assert out.returncode == 0, out.stderr
+    md.healthy(models.BETTER)
+    # alice may read ModelDeployments, not ConfigMaps: her history is the status'...
+    mine = _governance.pitstop(alice, "history", "fraud", "-n", md.namespace, "--json")
+    assert mine.returncode == 0, mine.stderr
+    assert "the archive is not shown" in mine.stderr
+    promoted = next(r for r in json.loads(mine.stdout) if r["version"] == models.BETTER)
+    assert [(q["action"], q["by"], q["reason"]) for q in promoted["requests"]] == [
+        ("promote", "alice", reason)]  # fmt: skip
+    # ...the platform team's includes the archive: the stable she replaced, retired.
+    full = _governance.pitstop(md.cluster.kubeconfig, "history", "fraud", "-n", md.namespace,
+                               "--json")  # fmt: skip
+    assert full.returncode == 0, full.stderr
+    records = json.loads(full.stdout)
+    assert next(r for r in records if r["version"] == models.GOOD)["outcome"] == "Retired"
+    assert next(r for r in records if r["version"] == models.BETTER)["requests"][0]["by"] == "alice"

@@ -13,13 +13,19 @@ from rich.table import Table
 from pitstop.api.status import ModelDeploymentStatus
 from pitstop.archive import records, store
 from pitstop.archive.records import Record
-from pitstop.k8s import client
+from pitstop.k8s import client, errors
 
 
 def gather(kube: client.KubeClient, namespace: str, name: str) -> list[Record]:
     """Archived records, then the revisions serving now (not ended: no outcome yet
     beyond Promoted), oldest first."""
-    found = store.held(kube.read_config_map(namespace, records.name_of(name)), name)
+    try:
+        found = store.held(kube.read_config_map(namespace, records.name_of(name)), name)
+    except errors.Forbidden as refused:
+        # Without read access to ConfigMaps, what the status still holds is shown.
+        click.echo(f"warning: {refused}: the archive is not shown, only the status history",
+                   err=True)  # fmt: skip
+        found = []
     obj = kube.get_model_deployment(namespace, name)
     if obj is not None:
         status = ModelDeploymentStatus.model_validate(obj.get("status") or {})

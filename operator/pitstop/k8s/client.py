@@ -303,12 +303,17 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
 
     @uses(permissions.CONFIG_MAP.can("get"), audience="cli")
     def read_config_map(self, namespace: str, name: str) -> Object | None:
-        """A ConfigMap for a person's `pitstop history` (their own credentials)."""
+        """A ConfigMap for a person's `pitstop history` (their own credentials); raises
+        `errors.Forbidden` when they may not read it."""
         try:
             found = self._core.read_namespaced_config_map(name, namespace)
         except ApiException as error:
             if error.status == 404:
                 return None
+            if error.status == 403:
+                raise errors.Forbidden(
+                    f"reading ConfigMap {namespace}/{name} is forbidden"
+                ) from None
             raise
         return dict(self.api.sanitize_for_serialization(found))
 

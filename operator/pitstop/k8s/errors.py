@@ -18,6 +18,10 @@ class Conflict(RuntimeError):
     """The object changed since it was read (409): read it again and decide again."""
 
 
+class Forbidden(PermissionError):
+    """The API server refused these credentials (403): a person's CLI says so plainly."""
+
+
 def describe(error: BaseException) -> str:
     """One line for a person: an API error's code and the API server's own message."""
     if isinstance(error, ApiException):
