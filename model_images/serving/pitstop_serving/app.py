@@ -8,6 +8,15 @@ and validate the body (400/413/422) -> predict -> check the output (500) -> answ
 -> metrics, drift window, log line -> feedback log -> queue the mirror copy.
 Everything after the answer is off the client's clock.
 
+The Open Inference Protocol (V2, see `v2`) is a second face of the same pipeline:
+`POST /v2/models/{name}/infer` is `/predict` with the body translated to native rows
+first and the answer translated back last. Auth, throttling, validation, the metrics
+(endpoint "predict": the operator's judge and drift window count V2 traffic as native
+traffic), the evidence, the feedback log, the access log and the mirror are the
+native ones. The mirror sends the translated *native* body to the shadow's /predict
+and compares its answer with our native answer, so V2 traffic is judged exactly as
+native traffic is (a shadow need not speak V2).
+
 `POST /feedback` (true outcomes for earlier predictions, see `feedback`):
 authenticate as /predict -> ready? (503) -> feedback on? (404) -> read and parse the
 body (400/413/422) -> count what this worker's log holds -> ask the peers (`peers`)
@@ -41,6 +50,7 @@ from pitstop_serving import (
     outputs,
     peers,
     predictor,
+    v2,
 )
 from pitstop_serving import throttle as throttle_
 
@@ -50,6 +60,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# Answered here, and every path under /v2 (the Open Inference Protocol, see `v2.route`).
 PATHS = ("/predict", "/feedback", "/livez", "/readyz", "/metrics", "/evidence", "/signature")
 JSON = b"application/json"
 log = logging.getLogger("pitstop.runtime")
@@ -100,6 +111,8 @@ class Runtime:
             self.schema = inputs.Schema(self.predictor.signature, self.config.max_batch)
             self.window = drift.Window(self.predictor.manifest.profile, self.config.drift_window)
             self.description = self.predictor.describe(self.schema.json_schema())
+            manifest = self.predictor.manifest
+            self.v2 = v2.Protocol(self.predictor.signature, manifest.name, manifest.version)
             self.metrics.add_drift(lambda: (self.window.scores(), self.window.filled))
             if self.config.feedback_retain > 0:
                 outcomes = feedback.Outcomes(
@@ -195,9 +208,13 @@ class Middleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = self.routes.get(scope["path"])
+            path = scope["path"]
+            route = self.routes.get(path)
             if route is not None:
                 await route(scope, receive, send)
+                return
+            if path.startswith(v2.PREFIX) and (len(path) == 3 or path[3] == "/"):
+                await self.open_inference(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -213,7 +230,9 @@ class Middleware:
     async def livez(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._simple(send, "livez", 200, b'{"status":"alive"}')
 
-    async def readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def readyz(
+        self, scope: Scope, receive: Receive, send: Send, not_ready: int = 503
+    ) -> None:
         rt = self.runtime
         # Unready pods get no traffic, so no /predict would re-read the keys: the probe
         # does, and so notices keys that appeared.
@@ -228,7 +247,7 @@ class Middleware:
         else:
             status, error = "loading", None
         body = json.dumps({"status": status, "error": error}).encode()
-        await self._simple(send, "readyz", 503, body)
+        await self._simple(send, "readyz", not_ready, body)
 
     async def _refused(self, scope: Scope, send: Send, endpoint: str, *, scrape: bool) -> bool:
         """Answer a request these API keys do not let in (see `auth`); False: let in."""
@@ -270,10 +289,51 @@ class Middleware:
         else:
             await self._simple(send, "signature", 503, _error("the model is not loaded yet"))
 
+    async def open_inference(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The V2 paths: health and metadata here, inference by `_predict`."""
+        found = v2.route(scope["path"])
+        rt = self.runtime
+        if found is not None and found.what == "infer":
+            await self._predict(scope, receive, send, found)
+            return
+        if found is None:
+            await self._simple(send, "v2", 404, _error(f"no V2 path {scope['path']}"))
+            return
+        if found.what == "live":
+            await self.livez(scope, receive, send)
+            return
+        if found.what == "ready" and found.model == "":
+            await self.readyz(scope, receive, send, not_ready=400)
+            return
+        if await self._refused(scope, send, "v2", scrape=False):
+            return
+        if not rt.ready:
+            # The protocol answers "not ready" with a 4xx (a 5xx for metadata).
+            status = 400 if found.what == "model-ready" else 503
+            await self._simple(
+                send, "v2", status, _error(rt.error or "the model is not loaded yet")
+            )
+        elif found.what == "server":
+            await self._simple(send, "v2", 200, rt.v2.server_metadata())
+        elif not rt.v2.serves(found):
+            await self._simple(send, "v2", 404, _error(f"no model {found.model!r} here"))
+        elif found.what == "model":
+            await self._simple(send, "v2", 200, rt.v2.metadata())
+        else:
+            await self._simple(send, "v2", 200, b'{"status":"ready"}')
+
     async def predict(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._predict(scope, receive, send, None)
+
+    async def _predict(
+        self, scope: Scope, receive: Receive, send: Send, target: v2.Route | None
+    ) -> None:
+        """POST /predict, or a V2 infer (`target`): one pipeline, two encodings."""
         started = time.perf_counter()
         rt = self.runtime
         request_id: bytes | None = None
+        header_length: int | None = None
+        request: v2.Request | None = None
         presented: bytes | None = None
         credential: tuple[bytes, bytes] | None = None
         is_copy = generated = False
@@ -292,6 +352,8 @@ class Middleware:
                 is_copy = True
             elif name == b"x-pitstop-generated":
                 generated = True
+            elif name == b"inference-header-content-length" and target is not None:
+                header_length = int(value) if value.isdigit() else -1
         if request_id is None:
             # Unique enough to find a request's line (not a secret): no syscall per
             # request, as os.urandom would cost.
@@ -315,9 +377,19 @@ class Middleware:
                         extra = [(b"retry-after", str(max(1, math.ceil(wait))).encode())]
                 if status == 200 and not rt.ready:
                     status, failure = 503, rt.error or "the model is not loaded yet"
+                if status == 200 and target is not None and not rt.v2.serves(target):
+                    status, failure = 404, f"no model {target.model!r} here"
                 if status == 200:
                     body = await _read_body(receive, rt.config.max_body_bytes)  # type: ignore[union-attr]
-                    parsed = rt.schema.parse(body)
+                    if target is not None:
+                        request = rt.v2.decode(body, header_length)
+                        body = request.native  # what is parsed, logged and mirrored
+                    try:
+                        parsed = rt.schema.parse(body)
+                    except inputs.Invalid as invalid:
+                        if request is None:
+                            raise
+                        raise rt.v2.rename(invalid, request) from None
                     rows = len(parsed)
                     if rt.batcher is not None:
                         model_input = None
@@ -340,13 +412,14 @@ class Middleware:
             status, failure = 500, "the model failed to predict"
             log.exception("prediction failed (request %s): %r", request_id.decode("latin-1"), error)
         if result is not None:
-            payload = json.dumps(result).encode()
+            payload = json.dumps(result).encode()  # the native answer: the mirror's reference
         elif status not in (400, 413, 422):
             payload = _error(failure or "error")
+        answer = payload if request is None or result is None else rt.v2.encode(result, request)
         # The time this server spent on the request (a mirroring primary reads it as the
         # shadow's latency: its own clock only sees when it got round to reading).
         extra.append((b"server-timing", b"app;dur=%.3f" % ((time.perf_counter() - started) * 1000)))
-        await _answer(send, status, payload, request_id, extra + rt.revision)
+        await _answer(send, status, answer, request_id, extra + rt.revision)
         # The client has its answer; the rest is bookkeeping.
         if result is not None:
             # Load the operator generates (analysis.load) is drawn from the training

@@ -25,9 +25,10 @@ BODY = "(body)"
 
 @dataclass(frozen=True)
 class Problem:
-    field: str
+    field: str  # a declared feature, UNKNOWN_FIELD or BODY: a metric label
     row: int | None
     message: str
+    path: str | None = None  # where the client put it, when not `field` (V2: inputs[2].data[5])
 
 
 class Invalid(Exception):
@@ -43,7 +44,8 @@ class Invalid(Exception):
         return {
             "error": self.message,
             "detail": [
-                {"field": p.field, "row": p.row, "message": p.message} for p in self.problems
+                {"field": p.path or p.field, "row": p.row, "message": p.message}
+                for p in self.problems
             ],
         }
 

@@ -13,7 +13,9 @@ routing table; each request then follows the table of its moment:
   sent alongside the user's request; the copy's answer is recorded, never returned.
 
 Load is `rps` requests a second on a fixed schedule (a late request is not made up
-with a burst), each a valid row from `rows`. Every request is recorded (`Record`), and
+with a burst), each a valid row from `rows`: a `/predict` body, or with
+`protocol="v2"` an Open Inference Protocol request (one tensor per feature) to
+`/v2/models/{model}/infer`. Every request is recorded (`Record`), and
 every change of the table (`Change`, with each revision's share), so tests count what
 a revision answered and see when a revision's share reached 0.
 """
@@ -85,6 +87,7 @@ class Record:
     mirrored: bool = False  # a copy made by the gateway's RequestMirror
     request_id: str | None = None  # the answer's x-request-id
     row: dict[str, Any] | None = None  # what was asked (for feedback with its truth)
+    outputs: tuple[str, ...] | None = None  # a V2 answer's output names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,12 +111,17 @@ class Gateway:
         http_route: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float = 5.0,
+        protocol: str = "native",
+        model: str = "fraud",
     ) -> None:
         self.cluster, self.namespace, self.entry = cluster, namespace, entry
         self.rows = rows
         self.rps, self.http_route = rps, http_route
         self.headers = dict(headers or {})
         self.timeout = timeout
+        if protocol not in ("native", "v2"):
+            raise ValueError(f"protocol is native or v2, not {protocol!r}")
+        self.path = "/predict" if protocol == "native" else f"/v2/models/{model}/infer"
         self.records: list[Record] = []
         self.changes: list[Change] = []
         self.table = Table()
@@ -293,17 +301,20 @@ class Gateway:
             self.records.append(Record(sent, None, None, None, NO_BACKEND, 0.0, mirrored))
             return
         request_id = None
+        outputs: tuple[str, ...] | None = None
         try:
-            answer = await client.post(f"{pod.url}/predict", content=body)
+            answer = await client.post(f"{pod.url}{self.path}", content=body)
             status = answer.status_code
             request_id = answer.headers.get("x-request-id")
-        except httpx.HTTPError:
-            status = 0
-        row = json.loads(body) if status == 200 and not mirrored else None
+            if status == 200 and self.path != "/predict":
+                outputs = tuple(o["name"] for o in answer.json()["outputs"])
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            status = 0  # no answer, or a 200 that is no V2 answer
+        row = row_of(json.loads(body)) if status == 200 and not mirrored else None
         self.records.append(
             Record(
                 sent, pod.name, pod.revision, pod.version, status, time.monotonic() - sent,
-                mirrored, request_id, row,
+                mirrored, request_id, row, outputs,
             )
         )  # fmt: skip
 
@@ -318,7 +329,8 @@ class Gateway:
             next_at = time.monotonic()
             while not self._stop.is_set():
                 pod, copy = self._choose(self.table)
-                body = json.dumps(next(self.rows)).encode()
+                row = next(self.rows)
+                body = json.dumps(row if self.path == "/predict" else v2_request(row)).encode()
                 for target, mirrored in ((pod, False), (copy, True)):
                     if mirrored and target is None:
                         continue
@@ -332,3 +344,22 @@ class Gateway:
 
     def _load(self) -> None:
         asyncio.run(self._schedule())
+
+
+def v2_request(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An Open Inference Protocol request of one row: a tensor of shape [1] per feature."""
+    tensors = []
+    for name, value in row.items():
+        datatype = (
+            "BOOL" if isinstance(value, bool) else "INT64" if isinstance(value, int)
+            else "FP64" if isinstance(value, float) else "BYTES"
+        )  # fmt: skip
+        tensors.append({"name": name, "shape": [1], "datatype": datatype, "data": [value]})
+    return {"inputs": tensors}
+
+
+def row_of(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The row a request body asked about (native or V2)."""
+    if "inputs" not in body:
+        return dict(body)
+    return {tensor["name"]: tensor["data"][0] for tensor in body["inputs"]}
