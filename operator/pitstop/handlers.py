@@ -25,6 +25,7 @@ from pitstop.archive import store as archive_store
 from pitstop.k8s import client, errors, transport
 from pitstop.k8s.seen import Seen
 from pitstop.leadership import Elector, LeaseSettings
+from pitstop.metrics import loadtest
 from pitstop.metrics.builtin import Scraper
 from pitstop.metrics.load import LoadGenerator
 from pitstop.notify.sender import Notifier, Target
@@ -72,6 +73,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         seen=memo["seen"],
     )
     memo["kube"] = kube
+    tester = memo["tester"] = loadtest.Runner()
     scraper = Scraper(kube)  # remembers each analysed revision's last counters
     notifications = memo["notifications"] = reconcile.Notifications(
         Notifier(), options.notify
@@ -82,7 +84,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         result, kind = "success", None
         try:
             done = reconcile.reconcile(kube, namespace, name, scraper=scraper, loader=loader,
-                                       notifier=notifications)  # fmt: skip
+                                       notifier=notifications, tester=tester)  # fmt: skip
             result = "conflict" if done.conflict else result
             return done.requeue_after
         except errors.NotLeader as error:
@@ -115,6 +117,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         elector.resign()
     await memo["queue"].stop()
     memo["loader"].stop_all()
+    memo["tester"].stop()
     await asyncio.to_thread(memo["notifications"].sender.stop)
     if elector is not None:
         await elector.release()

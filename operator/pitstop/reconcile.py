@@ -31,13 +31,13 @@ from pitstop import commit, reporting
 from pitstop.analysis import judge, monitoring
 from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
-from pitstop.api.status import AnalysisStatus, ModelDeploymentStatus, SmokeResult
+from pitstop.api.status import AnalysisStatus, ModelDeploymentStatus
 from pitstop.archive import records as archive
 from pitstop.archive import store as archive_store
 from pitstop.images import resolve as images
 from pitstop.k8s import errors
 from pitstop.k8s.client import KubeClient
-from pitstop.metrics import collect, keys, lineage, pods, smoke
+from pitstop.metrics import collect, keys, lineage, loadtest, pods, pretraffic
 from pitstop.metrics.builtin import Scraper
 from pitstop.metrics.load import LoadGenerator
 from pitstop.notify import sender, transitions
@@ -74,6 +74,9 @@ class Result:
     """The object moved while this pass decided: nothing was done, run again at once."""
 
 
+# Load and stress tests of callers that bring none (the CLI, tests driving a reconcile).
+_TESTER = loadtest.Runner()
+
 # After a conflict (the object moved since it was read), read it again at once.
 CONFLICT_RETRY_SECONDS = 0.0
 
@@ -86,6 +89,7 @@ def reconcile(
     scraper: Scraper | None = None,
     loader: LoadGenerator | None = None,
     notifier: Notifications | None = None,
+    tester: loadtest.Runner | None = None,
 ) -> Result:
     """Bring one ModelDeployment's children and status in line with its spec.
 
@@ -100,7 +104,7 @@ def reconcile(
     writer = commit.Writer(kube, obj, now)
     try:
         return _reconcile(kube, writer, obj, now, scraper or Scraper(kube),
-                          loader or LoadGenerator(), notifier)  # fmt: skip
+                          loader or LoadGenerator(), notifier, tester or _TESTER)  # fmt: skip
     except errors.Conflict as conflict:
         log.info("%s/%s: %s; reconciling again", namespace, name, conflict)
         return Result(CONFLICT_RETRY_SECONDS, conflict=True)
@@ -123,6 +127,7 @@ def _reconcile(
     scraper: Scraper,
     loader: LoadGenerator,
     notifier: Notifications | None,
+    tester: loadtest.Runner,
 ) -> Result:
     started = time.monotonic()
     try:
@@ -155,7 +160,7 @@ def _reconcile(
         traffic=_traffic(router, md, revision),
         request=request,
     )
-    analysis, seen = _analyse(kube, scraper, md, seen, now)
+    analysis, seen = _analyse(kube, scraper, tester, md, seen, now)
     analysis = _load(kube, loader, md, analysis)
     decision = engine.decide(md, seen, now)
     analysis = _begin_analysis(scraper, md, decision.status, analysis, now)
@@ -173,6 +178,8 @@ def _reconcile(
         _notify(kube, writer, notifier, md, status, decision.events, now)
     delays = [d for d in (decision.requeue_after, image.requeue_after, watched.next_look)
               if d is not None]  # fmt: skip
+    if seen.smoke is not None and seen.smoke.verdict == "Inconclusive":
+        delays.append(LOOK_SECONDS)  # a test before traffic runs: nothing else will say when
     if target is not None and md.spec.analysis.metrics:
         rate = scraper.rate(md.metadata.namespace, md.metadata.name, target[0])
         delays.append(_next_look(md, analysis, now, rate))
@@ -334,29 +341,21 @@ _ANALYSED = ("Shadow", "Canary")
 
 
 def _analyse(
-    kube: KubeClient, scraper: Scraper, md: ModelDeployment, seen: Observations, now: datetime
-) -> tuple[AnalysisStatus | None, Observations]:
-    """Run the smoke test and the interval's measurements that are due."""
-    spec, current = md.spec.analysis, md.status.analysis
+    kube: KubeClient, scraper: Scraper, tester: loadtest.Runner, md: ModelDeployment,
+    seen: Observations, now: datetime,
+) -> tuple[AnalysisStatus | None, Observations]:  # fmt: skip
+    """Run the checks before traffic (smoke, load, stress tests) and the interval's
+    measurements that are due."""
+    current = md.status.analysis
     candidate = md.status.candidate
     smoke_checks: Checks | None = None
-    if (
-        spec.smoke_test is not None
-        and candidate is not None
-        and candidate.state in (None, "Starting")
-    ):
-        result = current.smoke if current and current.smoke else None
-        if result is None or result.revision != candidate.revision:
-            ran = smoke.run(kube, md, candidate.revision)
-            result = None if ran is None else SmokeResult(
-                revision=candidate.revision, passed=ran[0], message=ran[1]
-            )  # fmt: skip
-            if result is not None:
-                current = AnalysisStatus(revision=candidate.revision, smoke=result)
-        smoke_checks = (
-            Checks("Inconclusive", "waiting for a ready pod") if result is None
-            else Checks("Pass" if result.passed else "Fail", result.message)
-        )  # fmt: skip
+    if candidate is not None and candidate.state in (None, "Starting"):
+        stable = md.status.stable.revision if md.status.stable else None
+        current, smoke_checks = pretraffic.check(kube, tester, md, current, candidate.revision,
+                                                 stable)  # fmt: skip
+    elif candidate is None:
+        tester.forget(md.metadata.namespace, md.metadata.name)
+    spec = md.spec.analysis
     target = _analysed(md.status)
     checks = Checks()
     ns, name = md.metadata.namespace, md.metadata.name

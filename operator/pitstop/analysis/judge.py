@@ -119,6 +119,8 @@ def evaluate(
                                                          if previous and same else None),
         failures=failures, verdict=verdict, message=message, metrics=results,
         smoke=previous.smoke if previous and same else None,
+        load_test=previous.load_test if previous and same else None,
+        stress=previous.stress if previous and same else None,
         generated=previous.generated if previous and same else None,
     )  # fmt: skip
 

@@ -480,6 +480,52 @@ class LoadSpec(SpecModel):
     )
 
 
+class LoadTestSpec(SpecModel):
+    """A load test of the candidate before any user reaches it: requests drawn from the
+    training profile at a target rate and concurrency for a duration, against its pods.
+    The rollout is stopped when the p99 latency or the error rate breaks its limit."""
+
+    requests_per_second: float = Field(
+        default=20, gt=0, le=5000, description="Rate sent to the candidate's pods, in all."
+    )
+    concurrency: int = Field(
+        default=8, ge=1, le=256, description="Requests in flight at most at once."
+    )
+    duration: Duration = Field(default="30s", description="How long the load lasts.")
+    max_p99: Duration | None = Field(
+        default=None, description="Fails when the answers' p99 latency (client side) is above."
+    )
+    max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="Fails when more answers than this are errors."
+    )
+
+
+class StressTestSpec(SpecModel):
+    """Before any user reaches it, one candidate pod is driven at a rising rate until its
+    p99 breaks `maxP99`, errors appear or it cannot keep up: the last rate it sustained
+    is its capacity per pod (status.analysis.stress). With `requireCapacity`, a candidate
+    whose capacity times its replicas cannot carry the stable's current traffic (with
+    `headroom`) is stopped there."""
+
+    max_p99: Duration = Field(description="The p99 latency a sustained rate keeps under.")
+    max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="The error rate a sustained rate keeps under."
+    )
+    start_rate: float = Field(default=5, gt=0, le=10_000, description="First rate, per second.")
+    factor: float = Field(default=1.5, gt=1, le=4, description="Each step's rate over the last.")
+    step: Duration = Field(default="10s", description="How long each rate is held.")
+    max_rate: float = Field(
+        default=2000, gt=0, le=100_000, description="The ramp stops here (capacity at least)."
+    )
+    require_capacity: bool = Field(
+        default=True,
+        description="Stop a candidate that cannot carry the stable's current traffic.",
+    )
+    headroom: float = Field(
+        default=1.2, ge=1, le=10, description="Capacity needed over the stable's current rate."
+    )
+
+
 class AnalysisSpec(SpecModel):
     """How the candidate's health is judged during and after a rollout.
 
@@ -537,6 +583,14 @@ class AnalysisSpec(SpecModel):
     )
     smoke_test: SmokeTestSpec | None = Field(
         default=None, description="Checks the candidate before it gets any traffic."
+    )
+    load_test: LoadTestSpec | None = Field(
+        default=None,
+        description="Loads the candidate before it gets any traffic (after the smoke test).",
+    )
+    stress_test: StressTestSpec | None = Field(
+        default=None,
+        description="Finds the candidate's capacity per pod before it gets any traffic.",
     )
     metrics: list[MetricSpec] = Field(
         default_factory=list,

@@ -196,6 +196,32 @@ class SmokeResult(StatusModel):
     message: str = Field(default="", description="What failed, or how many passed.")
 
 
+class LoadResult(StatusModel):
+    """The load test of one candidate revision, as it ended."""
+
+    revision: str = Field(description="The revision tested.")
+    passed: bool = Field(description="Every limit held.")
+    message: str = Field(default="", description="What was measured, against what.")
+    p99: float | None = Field(default=None, description="p99 latency of the answers, seconds.")
+    error_rate: float | None = Field(default=None, description="Share of answers that failed.")
+    rate: float | None = Field(default=None, description="Requests per second achieved.")
+
+
+class StressResult(StatusModel):
+    """The stress test of one candidate revision: its capacity per pod."""
+
+    revision: str = Field(description="The revision tested.")
+    passed: bool = Field(description="Its capacity carries the stable's traffic (or none asked).")
+    message: str = Field(default="", description="How the ramp ended, for a person.")
+    capacity: float | None = Field(
+        default=None, description="Requests per second one pod sustained within the limits."
+    )
+    p99: float | None = Field(default=None, description="p99 at that rate, seconds.")
+    stable_rate: float | None = Field(
+        default=None, description="The stable's traffic when tested, requests per second."
+    )
+
+
 class AnalysisStatus(StatusModel):
     """The analysis of the current candidate (or of a just-promoted stable)."""
 
@@ -212,6 +238,8 @@ class AnalysisStatus(StatusModel):
     message: str = Field(default="", description="Why, for a person.")
     metrics: list[MetricResult] = Field(default_factory=list, description="Per metric.")
     smoke: SmokeResult | None = Field(default=None, description="The smoke test's result.")
+    load_test: LoadResult | None = Field(default=None, description="The load test's result.")
+    stress: StressResult | None = Field(default=None, description="The stress test's result.")
     last_value_check: datetime | None = Field(
         default=None, description="When value metrics (PromQL query, webhook) were measured."
     )

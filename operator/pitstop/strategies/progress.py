@@ -61,19 +61,20 @@ def failed(r: Rollout) -> bool:
 
 
 def smoke_passed(r: Rollout) -> bool:
-    """Before any traffic: a failed smoke test aborts, no user ever reached the candidate."""
+    """Before any traffic: a failed smoke, load or stress test aborts the candidate, and
+    no user ever reached it (the message says which test)."""
     smoke, candidate = r.seen.smoke, r.candidate
     if smoke is None or smoke.verdict == "Pass":
         return True
     assert candidate is not None
     if smoke.verdict == "Fail":
-        r.degraded = f"revision {candidate.revision} failed its smoke test: {smoke.message}"
-        r.end_candidate("Aborted", f"smoke test failed: {smoke.message}", reject=True)
+        r.degraded = f"revision {candidate.revision} failed before any traffic: {smoke.message}"
+        r.end_candidate("Aborted", f"failed before any traffic: {smoke.message}", reject=True)
         r.actions.clear()
         r.hold()
     else:
-        r.progress = (Reason.SMOKE_TEST, f"smoke-testing revision {candidate.revision}: "
-                      f"{smoke.message}")  # fmt: skip
+        r.progress = (Reason.SMOKE_TEST, f"testing revision {candidate.revision} before "
+                      f"traffic: {smoke.message}")  # fmt: skip
     return False
 
 
