@@ -6,7 +6,8 @@ the gateway, the builtin evidence read from each pod's /evidence.
   back a quarter to half of such rollouts at this traffic); when its single step's pause
   runs out without a verdict it is promoted (onInconclusive: Promote). Five runs.
 - A model with almost no user traffic reaches a verdict thanks to `analysis.load`.
-- With `serving.auth`, the smoke test and the generated load present an API key.
+- With `serving.auth`, the smoke test, the load test and the generated load present an
+  API key.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def test_authenticated_model_is_smoke_tested_and_loaded_with_its_own_key(
     analysis: dict[str, Any] = {
         "minRequests": 50, "smokeTest": {"generated": 10}, "metrics": [ERRORS_MAX],
         "load": {"requestsPerSecond": 20},
+        "loadTest": {"requestsPerSecond": 10, "concurrency": 2, "duration": "3s"},
     }  # fmt: skip
     md.apply(models.GOOD, canary, serving=serving, analysis=analysis)
     md.healthy(models.GOOD)
@@ -109,3 +111,6 @@ def test_authenticated_model_is_smoke_tested_and_loaded_with_its_own_key(
 
     assert done["history"][-1]["outcome"] == "Promoted"
     assert done["analysis"]["smoke"]["passed"], done["analysis"]["smoke"]
+    # Without the key every answer would be a 401: the load test presented it.
+    assert done["analysis"]["loadTest"]["passed"], done["analysis"]["loadTest"]
+    assert done["analysis"]["loadTest"]["errorRate"] == 0
