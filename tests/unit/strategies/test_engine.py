@@ -342,7 +342,8 @@ def test_status_is_unchanged_when_the_world_is() -> None:
 def test_a_failed_smoke_test_aborts_before_any_traffic() -> None:
     model = md(STEPS, {**STABLE, "candidate": cand("Starting")})
     decision = engine.decide(model, seen({"old": up(), "new": up()},
-                                          smoke=Checks("Fail", "HTTP 500: boom")), NOW)  # fmt: skip
+                                          smoke=Checks("Fail", "smoke test: HTTP 500: boom")),
+                             NOW)  # fmt: skip
     status = decision.status
     assert status.candidate is None
     assert status.rejected_revision == "new"
@@ -351,7 +352,7 @@ def test_a_failed_smoke_test_aborts_before_any_traffic() -> None:
     assert not any(isinstance(a, SetTraffic) and a.candidate for a in decision.actions)
     degraded = conditions.find(status.conditions, conditions.DEGRADED)
     assert degraded is not None
-    assert "smoke test" in degraded.message
+    assert "failed before any traffic: smoke test: HTTP 500" in degraded.message
 
 
 def test_a_pending_smoke_test_holds_the_candidate_without_traffic() -> None:
