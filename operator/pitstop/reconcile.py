@@ -166,7 +166,7 @@ def _reconcile(
     analysis = _begin_analysis(scraper, md, decision.status, analysis, now)
     status = decision.status.model_copy(update={"analysis": analysis})
     status, watched = _monitor(scraper, md, status, now)
-    _archive(kube, md, writer.status, status)
+    _archive(kube, scraper, md, writer.status, status)
     writer.commit(status)  # the decision takes effect from here on (see the docstring)
     writer.post((*extra, *decision.events, *watched.events))
     _act(kube, router, md, image.image, decision.actions)
@@ -275,6 +275,7 @@ def _retrain(
 
 def _archive(
     kube: KubeClient,
+    scraper: Scraper,
     md: ModelDeployment,
     before: ModelDeploymentStatus,
     after: ModelDeploymentStatus,
@@ -287,7 +288,7 @@ def _archive(
         ns, name = md.metadata.namespace, md.metadata.name
         found = [
             archive.record(ns, name, md.spec.model.name, e, (after.analysis, before.analysis),
-                           lineage.package(kube, md, e.revision))
+                           lineage.package(scraper, md, e.revision))
             for e in ended
         ]  # fmt: skip
         archive_store.keep(kube, ns, name, found)
@@ -351,8 +352,8 @@ def _analyse(
     smoke_checks: Checks | None = None
     if candidate is not None and candidate.state in (None, "Starting"):
         stable = md.status.stable.revision if md.status.stable else None
-        current, smoke_checks = pretraffic.check(kube, tester, md, current, candidate.revision,
-                                                 stable)  # fmt: skip
+        current, smoke_checks = pretraffic.check(scraper, tester, md, current,
+                                                 candidate.revision, stable)  # fmt: skip
     elif candidate is None:
         tester.forget(md.metadata.namespace, md.metadata.name)
     spec = md.spec.analysis

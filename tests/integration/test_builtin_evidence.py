@@ -10,12 +10,11 @@ operator's own code through the API, and real HTTP servers on those IPs answerin
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from evidence_server import EvidenceServer
 from pitstop.api.resource import ModelDeployment
 from pitstop.devcluster import testing
 from pitstop.k8s.client import KubeClient
@@ -26,42 +25,24 @@ from pitstop.rendering import labels
 pytestmark = pytest.mark.integration
 
 
-class Pod:
-    """An HTTP server on a pod's IP whose /evidence says what the test sets."""
+class Pod(EvidenceServer):
+    """A pod whose /evidence says what the test sets."""
 
     def __init__(self, ip: str) -> None:
         self.requests = self.errors = 0
         self.broken = False
-        outer = self
+        super().__init__(ip, self.evidence)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if outer.broken:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                body = json.dumps({"version": 1, "instance": "one", "predict": {
-                    "requests": outer.requests, "errors": outer.errors,
-                    "latency": {"schema": 3, "counts": {"-56": outer.requests}}}}).encode()  # fmt: skip
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((ip, labels.SERVING_PORT), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def evidence(self) -> dict[str, Any] | None:
+        if self.broken:
+            return None
+        return {"version": 1, "instance": "one", "predict": {
+            "requests": self.requests, "errors": self.errors,
+            "latency": {"schema": 3, "counts": {"-56": self.requests}}}}  # fmt: skip
 
     def serve(self, requests: int, errors: int = 0) -> None:
         self.requests += requests
         self.errors += errors
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def pod_manifest(name: str, revision: str) -> dict[str, Any]:

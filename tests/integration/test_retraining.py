@@ -10,17 +10,15 @@ own code finds the pod through the API and reads it as it reads a model server.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from evidence_server import EvidenceServer
 from metric_webhook import Webhook
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
-from pitstop.rendering import labels
 from test_rollouts_service import World
 
 pytestmark = pytest.mark.integration
@@ -29,7 +27,7 @@ PACKAGE = {"name": "fraud", "version": "1", "digest": "sha256:pkg",
            "data": {"uri": "s3://ml/fraud/train.csv", "sha256": "d4t4"}}  # fmt: skip
 
 
-class Labelled:
+class Labelled(EvidenceServer):
     """A model server's /evidence whose labelled predictions grow 50 a second, right
     `accuracy` of the time."""
 
@@ -37,22 +35,7 @@ class Labelled:
         self.accuracy = 0.95
         self.rows = self.correct = 0.0
         self.last = time.monotonic()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = json.dumps(outer.evidence()).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((ip, labels.SERVING_PORT), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(ip, self.evidence)
 
     def evidence(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -63,10 +46,6 @@ class Labelled:
                 "predict": {"requests": int(self.rows), "errors": 0,
                             "latency": {"schema": 5, "counts": {}}},
                 "quality": {"rows": int(self.rows), "correct": int(self.correct)}}  # fmt: skip
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 TRAIN = {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [

@@ -100,7 +100,7 @@ def _send(job: _Job) -> None:
                 rate, targets, headers = job.rate, dict(job.targets), dict(job.headers)
             urls = [urls for urls in targets.values() if urls]
             if description is None and urls:
-                description = _describe(http, urls[0][0], headers)
+                description = describe(http, urls[0][0], headers)
             if description is None or not urls:
                 job.stopping.wait(1.0)
                 continue
@@ -118,7 +118,7 @@ def _send(job: _Job) -> None:
             job.stopping.wait(max(0.0, next_at - time.monotonic()))
 
 
-def _describe(http: httpx.Client, url: str, headers: Mapping[str, str]) -> dict[str, Any] | None:
+def describe(http: httpx.Client, url: str, headers: Mapping[str, str]) -> dict[str, Any] | None:
     try:
         found: dict[str, Any] = (
             http.get(f"{url}/signature", headers=headers).raise_for_status().json()

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import httpx
 
 from pitstop.analysis import smoke
+from pitstop.metrics import load
 from pitstop.metrics.load import GENERATED
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,12 @@ class Measured:
 
 def rows_from(url: str, headers: Mapping[str, str], count: int = 256) -> list[dict[str, Any]]:
     """Rows drawn from the training profile the model server describes."""
-    description = httpx.get(
-        f"{url}/signature", headers=dict(headers), timeout=10
-    ).raise_for_status()
+    with httpx.Client(timeout=10) as http:
+        description = load.describe(http, url, headers)
+    if description is None:
+        raise RuntimeError(f"no training profile from {url}/signature")
     rng = random.Random(0)
-    return [smoke.sample(description.json(), rng) for _ in range(count)]
+    return [smoke.sample(description, rng) for _ in range(count)]
 
 
 async def _drive(

@@ -9,24 +9,23 @@ import logging
 import time
 from collections.abc import Mapping
 
-import httpx
-
 from pitstop.analysis import pretraffic
 from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.status import AnalysisStatus, LoadResult, SmokeResult, StressResult
 from pitstop.k8s.client import KubeClient
 from pitstop.metrics import keys, loadtest, pods, smoke
+from pitstop.metrics.builtin import Scraper, Unreadable
 from pitstop.strategies.decision import Checks
 
 log = logging.getLogger(__name__)
 
 
 def check(
-    kube: KubeClient, runner: loadtest.Runner, md: ModelDeployment,
+    scraper: Scraper, runner: loadtest.Runner, md: ModelDeployment,
     current: AnalysisStatus | None, revision: str, stable: str | None,
 ) -> tuple[AnalysisStatus | None, Checks | None]:  # fmt: skip
-    spec = md.spec.analysis
+    spec, kube = md.spec.analysis, scraper.kube
     if spec.smoke_test is None and spec.load_test is None and spec.stress_test is None:
         return current, None
     if current is None or current.revision != revision:
@@ -54,7 +53,7 @@ def check(
     if spec.stress_test is not None:
         stressed = current.stress
         if stressed is None or stressed.revision != revision:
-            tried = _stress(kube, runner, md, revision, stable)
+            tried = _stress(scraper, runner, md, revision, stable)
             if isinstance(tried, str):
                 return current, Checks("Inconclusive", tried)
             stressed = tried
@@ -95,10 +94,10 @@ def _load(
 
 
 def _stress(
-    kube: KubeClient, runner: loadtest.Runner, md: ModelDeployment, revision: str,
+    scraper: Scraper, runner: loadtest.Runner, md: ModelDeployment, revision: str,
     stable: str | None,
 ) -> StressResult | str:  # fmt: skip
-    spec = md.spec.analysis.stress_test
+    spec, kube = md.spec.analysis.stress_test, scraper.kube
     assert spec is not None
     urls = _ready(kube, md, revision)
     if not urls:
@@ -108,15 +107,15 @@ def _stress(
 
     def test() -> tuple[loadtest.Ramp, float | None]:
         rows = loadtest.rows_from(urls[0], headers)
-        before = _served(stable_urls, headers)
-        started = _now()
+        before = _served(scraper, stable_urls, headers)
+        started = time.monotonic()
         found = loadtest.ramp(
             urls[0], rows, start=spec.start_rate, factor=spec.factor,
             step=durations.parse(spec.step).total_seconds(), max_rate=spec.max_rate,
             max_p99=durations.parse(spec.max_p99).total_seconds(),
             max_error_rate=spec.max_error_rate, headers=headers,
         )  # fmt: skip
-        after, elapsed = _served(stable_urls, headers), _now() - started
+        after, elapsed = _served(scraper, stable_urls, headers), time.monotonic() - started
         rate = (after - before) / elapsed if before is not None and after is not None else None
         return found, rate
 
@@ -129,20 +128,13 @@ def _stress(
                              found.p99, found.message, stable_rate)  # fmt: skip
 
 
-def _now() -> float:
-    return time.monotonic()
-
-
-def _served(urls: list[str], headers: Mapping[str, str]) -> float | None:
-    """Requests the pods at `urls` have answered so far (their /evidence), in all."""
+def _served(scraper: Scraper, urls: list[str], headers: Mapping[str, str]) -> float | None:
+    """Requests the pods at `urls` have answered so far, in all (their counters, read as
+    the builtin metrics read them)."""
     if not urls:
         return None
-    total = 0.0
     try:
-        for url in urls:
-            body = httpx.get(f"{url}/evidence", headers=dict(headers), timeout=5).json()
-            total += float((body.get("predict") or {}).get("requests", 0))
-    except (httpx.HTTPError, ValueError, AttributeError) as error:
+        return sum(scraper.read(url, headers).requests for url in urls)
+    except Unreadable as error:
         log.info("the stable's traffic is unknown: %s", error)
         return None
-    return total
