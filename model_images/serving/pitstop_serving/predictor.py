@@ -4,11 +4,18 @@ Models whose features are all numeric are fed a float matrix (no DataFrame per
 request, which would cost more than a linear model's prediction); anything else, or
 a model that refuses a matrix (e.g. a ColumnTransformer selecting columns by name),
 gets a DataFrame. The choice is made once, at load time, by trying both.
+
+A matrix built from a signature without nullable features holds only finite numbers
+(the request schema refuses NaN and infinities), so scikit-learn's own finiteness
+scan of every input is skipped (`assume_finite`): on a linear model it is an eighth
+of the prediction's cost. scikit-learn keeps that setting per thread, so each thread
+that predicts (the event loop, the batcher's) sets it on its first prediction.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +58,10 @@ class Predictor:
         )
         self.numeric = all(f.kind != "category" for f in self.signature.features)
         self.matrix_input = self.numeric and self._accepts_matrix()
+        self.finite_input = self.matrix_input and not any(
+            f.nullable for f in self.signature.features
+        )
+        self._configured = threading.local()  # threads that have set assume_finite
 
     def _sample(self) -> list[tuple[Any, ...]]:
         row = []
@@ -87,6 +98,9 @@ class Predictor:
 
     def predict(self, model_input: Any) -> dict[str, Any]:
         """The response body for `model_input`; raises `outputs.InvalidOutput`."""
+        if self.finite_input and not hasattr(self._configured, "done"):
+            _assume_finite()
+            self._configured.done = True
         raw = self._method(model_input)
         if self.kind == "probabilities":
             labels, proba = self.checker.probabilities(raw)
@@ -107,3 +121,11 @@ class Predictor:
                 "request_schema": request_schema,
             }
         ).encode()
+
+
+def _assume_finite() -> None:
+    try:
+        import sklearn
+    except ImportError:  # not a scikit-learn model: nothing to skip
+        return
+    sklearn.set_config(assume_finite=True)
