@@ -119,7 +119,11 @@ class Tally(StatusModel):
     """What one revision served over the analysed intervals, summed."""
 
     requests: float = Field(default=0.0, description="Requests (rows for drift).")
-    bad: float = Field(default=0.0, description="Of those, bad ones: errors, disagreements.")
+    bad: float = Field(
+        default=0.0,
+        description="Of those, bad ones: errors, disagreements; for a latency limit "
+        "relative to the stable, answers in the tail test's tail.",
+    )
     buckets: dict[str, float] | None = Field(
         default=None, description="Latency: answers per bucket, by upper bound in seconds."
     )
