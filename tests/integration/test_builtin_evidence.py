@@ -18,11 +18,15 @@ from evidence_server import EvidenceServer
 from pitstop.api.resource import ModelDeployment
 from pitstop.devcluster import testing
 from pitstop.k8s.client import KubeClient
-from pitstop.metrics import collect
+from pitstop.metrics import collect, lineage
 from pitstop.metrics.builtin import Scraper
 from pitstop.rendering import labels
 
 pytestmark = pytest.mark.integration
+
+
+PACKAGE = {"name": "fraud", "version": "1", "digest": "sha256:pkg",
+           "data": {"uri": "s3://data/fraud.parquet", "sha256": "abc", "rows": 5000}}  # fmt: skip
 
 
 class Pod(EvidenceServer):
@@ -36,7 +40,7 @@ class Pod(EvidenceServer):
     def evidence(self) -> dict[str, Any] | None:
         if self.broken:
             return None
-        return {"version": 1, "instance": "one", "predict": {
+        return {"version": 1, "instance": "one", "model": PACKAGE, "predict": {
             "requests": self.requests, "errors": self.errors,
             "latency": {"schema": 3, "counts": {"-56": self.requests}}}}  # fmt: skip
 
@@ -54,6 +58,13 @@ def pod_manifest(name: str, revision: str) -> dict[str, Any]:
         "spec": {"containers": [{"name": "model", "image": "example.test/model:1",
                                  "securityContext": restricted}]},
     }  # fmt: skip
+
+
+def fraud(namespace: str) -> ModelDeployment:
+    return ModelDeployment.model_validate({
+        "metadata": {"name": "fraud", "namespace": namespace, "uid": "u", "generation": 1},
+        "spec": {"model": {"name": "fraud", "version": "1"}, "image": "example.test/model:1"},
+    })  # fmt: skip
 
 
 @pytest.fixture
@@ -79,10 +90,7 @@ def pods(cluster: testing.DevCluster, namespace: str) -> Iterator[dict[str, Pod]
 def test_a_look_that_cannot_read_a_pod_changes_nothing(
     cluster: testing.DevCluster, namespace: str, pods: dict[str, Pod]
 ) -> None:
-    md = ModelDeployment.model_validate({
-        "metadata": {"name": "fraud", "namespace": namespace, "uid": "u", "generation": 1},
-        "spec": {"model": {"name": "fraud", "version": "1"}, "image": "example.test/model:1"},
-    })  # fmt: skip
+    md = fraud(namespace)
     with cluster.api_client() as api:
         scraper = Scraper(KubeClient(api))
         for pod in pods.values():
@@ -116,3 +124,18 @@ def test_a_look_that_cannot_read_a_pod_changes_nothing(
         # Both revisions' intervals span the same two looks — not a pod's lifetime.
         assert (third.candidate.requests, third.candidate.errors) == (15, 3)
         assert (third.stable.requests, third.stable.errors) == (25, 0)
+
+
+def test_the_archive_takes_an_analysed_revisions_lineage_from_the_looks(
+    cluster: testing.DevCluster, namespace: str, pods: dict[str, Pod]
+) -> None:
+    """A look already read what each revision serves: the record of a revision that ends
+    needs no LIST of its pods, and gets its lineage even if they no longer answer."""
+    md = fraud(namespace)
+    with cluster.api_client() as api:
+        scraper = Scraper(KubeClient(api))
+        assert scraper.served(namespace, "fraud", "cand") is None
+        collect.look(scraper, md, "cand", "stable")
+        pods["cand-0"].broken = True
+        assert lineage.package(scraper, md, "cand") == PACKAGE
+        assert lineage.package(Scraper(KubeClient(api)), md, "cand") is None  # no look: asked

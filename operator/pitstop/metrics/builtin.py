@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -23,6 +25,10 @@ from pitstop.k8s.client import KubeClient
 from pitstop.metrics import pods
 
 SCRAPE_TIMEOUT = 2.0
+# Revisions whose package the looks have seen (a revision is one image, so one package
+# for good): the archive's lineage of a revision that ends comes from here without a
+# LIST of its pods. Bounded; the oldest go first.
+SERVED_KEPT = 4096
 
 Counters = dict[str, PodCounters]  # by pod name
 
@@ -38,6 +44,7 @@ class Scraper:
         self._memory: dict[tuple[str, str], dict[str, Counters]] = {}
         self._when: dict[tuple[str, str], float] = {}  # monotonic time of the last look
         self._rates: dict[tuple[str, str], dict[str, float]] = {}  # requests/s, last window
+        self._served: OrderedDict[tuple[str, str, str], Mapping[str, Any]] = OrderedDict()
         self._lock = threading.Lock()  # reconciles of different objects run in threads
         self._http = httpx.Client(timeout=SCRAPE_TIMEOUT)
 
@@ -71,6 +78,13 @@ class Scraper:
         key = (namespace, name + (f"/{purpose}" if purpose else ""))
         moment = time.monotonic()
         with self._lock:
+            for revision, counters in now.items():
+                package = next((c.package for c in counters.values() if c.package), None)
+                if package is not None:
+                    self._served[(namespace, name, revision)] = package
+                    self._served.move_to_end((namespace, name, revision))
+            while len(self._served) > SERVED_KEPT:
+                self._served.popitem(last=False)
             before = self._memory.get(key, {})
             since = self._when.get(key)
             self._memory[key], self._when[key] = now, moment
@@ -79,6 +93,12 @@ class Scraper:
             with self._lock:
                 self._rates[key] = {r: w.requests / (moment - since) for r, w in windows.items()}
         return windows
+
+    def served(self, namespace: str, name: str, revision: str) -> Mapping[str, Any] | None:
+        """The package `revision` serves, as a look read it from its pods (None: no
+        look has)."""
+        with self._lock:
+            return self._served.get((namespace, name, revision))
 
     def rate(self, namespace: str, name: str, revision: str) -> float | None:
         """Requests per second `revision` answered between the last two looks."""
