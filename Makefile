@@ -27,7 +27,7 @@ unit: venv binaries system-deps
 	$(BIN)/pytest tests/unit
 
 integration: venv binaries system-deps
-	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/benchmarks --ignore=tests/realnode
+	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/benchmarks --ignore=tests/realnode --durations=25
 
 ## make realnode: the tests that need a real node (root; changes host networking until
 ## they end, and gives it back). Not part of `make test`: ≈ 30 min warm (real image
