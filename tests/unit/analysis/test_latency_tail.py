@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from pitstop.analysis import latency
 from pitstop.api.spec import MetricSpec
 from pitstop.api.status import MetricEvidence
