@@ -105,20 +105,16 @@ def judge(
         outcomes.append(_check(metric.name, f">= {metric.min:g}s", cand.upper < metric.min,
                                cand.lower >= metric.min))  # fmt: skip
     n = evidence.candidate.requests
-    estimate, target, ratio = cand.estimate, metric.max, True
+    absolute = metric.max if metric.max is not None else metric.min
+    outcomes = [_with_needs(o, n, cand.estimate, (lower, upper), absolute, share / 2)
+                for o in outcomes]  # fmt: skip
+    # The interval shown for a relative limit: the two p99s' bounds, compared.
     if metric.max_ratio_to_stable is not None:
         lower = cand.lower / stab.upper if cand.lower > 0 and math.isfinite(stab.upper) else None
         upper = cand.upper / stab.lower if stab.lower > 0 and math.isfinite(cand.upper) else None
-        estimate = cand.estimate / stab.estimate if cand.estimate and stab.estimate else None
-        target = metric.max_ratio_to_stable
     elif metric.max_above_stable is not None:
         lower = _finite(cand.lower - stab.upper)
         upper = _finite(cand.upper - stab.lower)
-        estimate = (cand.estimate - stab.estimate
-                    if cand.estimate is not None and stab.estimate is not None else None)  # fmt: skip
-        target, ratio = metric.max_above_stable, False
-    outcomes = [_with_needs(o, n, estimate, (lower, upper), target, ratio, share / 2)
-                for o in outcomes]  # fmt: skip
     if relative is not None:
         outcomes.append(_tail(metric.name, relative, evidence, share, block))
     verdict, needs = combine(outcomes, n, min_requests)
@@ -255,25 +251,22 @@ def _check(name: str, limit: str, broken: bool, kept: bool) -> Outcome:
 
 def _with_needs(
     outcome: Outcome, n: float, estimate: float | None, interval: tuple[float | None, float | None],
-    target: float | None, ratio: bool, alpha: float,
+    target: float | None, alpha: float,
 ) -> Outcome:  # fmt: skip
-    """A rough count: an interval narrows like 1/sqrt(requests). None when the estimate
-    sits on the limit, or the interval is already narrow enough and only the buckets'
-    resolution keeps it across the limit."""
+    """An absolute limit's rough count: an interval narrows like 1/sqrt(requests), on a
+    log scale. None when the estimate sits on the limit, or the interval is already
+    narrow enough and only the buckets' resolution keeps it across the limit."""
     low, high = interval
     if outcome.verdict != "Inconclusive" or n <= 0 or estimate is None or target is None:
         return outcome
     if low is None or high is None:
         # No bound on a p99 yet: even with no answer in the tail it takes this many.
         return Outcome(outcome.verdict, outcome.reason, max(1, math.ceil(_least(alpha) - n)))
-    if ratio and (low <= 0 or estimate <= 0 or target <= 0):
+    if low <= 0 or estimate <= 0 or target <= 0:
         return outcome
-
-    def scale(x: float) -> float:
-        return math.log(x) if ratio else x
-
-    distance = abs(scale(estimate) - scale(target))
-    half = scale(high) - scale(estimate) if estimate < target else scale(estimate) - scale(low)
+    log = math.log
+    distance = abs(log(estimate) - log(target))
+    half = log(high) - log(estimate) if estimate < target else log(estimate) - log(low)
     if distance <= 1e-9 or half <= distance:
         return outcome
     return Outcome(outcome.verdict, outcome.reason, math.ceil(n * (half / distance) ** 2 - n))
