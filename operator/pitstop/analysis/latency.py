@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pitstop.analysis import bounds, twosample
-from pitstop.analysis.outcome import Outcome, combine, more_requests, reasons
+from pitstop.analysis.outcome import Outcome, combine, reasons
 from pitstop.api.spec import MetricSpec
 from pitstop.api.status import MetricEvidence, MetricResult, Tally
 
@@ -167,8 +167,7 @@ def _add(evidence: MetricEvidence, block: Block, relative: Relative | None) -> M
         else twosample.update(before, TAIL, TAIL_THRESHOLDS, counts, TAIL_THRESHOLDS[0])
     )
     return MetricEvidence(
-        candidate=candidate.model_copy(update={"requests": candidate.requests,
-                                               "bad": after.candidate_bad}),
+        candidate=candidate.model_copy(update={"bad": after.candidate_bad}),
         stable=stable.model_copy(update={"bad": after.stable_bad}),
         above=[round(x, 6) for x in after.above],
         below=[round(x, 6) for x in after.below],
@@ -219,25 +218,22 @@ def _tail(
     text = f"<= {limit:g} x stable" if kind == "ratio" else f"<= stable + {limit:g}s"
     if evidence.test != _test(relative) or len(evidence.above) != twosample.BETS:
         return Outcome("Inconclusive", f"{name} p99 {text}: not enough evidence")
-    needed = math.log(1.0 / alpha)
-    above = float(twosample.mixed(evidence.above, 1)[0])
-    below = float(twosample.mixed(evidence.below, 1)[0])
-    if above >= needed:
-        return Outcome("Fail", f"{name} breaks p99 {text} (confident)")
-    if below >= needed:
-        return Outcome("Pass")
     stable = evidence.stable or Tally()
-    state = twosample.Evidence(evidence.candidate.requests, evidence.candidate.bad,
-                               stable.requests, stable.bad)  # fmt: skip
-    c, s = twosample.estimate(TAIL, state)
-    worse = c is not None and s is not None and c > s
+    state = twosample.Evidence(
+        evidence.candidate.requests, evidence.candidate.bad, stable.requests, stable.bad,
+        tuple(evidence.above), tuple(evidence.below),
+    )  # fmt: skip
     split = (
         (sum(block.candidate.values()), sum(block.stable.values()))
         if block is not None and block.stable
         else (evidence.candidate.requests, stable.requests)
     )
-    speed = twosample.rate(TAIL, TAIL_THRESHOLDS[0], state, split[0], split[1])
-    needs = more_requests(needed - (above if worse else below), speed)
+    verdict, needs = twosample.verdict(TAIL, TAIL_THRESHOLDS[0], TAIL_THRESHOLDS, state, alpha,
+                                       *split)  # fmt: skip
+    if verdict == "Fail":
+        return Outcome("Fail", f"{name} breaks p99 {text} (confident)")
+    if verdict == "Pass":
+        return Outcome("Pass")
     return Outcome("Inconclusive", f"{name} p99 {text}: not enough evidence", needs)
 
 

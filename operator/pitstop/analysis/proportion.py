@@ -158,22 +158,15 @@ def _compare(
         thresholds
     ):
         return Outcome("Inconclusive", f"{name} <= {text}: no interval measured yet"), None, None
-    needed = math.log(1.0 / alpha)
-    index = thresholds.index(limit)
-    above = float(twosample.mixed(evidence.above, len(thresholds))[index])
-    below = float(twosample.mixed(evidence.below, len(thresholds))[index])
-    if above >= needed:
-        return Outcome("Fail", f"{name} breaks <= {text} (confident)"), lower, upper
-    if below >= needed:
-        return Outcome("Pass", ""), lower, upper
-    c, s = twosample.estimate(kind, state)
-    worse = c is not None and s is not None and (c - s > limit if kind == "difference"
-                                                   else c > limit * s)  # fmt: skip
     split = (block.requests, block.stable_requests) if block and block.stable_requests else (
         evidence.candidate.requests, stable.requests
     )  # fmt: skip
-    speed = twosample.rate(kind, limit, state, split[0], split[1] or 0.0)
-    needs = more_requests(needed - (above if worse else below), speed)
+    verdict, needs = twosample.verdict(kind, limit, thresholds, state, alpha, split[0],
+                                       split[1] or 0.0)  # fmt: skip
+    if verdict == "Fail":
+        return Outcome("Fail", f"{name} breaks <= {text} (confident)"), lower, upper
+    if verdict == "Pass":
+        return Outcome("Pass", ""), lower, upper
     return Outcome("Inconclusive", f"{name} <= {text}: not enough evidence", needs), lower, upper
 
 

@@ -55,6 +55,8 @@ from typing import Literal
 
 import numpy as np
 
+from pitstop.analysis.outcome import Verdict, more_requests
+
 Kind = Literal["difference", "ratio"]
 
 _EPS = 1e-9
@@ -257,6 +259,28 @@ def bounds(
         if down >= needed and upper is None:
             upper = g
     return lower, upper
+
+
+def verdict(
+    kind: Kind, limit: float, thresholds: Sequence[float], evidence: Evidence, alpha: float,
+    n_c: float, n_s: float,
+) -> tuple[Verdict, int | None]:  # fmt: skip
+    """The limit's verdict from its pair of e-processes at `alpha`, and while it is
+    inconclusive about how many more candidate requests would settle it (blocks split
+    n_c : n_s, at the side the estimates lean to)."""
+    needed = math.log(1.0 / alpha)
+    index = list(thresholds).index(limit)
+    above = float(mixed(evidence.above, len(thresholds))[index])
+    below = float(mixed(evidence.below, len(thresholds))[index])
+    if above >= needed:
+        return "Fail", None
+    if below >= needed:
+        return "Pass", None
+    c, s = estimate(kind, evidence)
+    worse = c is not None and s is not None and (c - s > limit if kind == "difference"
+                                                   else c > limit * s)  # fmt: skip
+    speed = rate(kind, limit, evidence, n_c, n_s)
+    return "Inconclusive", more_requests(needed - (above if worse else below), speed)
 
 
 def rate(kind: Kind, limit: float, evidence: Evidence, n_c: float, n_s: float) -> float | None:
