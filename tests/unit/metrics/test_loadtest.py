@@ -66,7 +66,7 @@ def fast() -> Iterator[Serial]:
 
 @pytest.fixture
 def slow() -> Iterator[Serial]:
-    server = Serial(0.05)
+    server = Serial(0.1)
     yield server
     server.close()
 
@@ -84,24 +84,26 @@ def test_a_steady_load_counts_answers_errors_and_marks_itself_generated() -> Non
 
 
 def test_a_server_that_falls_behind_shows_it_in_the_p99(slow: Serial) -> None:
-    # 50 ms a request, one at a time: at 40/s the queue grows, and latencies count from
+    # 100 ms a request, one at a time: at 20/s the queue grows, and latencies count from
     # when each request was due (an open loop), not from when a slot freed up.
-    seen = loadtest.run([slow.url], ROWS, rate=40, concurrency=8, seconds=2.0)
+    seen = loadtest.run([slow.url], ROWS, rate=20, concurrency=8, seconds=2.0)
     assert seen.p99 is not None
     assert seen.p99 > 0.3
 
 
 def test_the_ramp_finds_a_lower_capacity_for_a_slower_server(fast: Serial, slow: Serial) -> None:
-    limits = {"start": 8.0, "factor": 1.5, "step": 1.5, "max_rate": 500.0, "max_p99": 0.2,
+    # Capacities 100/s and 10/s, ramped 4, 8, 16, 32/s: the slow server cannot answer
+    # 16/s at all, the fast one is at most a third busy at 32/s. Limits this far from
+    # both keep the ordering whatever else the machine is doing; the speed itself is the
+    # capacity benchmark's to show (tests/benchmarks/capacity).
+    limits = {"start": 4.0, "factor": 2.0, "step": 1.0, "max_rate": 32.0, "max_p99": 0.5,
               "max_error_rate": 0.01}  # fmt: skip
     quick = loadtest.ramp(fast.url, ROWS, **limits)
     sluggish = loadtest.ramp(slow.url, ROWS, **limits)
-    assert quick.capacity is not None
+    assert quick.capacity == 32.0
+    assert "the ramp's max" in quick.message
     assert sluggish.capacity is not None
-    assert sluggish.capacity < quick.capacity
-    # Within one step of what it can answer one at a time (a short step lets a queue
-    # that grows slowly pass).
-    assert sluggish.capacity <= 1.5 / 0.05
+    assert sluggish.capacity <= 1 / 0.1  # never above what it answers one at a time
     assert "sustains" in sluggish.message
 
 
