@@ -207,18 +207,26 @@ def targets(results: dict[tuple[Judge, Cell], Summary], args: argparse.Namespace
         if name in ("p99x3", "p99x1.5") and rps >= 20:
             bound = [oracle.p99_detection_power(rps, t, cell.candidate.slow, RATIO, ALPHA)
                      for t in (60, args.horizon)]  # fmt: skip
+            sequential = oracle.p99_sequential_detection(rps, args.horizon, cell.candidate.slow,
+                                                         RATIO, ALPHA)  # fmt: skip
             lines.append(f"  {cell.candidate.label} caught at {rps:g} rps, {base:.1%}: {s.rolled_back:.1%} "
                          f"(target {'99' if name == 'p99x3' else '90'}%), median {_fmt(s.seconds, 's')} "
                          f"(oracle fixed-sample test knowing the stable's p99, canary advancing "
-                         f"on time: {bound[0]:.0%} at 60 s, {bound[1]:.0%} at {args.horizon} s)")  # fmt: skip
+                         f"on time: {bound[0]:.0%} at 60 s, {bound[1]:.0%} at {args.horizon} s; "
+                         f"e-process betting on the true shares, canary held at its first "
+                         f"step: {sequential:.1%} within {args.horizon} s)")  # fmt: skip
         if name == "aa" and rps >= 50:
             today = results["today", cell]
             errors = oracle.seconds_to_pass_errors(rps, base, LIMIT, ALPHA)
             p99 = oracle.seconds_to_pass_p99(rps, RATIO, ALPHA)
+            sequential = oracle.sequential_seconds_to_promote(rps, base, LIMIT, RATIO, ALPHA)
             lines.append(
                 f"  A/A at {rps:g} rps, {base:.1%}: promoted {s.promoted:.1%}, median "
                 f"{_fmt(s.promoted_seconds, 's')} (today {_fmt(today.promoted_seconds, 's')}); "
-                f"oracle needs >= {errors:.0f}s to pass errors, >= {p99:.0f}s to pass p99"
+                f"oracle fixed-sample tests need >= {errors:.0f}s to pass errors, >= {p99:.0f}s "
+                f"to pass p99; e-processes betting on the truth promote in a median "
+                f"{_fmt(sequential, 's')} (no sequential judge can match the fixed pauses "
+                f"where that exceeds {sum(pause for _, pause in oracle.STEPS)} s)"
             )
     return "\n".join(lines)
 
