@@ -1,13 +1,15 @@
 """The images a build Job runs, built by the real node's BuildKit and pushed to its registry.
 
 A build Job (`rendering.build_job`) runs two images: the operator's (its init step,
-`pitstop package prepare-build`) and a rootless BuildKit image (its build step,
-`buildctl-daemonless.sh build ...`). Neither can be pulled here, so both are built on
-the node: the operator's from the repository's own `operator/Dockerfile`, and a
-BuildKit image of our own from the binaries the node already has (buildkitd, buildctl,
-runc, rootlesskit), Debian's `uidmap` for the user namespace, and a
-`buildctl-daemonless.sh` written here. The chart's `build.*` values (or the operator's
-`PITSTOP_*_IMAGE` environment) then point at them.
+`pitstop package prepare-build`) and a builder's (its build step): rootless BuildKit
+(`buildctl-daemonless.sh build ...`) or kaniko (`/kaniko/executor ...`). None can be
+pulled here, so all are built on the node: the operator's from the repository's own
+`operator/Dockerfile`; a BuildKit image of our own from the binaries the node already
+has (buildkitd, buildctl, runc, rootlesskit), Debian's `uidmap` for the user namespace,
+and a `buildctl-daemonless.sh` written here; and a kaniko image of our own, laid out as
+upstream's (`deploy/Dockerfile` of the kaniko module) from the node's kaniko executor.
+The chart's `build.*` values (or the operator's `PITSTOP_*_IMAGE` environment) then
+point at them.
 
 Builds go through `buildctl` to the node's buildkitd; the reference returned is pinned
 by the manifest digest BuildKit reports (`containerimage.digest`), which is what the
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pitstop.devcluster import nodeconfig
+from pitstop.devcluster import nodeconfig, nodeimages
 
 Log = Callable[[str], None]
 
@@ -128,6 +130,49 @@ def buildkit_image(bin_dir: Path, log: Log) -> str:
         (context / "buildkitd.toml").write_text(pod_buildkitd_config())
         (context / "Dockerfile").write_text(buildkit_dockerfile())
         name = f"{nodeconfig.registry_host()}/pitstop/buildkit:rootless"
+        return build(bin_dir, context, context, name, log)
+
+
+# What upstream's image holds besides the executor (`deploy/Dockerfile`, stage
+# `kaniko-base-slim`): glibc's resolver reads /etc/hosts first only with this file, so
+# a pod's hostAliases work.
+NSSWITCH = "hosts: files dns\nnetworks: files\n"
+
+
+def kaniko_dockerfile() -> str:
+    """kaniko's own image layout, plus the node's registry: kaniko reads no config file,
+    so its flags for the registry (plain HTTP, and the mirror of docker.io for the
+    `python:3.11-slim` of BentoML's Dockerfile) are part of the entrypoint, and a Job's
+    `args` follow them."""
+    host = nodeconfig.registry_host()
+    entrypoint = json.dumps(
+        ["/kaniko/executor", f"--insecure-registry={host}", f"--registry-mirror={host}"]
+    )
+    return f"""\
+FROM scratch
+COPY kaniko/ /kaniko/
+COPY nsswitch.conf /etc/nsswitch.conf
+ENV HOME=/root USER=root PATH=/usr/local/bin:/kaniko SSL_CERT_DIR=/kaniko/ssl/certs \\
+    DOCKER_CONFIG=/kaniko/.docker/
+WORKDIR /workspace
+ENTRYPOINT {entrypoint}
+"""
+
+
+def kaniko_image(bin_dir: Path, log: Log) -> str:
+    """The kaniko executor image for build Jobs, from the node's own executor binary and
+    the host's CA bundle (in the place upstream's image keeps it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        context = Path(tmp)
+        kaniko = context / "kaniko"
+        (kaniko / "ssl" / "certs").mkdir(parents=True)
+        # An empty folder, as upstream's: a push Secret is mounted over it.
+        (kaniko / ".docker").mkdir()
+        shutil.copy2(bin_dir / "kaniko-executor", kaniko / "executor")
+        shutil.copy2(nodeimages.HOST_CA_BUNDLE, kaniko / "ssl" / "certs" / "ca-certificates.crt")
+        (context / "nsswitch.conf").write_text(NSSWITCH)
+        (context / "Dockerfile").write_text(kaniko_dockerfile())
+        name = f"{nodeconfig.registry_host()}/pitstop/kaniko:executor"
         return build(bin_dir, context, context, name, log)
 
 

@@ -100,18 +100,21 @@ def up(state_dir: Path, timeout: float, pod_cidr: str, node: str) -> None:
 @state_dir_option
 def build_images(state_dir: Path) -> None:
     """Build a build Job's images on the running real node and push them to its registry:
-    the operator's (operator/Dockerfile) and a rootless BuildKit."""
+    the operator's (operator/Dockerfile), a rootless BuildKit and a kaniko executor."""
     info = cluster.Cluster(state_dir).info()
     if info is None or info.node != "real":
         raise click.ClickException("no real node runs here: `pitstop dev up --node real`")
     repository = Path(__file__).resolve().parents[3]
     operator_ref = buildimages.operator_image(info.bin_dir, repository, _progress)
     buildkit_ref = buildimages.buildkit_image(info.bin_dir, _progress)
+    kaniko_ref = buildimages.kaniko_image(info.bin_dir, _progress)
     click.echo(f"PITSTOP_OPERATOR_IMAGE={operator_ref}")
     click.echo(f"PITSTOP_BUILDKIT_IMAGE={buildkit_ref}")
+    click.echo(f"PITSTOP_KANIKO_IMAGE={kaniko_ref}")
     name = operator_ref.split("@", 1)[0]
     click.echo(
         f"helm: --set image.repository={name},image.tag=dev,build.buildkitImage={buildkit_ref}"
+        f",build.kanikoImage={kaniko_ref}"
     )
 
 

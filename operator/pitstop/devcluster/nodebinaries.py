@@ -27,6 +27,7 @@ DISTRIBUTION_VERSION = "v3.1.2"
 BUILDKIT_VERSION = "v0.34.2"
 CRANE_VERSION = "v0.22.1"
 ROOTLESSKIT_VERSION = "v2.3.6"
+KANIKO_VERSION = "v1.23.2"
 PAUSE_VERSION = "1"
 
 CNI_DIR = "cni"
@@ -119,6 +120,19 @@ def builds() -> tuple[binaries.GoBuild, ...]:
             version=ROOTLESSKIT_VERSION,
             packages=("github.com/rootless-containers/rootlesskit/v2/cmd/rootlesskit",),
             binaries=("rootlesskit",),
+        ),
+        # kaniko's executor, for the node's own kaniko image (see buildimages). The
+        # upstream repository is archived (2025) but its module still builds from the
+        # proxy: its go.mod has no `replace` or `exclude`.
+        binaries.GoBuild(
+            name="kaniko",
+            module="github.com/GoogleContainerTools/kaniko",
+            version=KANIKO_VERSION,
+            packages=("github.com/GoogleContainerTools/kaniko/cmd/executor",),
+            binaries=("kaniko-executor",),
+            ldflags=(
+                f"-X github.com/GoogleContainerTools/kaniko/pkg/version.version={KANIKO_VERSION}",
+            ),
         ),
         # Same wrapper recipe as the control plane (staging modules pinned), own folder.
         binaries.GoBuild(

@@ -151,7 +151,10 @@ def failure_detail(step: FailedStep | None, log_tail: str | None) -> str:
         # With causes: them, then the log's last line (BuildKit's summary of the step).
         text = "\n".join([*causes, lines[-1]] if causes else lines[-_TAIL:])
     else:
-        text = step.message or f"exit code {step.exit_code} ({step.reason})"
+        # A bare digest is no explanation: kaniko writes its --digest-file (the
+        # termination message) before it pushes, so a failed push leaves one.
+        said = "" if _DIGEST.fullmatch(step.message.strip()) else step.message
+        text = said or f"exit code {step.exit_code} ({step.reason})"
     return f"{step.container} step: {text.strip()}"
 
 

@@ -5,6 +5,11 @@ own image (`pitstop package prepare-build`): it fetches the model package, verif
 builds the bento and writes the build context with its Dockerfile. The build container
 then runs a rootless builder, BuildKit by default or kaniko, and pushes the image.
 
+Both builders run for real on the dev cluster's real node (tests/realnode), from images
+built there of binaries built from their Go modules: BuildKit v0.34 and kaniko v1.23.2
+(`github.com/GoogleContainerTools/kaniko`, archived upstream in 2025 but still served
+by the module proxy and buildable as it is).
+
 Neither step is privileged. BuildKit rootless needs seccomp and AppArmor unconfined (it
 creates user namespaces) and runs as uid 1000; kaniko runs as uid 0 inside its
 container, unprivileged. So neither meets the `restricted` Pod Security level (BuildKit
@@ -183,7 +188,11 @@ def _build_container(md: ModelDeployment, image: str, settings: BuildSettings) -
                 f"--context=dir://{CONTEXT}",
                 f"--dockerfile={DOCKERFILE_DIR}/Dockerfile",
                 f"--destination={image}",
-                # The pushed digest becomes the termination message the operator reads.
+                # The image's manifest digest becomes the termination message the
+                # operator reads: the registry serves the same one (checked on the real
+                # node). kaniko writes it before it pushes, so a Job whose push failed
+                # has one too: the operator reads it from completed Jobs only, and no
+                # failure is explained by it (images.observation).
                 "--digest-file=/dev/termination-log",
                 *cache_args,
             ],

@@ -110,6 +110,14 @@ CASES = [
          decision.Attempt(2, J, "Failed", "BackoffLimitExceeded",
                           datetime(2025, 1, 1, 12, tzinfo=UTC),
                           "build step: error: failed to solve", package_digest=PACKAGE)),
+    # kaniko writes its --digest-file before it pushes: a failed push leaves a digest
+    # as the termination message, which explains nothing.
+    Case("failed push, no log, only kaniko's digest as the message: the exit status",
+         job(("Failed", "BackoffLimitExceeded")),
+         [pod(PREPARED, {**BUILD_ERROR, "message": DIGEST})],
+         decision.Attempt(2, J, "Failed", "BackoffLimitExceeded",
+                          datetime(2025, 1, 1, 12, tzinfo=UTC),
+                          "build step: exit code 1 (Error)", package_digest=PACKAGE)),
     Case("failed in prepare, no log nor message: the exit status",
          job(("Failed", "BackoffLimitExceeded")), [pod(KWOK_ERROR)],
          decision.Attempt(2, J, "Failed", "BackoffLimitExceeded",
