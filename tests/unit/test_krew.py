@@ -1,7 +1,7 @@
 """The krew plugin: manifests/krew/pitstop.yaml names the archive that `pitstop.krew`
 builds from this checkout (its sha256 is a fresh build's), has what krew and the krew
 index ask of a manifest, and the launcher inside runs the CLI pip installed or says
-how to install it. tests/integration/test_krew.py has krew itself install it."""
+how to install it. tests/integration/test_krew_plugin.py has krew itself install it."""
 
 from __future__ import annotations
 
