@@ -121,7 +121,7 @@ def test_kubectl_pitstop_status_through_the_plugin_krew_installed(
     def kubectl_pitstop(*path: Path) -> subprocess.CompletedProcess[str]:
         search = os.pathsep.join([str(root / "bin"), str(cluster.bin_dir), *map(str, path),
                                   "/usr/bin:/bin"])  # fmt: skip
-        # kubectl runs the first kubectl-pitstop on PATH: krew's, pip's comes after it.
+        # kubectl runs the first kubectl-pitstop on PATH: krew's; pip's comes after it.
         assert shutil.which("kubectl-pitstop", path=search) == str(root / "bin" / "kubectl-pitstop")
         return subprocess.run(
             ["kubectl", "pitstop", "status", "fraud", "-n", namespace],
@@ -137,6 +137,7 @@ def test_kubectl_pitstop_status_through_the_plugin_krew_installed(
     assert "serves with 2/2 ready replicas" in shown.stdout
 
     # Without it: krew's launcher says how to install it.
+    assert shutil.which("pitstop", path="/usr/bin:/bin") is None
     missing = kubectl_pitstop()
     assert missing.returncode == 127
     assert "pip install" in missing.stderr
