@@ -67,10 +67,12 @@ def gzip_stored(data: bytes) -> bytes:
 
 
 def build(repo: Path) -> bytes:
-    """The plugin's archive, from the launcher and LICENSE of the checkout at `repo`."""
-    return gzip_stored(
-        tar([(name, (repo / path).read_bytes(), mode) for name, path, mode in MEMBERS])
-    )
+    """The plugin's archive, from the launcher and LICENSE of the checkout at `repo`.
+    Both are text: line ends go in as LF whatever the checkout made of them (a Windows
+    checkout may turn them into CRLF), so the sha256 stays the manifest's."""
+    files = [(name, (repo / path).read_bytes().replace(b"\r\n", b"\n"), mode)
+             for name, path, mode in MEMBERS]  # fmt: skip
+    return gzip_stored(tar(files))
 
 
 def sha256(archive: bytes) -> str:

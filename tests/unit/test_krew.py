@@ -9,7 +9,6 @@ import gzip
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -57,11 +56,13 @@ def test_the_manifest_carries_the_sha256_of_a_fresh_build() -> None:
         )
 
 
-def test_the_archive_does_not_depend_on_the_files_times_or_modes(tmp_path: Path) -> None:
+def test_the_archive_does_not_depend_on_the_files_times_modes_or_line_ends(
+    tmp_path: Path,
+) -> None:
     for _, path, _ in krew.MEMBERS:
         copy = tmp_path / path
         copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(REPO / path, copy)
+        copy.write_bytes((REPO / path).read_bytes().replace(b"\n", b"\r\n"))  # as on Windows
         copy.chmod(0o600)
         os.utime(copy, (1_234_567_890, 1_234_567_890))
     assert krew.build(tmp_path) == krew.build(REPO)
