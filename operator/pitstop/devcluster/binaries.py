@@ -2,9 +2,9 @@
 
 This module owns the recipe that turns Go modules from the module proxy into the
 executables the local control plane runs (kube-apiserver, kube-controller-manager,
-kube-scheduler, kubectl, etcd, kwok, helm). Nothing is downloaded except through the
-`go` command, and nothing is written into the repository: every build happens in a
-generated wrapper module inside the cache directory.
+kube-scheduler, kubectl, etcd, kwok) and that its tests run (helm, krew). Nothing is
+downloaded except through the `go` command, and nothing is written into the repository:
+every build happens in a generated wrapper module inside the cache directory.
 
 Why a wrapper module: `go install k8s.io/kubernetes/cmd/...@v1.36.3` is refused because
 the kubernetes go.mod `replace`s its staging modules (k8s.io/api, client-go, ...) with
@@ -32,6 +32,9 @@ KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 HELM_VERSION = "v3.22.0"
+# The newest the module proxy serves: its version list names only v0.4.3, v0.4.4 comes
+# when asked by name, v0.4.5 is refused (403, "not available"). A cold build: ≈ 22 s.
+KREW_VERSION = "v0.4.4"
 
 # Written next to the binaries; records which version each binary was built from, so
 # bumping one of the versions above rebuilds only that group.
@@ -78,7 +81,8 @@ def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
     return tuple(flags)
 
 
-# What `cluster` runs; helm is built for the chart tests but not needed to start.
+# What `cluster` runs; helm (the chart tests) and krew (the plugin manifest's) are not
+# needed to start.
 CLUSTER_BUILDS = ("kubernetes", "etcd", "kwok")
 
 
@@ -127,6 +131,16 @@ def builds() -> tuple[GoBuild, ...]:
             packages=("helm.sh/helm/v3/cmd/helm",),
             binaries=("helm",),
             ldflags=(f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",),
+        ),
+        # krew and the krew index's own manifest check, for manifests/krew/pitstop.yaml.
+        # No version is stamped in: krew asks GitHub for a newer release (on 40 % of
+        # runs) unless it is a development build, and this machine reaches no GitHub.
+        GoBuild(
+            name="krew",
+            module="sigs.k8s.io/krew",
+            version=KREW_VERSION,
+            packages=("sigs.k8s.io/krew/cmd/krew", "sigs.k8s.io/krew/cmd/validate-krew-manifest"),
+            binaries=("krew", "validate-krew-manifest"),
         ),
     )
 

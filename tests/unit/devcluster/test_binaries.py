@@ -87,6 +87,8 @@ def test_every_binary_the_cluster_runs_is_built() -> None:
         "etcd",
         "kwok",
         "helm",
+        "krew",  # and the krew index's check, for manifests/krew/pitstop.yaml's test
+        "validate-krew-manifest",
     }
 
 
