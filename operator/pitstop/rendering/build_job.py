@@ -3,7 +3,8 @@
 The Job has two steps sharing one emptyDir. The init container runs the operator's
 own image (`pitstop package prepare-build`): it fetches the model package, verifies it,
 builds the bento and writes the build context with its Dockerfile. The build container
-then runs a rootless builder, BuildKit by default or kaniko, and pushes the image.
+then runs an unprivileged builder, rootless BuildKit by default or kaniko (uid 0 inside
+its container), and pushes the image.
 
 Both builders run for real on the dev cluster's real node (tests/realnode), from images
 built there of binaries built from their Go modules: BuildKit v0.34 and kaniko v1.23.2
