@@ -64,7 +64,7 @@ def seconds_to_pass_p99(rps: float, ratio: float, alpha: float) -> float:
     """When an exact binomial test, knowing the stable's p99 exactly, first shows in half
     of identical rollouts that at most 1% of the candidate's answers are slower than
     `ratio` x that p99."""
-    tail = 1 - norm.cdf(norm.ppf(0.99) + math.log(ratio) / world.SIGMA)
+    tail = p99_tail(1.0, ratio)
     for seconds in range(5, 36_000, 5):
         n, _ = candidate_requests(rps, seconds)
         n = int(n)
@@ -81,7 +81,7 @@ def p99_detection_power(rps: float, seconds: float, slow: float, ratio: float,
     answers are slower than `ratio` x that p99, when its latencies are `slow` x the
     stable's."""
     mean, _ = candidate_requests(rps, seconds)
-    tail = 1 - norm.cdf(norm.ppf(0.99) + math.log(ratio / slow) / world.SIGMA)
+    tail = p99_tail(slow, ratio)
     total = 0.0
     for n in range(int(poisson.ppf(1e-6, mean)), int(poisson.ppf(1 - 1e-6, mean)) + 1):
         critical = binom.isf(alpha, n, 0.01) + 1
