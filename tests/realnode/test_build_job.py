@@ -230,15 +230,24 @@ def operator(real_cluster: testing.DevCluster, job_images: dict[str, str]) -> in
     """The chart installed with the images built on the node: the operator runs as real
     pods (reaching the API through the `kubernetes` Service) and its build Jobs use the
     node's BuildKit image. One attempt per build, so a failing build is reported at once."""
-    repository, _, _ = job_images["operator"].partition("@")
-    release = install.install(
-        real_cluster, "pitstop", "pitstop-system",
-        args=("--set", f"image.repository={repository}", "--set", "image.tag=dev",
-              "--set", f"build.buildkitImage={job_images['buildkit']}",
-              "--set", "build.maxAttempts=1"),
-    )  # fmt: skip
-    real_cluster.kubectl("rollout", "status", "deployment", "-n", release.namespace,
-                         "--timeout=180s", "-l", "app.kubernetes.io/name=pitstop")  # fmt: skip
+    return _install_chart(real_cluster, job_images["operator"],
+                          f"build.buildkitImage={job_images['buildkit']}")  # fmt: skip
+
+
+def _install_chart(
+    cluster: testing.DevCluster, operator_image: str, *values: str
+) -> install.Release:
+    """The chart with the operator's image built on the node and these `--set` values,
+    one attempt per build (a failing build shows at once); returns once the operator's
+    pods are up."""
+    repository, _, _ = operator_image.partition("@")
+    sets = ["image.tag=dev", *values, "build.maxAttempts=1"]
+    args = ["--set", f"image.repository={repository}"]
+    for value in sets:
+        args += ["--set", value]
+    release = install.install(cluster, "pitstop", "pitstop-system", args=tuple(args))
+    cluster.kubectl("rollout", "status", "deployment", "-n", release.namespace,
+                    "--timeout=180s", "-l", "app.kubernetes.io/name=pitstop")  # fmt: skip
     return release
 
 

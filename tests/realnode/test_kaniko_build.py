@@ -42,17 +42,8 @@ def kaniko_release(real_cluster: testing.DevCluster) -> install.Release:
     started = time.monotonic()
     kaniko_image = buildimages.kaniko_image(real_cluster.bin_dir, print)
     print(f"kaniko image {kaniko_image} in {time.monotonic() - started:.0f}s")
-    repository, _, _ = operator_image.partition("@")
-    release = install.install(
-        real_cluster, "pitstop", "pitstop-system",
-        args=("--set", f"image.repository={repository}", "--set", "image.tag=dev",
-              "--set", "build.builders={kaniko}",
-              "--set", f"build.kanikoImage={kaniko_image}",
-              "--set", "build.maxAttempts=1"),
-    )  # fmt: skip
-    real_cluster.kubectl("rollout", "status", "deployment", "-n", release.namespace,
-                         "--timeout=180s", "-l", "app.kubernetes.io/name=pitstop")  # fmt: skip
-    return release
+    return shared._install_chart(real_cluster, operator_image, "build.builders={kaniko}",
+                                 f"build.kanikoImage={kaniko_image}")  # fmt: skip
 
 
 def test_the_operator_builds_with_kaniko_in_a_baseline_namespace_and_the_model_runs(
