@@ -36,6 +36,10 @@ MODEL_UID = 1034
 BENTOML_HOME = "/var/lib/bentoml"
 TMP_DIR = "/tmp"
 WRITABLE = {"bentoml-home": BENTOML_HOME, "tmp": TMP_DIR}  # emptyDir volume -> mount path
+# Seconds a terminating model pod keeps serving before it is stopped: long enough for
+# kube-proxy (about a second) and a gateway to stop routing to it, well inside the
+# default 30 s grace period.
+DRAIN_SECONDS = 5
 
 
 def _container(md: ModelDeployment, image: str) -> Object:
@@ -81,6 +85,11 @@ def _container(md: ModelDeployment, image: str) -> Object:
             "periodSeconds": 10,
             "failureThreshold": 6,
         },
+        # A pod leaves its endpoints when it starts terminating, but kube-proxy and the
+        # gateways learn that a moment later: until then they still send it requests.
+        # Serving on through that moment (the kubelet's own sleep: no binary needed in
+        # the image) is what keeps a promotion or a scale-down from failing requests.
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         # The restricted Pod Security Standard, and a read-only root filesystem.
         "securityContext": {
             "allowPrivilegeEscalation": False,

@@ -4,8 +4,10 @@ KWOK marks pods Running and gives them a loopback IP (127.x.y.z); this emulator 
 the namespace's pods through the API and, for every Running pod with an IP and no
 deletionTimestamp, starts a real `bentoml serve` of the bento the pod's image holds
 (a folder with its models, as at the image's $BENTO_PATH), bound to
-`<podIP>:<containerPort>`. It stops the server when the pod goes or starts
-terminating. What else a kubelet does for these pods, it does from the pod spec too:
+`<podIP>:<containerPort>`. When the pod goes or starts terminating it runs the
+container's preStop sleep (the server keeps answering, as the gateway may still route
+to it for a moment) and then stops the server. What else a kubelet does for these pods,
+it does from the pod spec too:
 
 - the container's env (literal values) over the image's own env (`Image.env`);
 - configMap and secret volumes are written to a per-pod folder and rewritten (atomically,
@@ -42,7 +44,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,10 @@ class PodServer:
     """Files standing in for headless Services' DNS (path -> Service name)."""
     ready_at: float | None = None
     exited: int | None = None
+    pre_stop: float = 0.0
+    """Seconds of the container's preStop sleep, served through before stopping."""
+    cut_short: threading.Event = dataclasses.field(default_factory=threading.Event)
+    """Ends the preStop sleep early: the emulator stops, or a new pod has its address."""
 
     @property
     def url(self) -> str:
@@ -116,6 +122,11 @@ def is_running(pod: Object) -> bool:
         and bool(status.get("podIP"))
         and meta.get("deletionTimestamp") is None
     )
+
+
+def pre_stop_seconds(container: Object) -> float:
+    sleep = ((container.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
+    return float(sleep.get("seconds", 0))
 
 
 def selects(selector: Mapping[str, str], pod: Object) -> bool:
@@ -156,12 +167,13 @@ class Kubelet:
         self.problems: list[str] = []  # each problem once, in the order seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kubelet", daemon=True)
-        self._stopper = ThreadPoolExecutor(4, thread_name_prefix="kubelet-stop")
+        self._stopper = ThreadPoolExecutor(16, thread_name_prefix="kubelet-stop")
         self._api: k8s_client.ApiClient | None = None
         self._pods_seen: list[Object] = []
         self._services: dict[str, Object] = {}
         self._objects: dict[str, Object | None] = {}  # read once per sync
         self._refused: set[str] = set()  # pod uids this emulator cannot run
+        self._draining: dict[str, tuple[PodServer, Future[None]]] = {}  # by uid, in preStop
 
     # --- what tests and the gateway ask -------------------------------------------
 
@@ -191,6 +203,8 @@ class Kubelet:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        for gone, _ in self._draining.values():
+            gone.cut_short.set()
         for uid in list(self.pods):
             self._stopper.submit(self.pods.pop(uid).server.stop)
         self._stopper.shutdown(wait=True)
@@ -226,8 +240,10 @@ class Kubelet:
                    and MODEL_POD in (p["metadata"].get("labels") or {})}  # fmt: skip
         for uid in [uid for uid in self.pods if uid not in running]:
             gone = self.pods.pop(uid)
-            log.info("pod %s went: stopping its server", gone.name)
-            self._stopper.submit(gone.server.stop)
+            log.info("pod %s went: stopping its server after %gs", gone.name, gone.pre_stop)
+            self._draining[gone.uid] = (gone, self._stopper.submit(self._drain, gone))
+        for uid in [uid for uid, (_, done) in self._draining.items() if done.done()]:
+            del self._draining[uid]
         for uid, pod in running.items():
             if uid not in self.pods and uid not in self._refused:
                 self._launch(pod)
@@ -235,6 +251,20 @@ class Kubelet:
             self._write_volumes(served)
             self._write_peers(served)
             self._probe(served)
+
+    def _drain(self, gone: PodServer) -> None:
+        """The kubelet's preStop sleep, then the stop."""
+        gone.cut_short.wait(gone.pre_stop)
+        gone.server.stop()
+
+    def _free(self, ip: str, port: int) -> None:
+        """A real pod keeps its IP until its sandbox goes; KWOK hands a deleted pod's IP
+        to the next pod at once. The draining server on it stops first: the gateway has
+        already left the old pod, so what reaches that address is for the new one."""
+        for gone, done in list(self._draining.values()):
+            if (gone.ip, gone.port) == (ip, port):
+                gone.cut_short.set()
+                done.result(timeout=60)
 
     def _problem(self, text: str) -> None:
         if text not in self.problems:
@@ -285,7 +315,7 @@ class Kubelet:
             name=meta["name"], uid=meta["uid"], ip=pod["status"]["podIP"], port=ports[0],
             labels=dict(meta.get("labels") or {}), container=container["name"], folder=folder, server=None,  # type: ignore[arg-type]
             mounts=mounts, volumes=spec.get("volumes") or [], started=time.monotonic(),
-            peers=peers,
+            peers=peers, pre_stop=pre_stop_seconds(container),
         )  # fmt: skip
         (folder / "rootfs").mkdir(parents=True, exist_ok=True)
         for volume in served.volumes:
@@ -293,6 +323,7 @@ class Kubelet:
                 (folder / "volumes" / volume["name"]).mkdir(parents=True, exist_ok=True)
         self._write_volumes(served)
         self._write_peers(served)
+        self._free(served.ip, served.port)
         served.server = Server(
             image.bento,
             {**self.host_env, **env},

@@ -53,6 +53,14 @@ def test_deployment_is_owned_labelled_and_hardened() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
+def test_a_terminating_model_pod_serves_on_until_the_data_plane_has_moved() -> None:
+    """Endpoints change before kube-proxy and gateways act on it: a pod that stopped at
+    once would fail the requests still routed to it (seen end to end on a promotion)."""
+    pod = children.deployment(md(), "img:1", "r", 1)["spec"]["template"]["spec"]
+    sleep = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 1 < sleep < pod.get("terminationGracePeriodSeconds", 30)
+
+
 def test_model_pods_meet_the_restricted_pod_security_standard() -> None:
     """What the `restricted` level checks (the integration tests' namespaces enforce it)."""
     pod = children.deployment(md(serving={"replicas": 1, "auth": {"apiKeysSecret": "k"}}),
