@@ -473,6 +473,11 @@ def test_a_reconcile_that_changes_nothing_writes_nothing_and_a_deleted_child_com
     # Someone deletes the entry Service: the watch tells the operator, which applies it again.
     cluster.kubectl("delete", "service", "fraud", "-n", namespace)
     world.settles("the entry Service back, selecting v1", world.entry_selects, "1")
+    # Nor does the operator discover the API as it goes: one GET /apis per API client
+    # (the reconciles' and the leader election's), when it starts. Discovering lazily,
+    # the first applies walked every API group, once per reconcile thread.
+    found = operator_metrics.requests(operator_metrics.samples(operator.metrics_url))
+    assert found.get("GET discovery", 0) <= 2, found
 
 
 def test_a_restarted_operator_decides_from_the_watches_whole_view_not_an_empty_one(

@@ -29,6 +29,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.resource import Resource
 
 from pitstop.api import resource
 from pitstop.k8s import build_calls, errors, events, lease_calls, permissions, transport
@@ -133,7 +134,16 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
 
     @functools.cache  # noqa: B019 - one client per process; resources never change
     def _resource(self, api_version: str, kind: str) -> Any:
-        return self._dynamic.resources.get(api_version=api_version, kind=kind)
+        """The dynamic client's handle on a kind, built from what `permissions` declares
+        about it. Not the client's own lookup: that discovers lazily and without a lock,
+        so the first reconciles, running at once, each walked every API group (about 25
+        GETs of large documents per reconcile thread while the API server was busiest)."""
+        known = permissions.known_kind(api_version, kind)
+        group, _, version = api_version.rpartition("/")
+        return Resource(
+            prefix="apis" if group else "api", group=group, api_version=version, kind=kind,
+            namespaced=known.scope != "cluster", name=known.resource, client=self._dynamic,
+        )  # fmt: skip
 
     # An apply that finds no object creates it, which the API server authorizes as a
     # create too.

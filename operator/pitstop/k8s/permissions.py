@@ -175,3 +175,13 @@ def check_kind(accepted: Iterable[Kind], api_version: str, kind: str) -> None:
             f"{kind}.{group or 'core'} is not among the kinds this KubeClient method declares;"
             " add it there (operator/pitstop/k8s/permissions.py) and grant it in the chart"
         )
+
+
+def known_kind(api_version: str, kind: str) -> Kind:
+    """The declared kind `kind` of `api_version`'s group: its plural and whether it is
+    namespaced, which is all a request's path needs (no API discovery)."""
+    group = api_version.rpartition("/")[0]
+    for value in list(globals().values()):
+        if isinstance(value, Kind) and value.group == group and value.kind == kind:
+            return value
+    raise UndeclaredKind(f"{kind}.{group or 'core'} is not declared in pitstop.k8s.permissions")
