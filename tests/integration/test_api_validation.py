@@ -71,6 +71,8 @@ INVALID = [
      ["spec.serving.replicas", "should be greater than or equal to 0"]),
     ("batching wait of 2s", variant(serving={"batching": {"maxWait": "2s"}}),
      ["spec.serving.batching", "maxWait must be more than 0s and at most 1s"]),
+    ("drain of 11m", variant(serving={"drain": "11m"}),
+     ["spec.serving", "drain must be at most 10m"]),
     ("batching of 0 rows", variant(serving={"batching": {"maxRows": 0}}),
      ["spec.serving.batching.maxRows", "greater than or equal to 1"]),
     ("canary weight above 100", variant(strategy={**CANARY, "canary": {"steps": [{"weight": 150}]}}),

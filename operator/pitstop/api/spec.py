@@ -193,6 +193,10 @@ class FeedbackSpec(SpecModel):
 class ServingSpec(SpecModel):
     """How each revision's model servers run."""
 
+    model_config = spec_config(
+        ("duration(self.drain) <= duration('10m')", "drain must be at most 10m"),
+    )
+
     replicas: int = Field(default=1, ge=0, le=1000, description="Model server pods per revision.")
     resources: ResourceRequirements | None = Field(default=None, description="Per-pod resources.")
     auth: AuthSpec | None = Field(default=None, description="Off when absent.")
@@ -210,6 +214,13 @@ class ServingSpec(SpecModel):
         default=None,
         description="Ground-truth feedback routed to the pod that predicted (on by itself "
         "when an analysis metric is builtin quality).",
+    )
+    drain: Duration = Field(
+        default="5s",
+        description="How long a model pod that is going away keeps answering before it is "
+        "stopped, while kube-proxy and load balancers stop routing to it (a preStop sleep; "
+        "the pod's grace period is this plus 30s). Raise it behind a load balancer that "
+        "deregisters slowly (an AWS ALB: its deregistration delay); 0s stops pods at once.",
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any
 
 from pitstop.api import durations
@@ -36,10 +37,9 @@ MODEL_UID = 1034
 BENTOML_HOME = "/var/lib/bentoml"
 TMP_DIR = "/tmp"
 WRITABLE = {"bentoml-home": BENTOML_HOME, "tmp": TMP_DIR}  # emptyDir volume -> mount path
-# Seconds a terminating model pod keeps serving before it is stopped: long enough for
-# kube-proxy (about a second) and a gateway to stop routing to it, well inside the
-# default 30 s grace period.
-DRAIN_SECONDS = 5
+# What a model server has to stop in once its drain (spec.serving.drain) is over: the
+# pod's grace period is the drain plus this (Kubernetes' default grace period).
+SHUTDOWN_SECONDS = 30
 
 
 def _container(md: ModelDeployment, image: str) -> Object:
@@ -85,11 +85,6 @@ def _container(md: ModelDeployment, image: str) -> Object:
             "periodSeconds": 10,
             "failureThreshold": 6,
         },
-        # A pod leaves its endpoints when it starts terminating, but kube-proxy and the
-        # gateways learn that a moment later: until then they still send it requests.
-        # Serving on through that moment (the kubelet's own sleep: no binary needed in
-        # the image) is what keeps a promotion or a scale-down from failing requests.
-        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         # The restricted Pod Security Standard, and a read-only root filesystem.
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -101,7 +96,17 @@ def _container(md: ModelDeployment, image: str) -> Object:
     resources = spec.serving.resources
     if resources is not None:
         container["resources"] = resources.model_dump(by_alias=True, exclude_none=True)
+    if drain_seconds(md) > 0:
+        # A pod leaves its endpoints when it starts terminating, but kube-proxy and the
+        # load balancers act on that a moment later and send it requests until then.
+        # Serving on through that moment (the kubelet's own sleep: no binary needed in
+        # the image) keeps a promotion or a scale-down from failing requests.
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": drain_seconds(md)}}}
     return container
+
+
+def drain_seconds(md: ModelDeployment) -> int:
+    return math.ceil(durations.parse(md.spec.serving.drain).total_seconds())
 
 
 def pod_template(md: ModelDeployment, image: str) -> Object:
@@ -129,6 +134,7 @@ def pod_template(md: ModelDeployment, image: str) -> Object:
         "volumes": volumes,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": drain_seconds(md) + SHUTDOWN_SECONDS,
     }
     if spec.build is not None and spec.build.push_secret is not None:
         pod_spec["imagePullSecrets"] = [{"name": spec.build.push_secret}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from pitstop.api.resource import ModelDeployment
 from pitstop.rendering import children, labels
 
@@ -53,12 +54,21 @@ def test_deployment_is_owned_labelled_and_hardened() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
-def test_a_terminating_model_pod_serves_on_until_the_data_plane_has_moved() -> None:
+@pytest.mark.parametrize(
+    ("drain", "sleep", "grace"),
+    [(None, 5, 35), ("20s", 20, 50), ("1500ms", 2, 32), ("0s", None, 30)],
+)
+def test_a_terminating_model_pod_serves_on_until_the_data_plane_has_moved(
+    drain: str | None, sleep: int | None, grace: int
+) -> None:
     """Endpoints change before kube-proxy and gateways act on it: a pod that stopped at
-    once would fail the requests still routed to it (seen end to end on a promotion)."""
-    pod = children.deployment(md(), "img:1", "r", 1)["spec"]["template"]["spec"]
-    sleep = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert 1 < sleep < pod.get("terminationGracePeriodSeconds", 30)
+    once would fail the requests still routed to it (seen end to end on a promotion).
+    The grace period leaves the server its usual time to stop after the drain."""
+    serving = {"drain": drain} if drain is not None else {}
+    pod = children.deployment(md(serving=serving), "img:1", "r", 1)["spec"]["template"]["spec"]
+    hook = pod["containers"][0].get("lifecycle", {}).get("preStop", {})
+    assert hook.get("sleep", {}).get("seconds") == sleep
+    assert pod["terminationGracePeriodSeconds"] == grace
 
 
 def test_model_pods_meet_the_restricted_pod_security_standard() -> None:
