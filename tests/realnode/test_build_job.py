@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -430,6 +431,7 @@ def test_the_operator_builds_each_version_and_canaries_it_to_promoted_under_anal
     assert [m["name"] for m in done["analysis"]["metrics"]] == ["error-rate"]
     # Users saw no errors: stable and candidate answered through the same Service.
     assert load.answers.count(200) >= 40
+    print("users' answers by status through the rollout:", dict(Counter(load.answers)))
     assert load.answers.count(200) / len(load.answers) > 0.99, sorted(set(load.answers))
 
 
