@@ -96,12 +96,13 @@ def _container(md: ModelDeployment, image: str) -> Object:
     resources = spec.serving.resources
     if resources is not None:
         container["resources"] = resources.model_dump(by_alias=True, exclude_none=True)
-    if drain_seconds(md) > 0:
+    drain = drain_seconds(md)
+    if drain > 0:
         # A pod leaves its endpoints when it starts terminating, but kube-proxy and the
         # load balancers act on that a moment later and send it requests until then.
         # Serving on through that moment (the kubelet's own sleep: no binary needed in
         # the image) keeps a promotion or a scale-down from failing requests.
-        container["lifecycle"] = {"preStop": {"sleep": {"seconds": drain_seconds(md)}}}
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": drain}}}
     return container
 
 
