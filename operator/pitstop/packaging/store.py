@@ -109,19 +109,28 @@ def verify(folder: Path) -> manifest.Manifest:
 
 
 def export(tag: str, destination: Path) -> Path:
-    """Write a package to a `.bentomodel` file, or into a folder (named by its tag)."""
+    """Write a package to a `.bentomodel` file, or into a folder (named by its tag).
+
+    Paths are made absolute first: BentoML opens them as filesystem URLs, which reads a
+    relative `out/m-1.bentomodel` as `/out/m-1.bentomodel`."""
     package = load_manifest(tag)
+    destination = destination.absolute()
     if destination.is_dir():
         destination = destination / f"{package.name}-{package.version}{EXPORT_SUFFIX}"
     elif destination.suffix != EXPORT_SUFFIX:
         raise errors.PackagingError(
             f"export destination {destination} must be a folder or a {EXPORT_SUFFIX} file"
         )
+    if not destination.parent.is_dir():
+        raise errors.PackagingError(
+            f"export destination folder {destination.parent} does not exist"
+        )
     return Path(bentoml.models.export_model(tag, str(destination)))
 
 
 def import_(source: Path) -> manifest.Manifest:
     """Import an exported package, refusing (and removing) one that fails `verify`."""
+    source = source.absolute()  # as in `export`
     if not source.is_file():
         raise errors.PackagingError(f"package file {source} does not exist")
     try:

@@ -127,9 +127,8 @@ def test_store_round_trip_and_cli(tmp_path: Path) -> None:
     pitstop = [str(Path(sys.executable).with_name("pitstop"))]
 
     def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [*pitstop, "package", *args], env=env, capture_output=True, text=True, check=False
-        )
+        done = subprocess.run([*pitstop, "package", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, check=False)  # fmt: skip
         assert (done.returncode == 0) == ok, done.stderr
         return done
 
@@ -141,11 +140,18 @@ def test_store_round_trip_and_cli(tmp_path: Path) -> None:
     assert "packaged m:1 sha256:" in created.stdout
     assert (exported / "m-1.bentomodel").is_file()
     assert '"auc": 0.9' in cli("show", "m:1").stdout
+    # Relative paths are the working directory's (BentoML alone reads them from `/`).
+    refused = cli("export", "m:1", "again/m-1.bentomodel", ok=False).stderr
+    assert f"export destination folder {tmp_path / 'again'} does not exist" in refused
+    assert "Traceback" not in refused
+    (tmp_path / "again").mkdir()
+    cli("export", "m:1", "again/m-1.bentomodel")
+    assert (tmp_path / "again" / "m-1.bentomodel").is_file()
     again = cli("create", str(model_file), "--data", str(data_file), "--name", "m",
                 "--version", "1", "--target", "y", "--metric", "auc=0.8", ok=False)  # fmt: skip
     assert "already exists with different content" in again.stderr
     env["BENTOML_HOME"] = str(tmp_path / "elsewhere")
-    imported = cli("import", str(exported / "m-1.bentomodel"))
+    imported = cli("import", "out/m-1.bentomodel")
     assert imported.stdout.split()[1:] == created.stdout.split()[1:3]
     missing = cli("show", "nope:1", ok=False)
     assert "nope:1 is not in the model store" in missing.stderr
