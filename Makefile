@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint unit integration realnode bench crd manifests venv binaries node-binaries system-deps node-deps clean
+.PHONY: demo demo-realnode test lint unit integration realnode bench crd manifests venv binaries node-binaries system-deps node-deps clean
 
 ## make demo: the whole story on a local control plane with real model servers:
 ## v1 deploys, v2 goes through canary steps and is promoted, v3 is rolled back by itself.
@@ -33,6 +33,10 @@ integration: venv binaries system-deps
 ## they end, and gives it back). Not part of `make test`: ≈ 30 min warm (real image
 ## builds), ≈ 20 min more to build the node's binaries cold, and the host's bridge,
 ## iptables and sysctls are shared. See the README's real-node section.
+## make demo-realnode: the demo on a real node, its images built for real (root).
+demo-realnode: venv binaries node-binaries node-deps
+	$(BIN)/python tests/realnode/demo.py
+
 realnode: venv binaries node-binaries node-deps
 	$(BIN)/pytest tests/realnode -m realnode --timeout=1800
 

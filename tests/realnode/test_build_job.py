@@ -15,6 +15,7 @@ Only what the operator adds is left out: the test applies the rendered objects i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -67,7 +68,22 @@ def packages(
     _package(folder, exported, "7", seed=7)
     _package(folder, exported, "8", seed=8)
     _package(folder, exported, "9", seed=9, unsatisfiable=True)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(exported))
+    with serve_packages(exported) as url:
+        yield url
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files without a line on stderr per request."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_packages(folder: Path) -> Iterator[str]:
+    """Serves `folder` over HTTP on the node's bridge, where build pods can fetch from;
+    yields its URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer((nodeconfig.gateway(), 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
