@@ -76,7 +76,12 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
     built = subprocess.run(
         [sys.executable, "-m", "harness.models"],
         cwd=HERE,
-        env={**os.environ, **_server_env(home)},
+        # The build imports the training helpers (tests/serving) and the harness.
+        env={
+            **os.environ,
+            **_server_env(home),
+            "PYTHONPATH": os.pathsep.join([str(HERE), str(TESTS / "serving")]),
+        },
         capture_output=True,
         text=True,
         check=False,
@@ -88,13 +93,9 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
 
 
 def _server_env(home: Path) -> dict[str, str]:
-    # harness.faults must be importable by servers of the wrapper models; serving_models
-    # by the build.
-    return {
-        "BENTOML_HOME": str(home),
-        "BENTOML_DO_NOT_TRACK": "true",
-        "PYTHONPATH": os.pathsep.join([str(HERE), str(TESTS / "serving")]),
-    }
+    # No PYTHONPATH: the fault wrappers' classes (harness.faults) travel inside their
+    # packages (packaging.code), as they would in an image.
+    return {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
 
 
 # The serving template's defaults, as its image would carry them (model_images/README.md).

@@ -131,8 +131,7 @@ def main() -> None:
         images = {models.image(v): kubelet.Image(b, {"PITSTOP_MIRROR_CONFIG": "/etc/pitstop/mirror/mirror.json",
                                                      "PITSTOP_MODEL": f"{models.NAME}:{v}"})
                   for v, b in bentos.items()}  # fmt: skip
-        host_env = {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
-                    "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO / "tests" / "serving")])}  # fmt: skip
+        host_env = {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
         md = deployment.Deployment(cluster, NAMESPACE)
         with (
             kubelet.Kubelet(cluster, NAMESPACE, images, STATE / "pods", host_env=host_env),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,10 +74,17 @@ def create(
     export_to: Path | None,
     no_batching: bool,
 ) -> None:
-    """Package MODEL_FILE (joblib or pickle) trained on --data."""
+    """Package MODEL_FILE (joblib or pickle) trained on --data.
+
+    Classes and functions of your own modules that the model uses (not installed
+    libraries) are shipped inside the package: run it where those modules import, as
+    `python` would, i.e. from the folder that holds them."""
     from pitstop.packaging import package as package_
     from pitstop.packaging import store
 
+    # As `python -c` does: the working directory's modules are importable, so a model
+    # that refers to one (features.py beside the notebook) loads, and its code ships.
+    sys.path.insert(0, os.getcwd())
     result = package_.create(
         model_file,
         data,
@@ -87,6 +96,8 @@ def create(
         batchable=not no_batching,
     )
     click.echo(f"packaged {result.tag} {result.digest}")
+    if result.code:
+        click.echo(f"shipped with the model, by value: {', '.join(result.code)}")
     if export_to is not None:
         click.echo(f"exported to {store.export(result.tag, export_to)}")
 

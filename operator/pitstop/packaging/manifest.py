@@ -36,6 +36,9 @@ class Manifest(BaseModel):
     # micro-batching). False for a model whose answer for a row depends on the other
     # rows of the call (e.g. one that normalises over its input).
     batchable: bool = True
+    # The user's own modules the model refers to, pickled by value into the model file
+    # (see code.py): the image needs nothing of theirs installed.
+    code: tuple[str, ...] = ()
 
     @property
     def tag(self) -> str:

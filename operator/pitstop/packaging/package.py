@@ -16,6 +16,7 @@ import joblib
 import pandas as pd
 
 from pitstop.packaging import (
+    code,
     digest,
     errors,
     lineage,
@@ -83,9 +84,16 @@ def prepare(
     signature_ = signature.infer(features, estimator)
     profile_ = profile.build(features, signature_, bins)
     training = lineage.training_info(estimator, metrics, target)
-    model_bytes = _dump(estimator)
-    model_sha256 = hashlib.sha256(model_bytes).hexdigest()
+    shipped = code.local_modules(estimator)
     content = content_sha256(estimator)
+    if shipped:
+        model_bytes = code.dump_by_value(estimator, shipped)
+        content = hashlib.sha256(
+            f"{content}:{code.source_sha256(shipped, model_bytes)}".encode()
+        ).hexdigest()
+    else:
+        model_bytes = _dump(estimator)
+    model_sha256 = hashlib.sha256(model_bytes).hexdigest()
     result = manifest.Manifest(
         name=name,
         version=version,
@@ -97,6 +105,7 @@ def prepare(
         data=data_version,
         training=training,
         batchable=batchable,
+        code=shipped,
     )
     return result, model_bytes
 

@@ -28,6 +28,12 @@ def load_estimator(path: Path) -> Any:
         raise errors.PackagingError(f"model file {path} does not exist")
     try:
         return joblib.load(path)
+    except ModuleNotFoundError as missing:
+        raise errors.PackagingError(
+            f"model file {path} refers to module {missing.name!r}, which does not import "
+            "here: package it where that module imports (the folder that holds it), and "
+            "its code is shipped inside the package"
+        ) from missing
     except Exception as joblib_error:
         try:
             with path.open("rb") as stream:

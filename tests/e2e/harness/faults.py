@@ -1,9 +1,9 @@
 """Wrapper estimators that misbehave on purpose, packaged like any other model.
 
 Fault injection lives in the model, not in the serving template: a candidate that
-fails or is slow is a real package, served by the unchanged template. The servers
-import this module by its pickled path `harness.faults`, so the kubelet emulator puts
-`tests/e2e` on their PYTHONPATH (a real image would ship the class with the model).
+fails or is slow is a real package, served by the unchanged template. This module is
+not installed, so packaging ships these classes inside each package by value
+(`pitstop.packaging.code`): the model servers, like an image, import nothing of it.
 """
 
 from __future__ import annotations
