@@ -11,7 +11,8 @@ Users' requests go to the entry Service's ClusterIP, so kube-proxy splits them b
 the pods as the operator scaled them.
 
 v1 deploys; v2, another fit, goes through a canary step under analysis and is promoted;
-v3, a model whose coefficients are NaN (every answer fails), is rolled back by itself.
+v3, whose class (in the team's own module, which no image installs: the package carries
+it) fails one call in five, is rolled back by itself.
 Needs root and the node's binaries (`make node-binaries`, ≈ 11-19 min once); takes
 ≈ 15-25 min on 2 cores, most of it the first image builds.
 """
@@ -56,26 +57,64 @@ USERS = 4  # concurrent users, one request per connection (kube-proxy picks per 
 console = Console()
 
 
-def package(folder: Path, exported: Path, version: str, *, broken: bool = False) -> None:
+# The user's own code v3 uses: a module beside the training data, as a team would keep
+# a custom transformer. No image installs it: packaging ships it inside the package.
+FLAKY_MODULE = """\
+import itertools
+
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+class FailsOneInFive(ClassifierMixin, BaseEstimator):
+    \"\"\"A fitted classifier that raises on every fifth call (counted per process).\"\"\"
+
+    def __init__(self, model=None):
+        self.model = model
+
+    def fit(self, X, y=None):
+        self.classes_ = self.model.classes_
+        self.n_features_in_ = self.model.n_features_in_
+        self.feature_names_in_ = self.model.feature_names_in_
+        return self
+
+    def predict(self, X):
+        if next(self.__dict__.setdefault("_calls", itertools.count(1))) % 5 == 0:
+            raise RuntimeError("one call in five fails")
+        return self.model.predict(X)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_calls", None)
+        return state
+"""
+
+
+def package(folder: Path, exported: Path, version: str, *, flaky: bool = False) -> None:
     """`pitstop package create` of a logistic regression fitted with seed `version`;
-    `broken`: its coefficients NaN, so every prediction fails the output's validation."""
+    `flaky`: wrapped in the user's own `FailsOneInFive`, run where its module imports."""
     rng = np.random.default_rng(int(version))
     frame = pd.DataFrame(rng.normal(size=(400, 4)), columns=[f"f{i}" for i in range(4)])
     frame["y"] = (frame["f0"] + frame["f1"] > 0).astype(int)
-    model = LogisticRegression().fit(frame.drop(columns="y"), frame["y"])
-    if broken:
-        model.coef_ = np.full_like(model.coef_, np.nan)
+    model: Any = LogisticRegression().fit(frame.drop(columns="y"), frame["y"])
+    if flaky:
+        (folder / "team_models.py").write_text(FLAKY_MODULE)
+        sys.path.insert(0, str(folder))
+        import team_models
+
+        model = team_models.FailsOneInFive(model).fit(frame.drop(columns="y"))
     import joblib
 
     joblib.dump(model, folder / f"model-{version}.joblib")
     frame.to_parquet(folder / f"train-{version}.parquet")
-    subprocess.run(
+    made = subprocess.run(
         [str(Path(sys.executable).with_name("pitstop")), "package", "create",
-         str(folder / f"model-{version}.joblib"), "--data", str(folder / f"train-{version}.parquet"),
+         f"model-{version}.joblib", "--data", f"train-{version}.parquet",
          "--name", NAME, "--version", version, "--target", "y", "--export", str(exported)],
         env={**os.environ, "BENTOML_HOME": str(folder / "home"), "BENTOML_DO_NOT_TRACK": "true"},
-        check=True, capture_output=True, text=True,
+        cwd=folder, check=True, capture_output=True, text=True,
     )  # fmt: skip
+    for line in made.stdout.splitlines():
+        console.print(f"  {line}")
 
 
 class Users:
@@ -187,9 +226,10 @@ def main() -> None:
         folder = STATE / "packages"
         exported = folder / "out"
         exported.mkdir(parents=True, exist_ok=True)
-        console.print("3. Three model packages (v1, v2 good; v3 with NaN coefficients)")
+        console.print("3. Three model packages: v1, v2 good; v3 fails one call in five, by a "
+                      "class of the team's own module (shipped inside its package)")  # fmt: skip
         for version in ("1", "2", "3"):
-            package(folder, exported, version, broken=version == "3")
+            package(folder, exported, version, flaky=version == "3")
         with realnode.serve_packages(exported) as packages:
             cluster.kubectl("apply", "-f", "-", input=json.dumps(model_deployment(packages, "1")))
             follow(cluster, None, "4. v1: built by the operator's build Job, then deployed",
@@ -203,7 +243,7 @@ def main() -> None:
                 cluster.kubectl(
                     "apply", "-f", "-", input=json.dumps(model_deployment(packages, "3"))
                 )
-                obj = follow(cluster, users, "6. v3 fails every request: rolled back by itself",
+                obj = follow(cluster, users, "6. v3 fails one request in five: rolled back by itself",
                              lambda s: s.get("phase") == "RolledBack", timeout=1500)  # fmt: skip
         console.rule("[bold]7. Revision history")
         history = Table("revision", "version", "outcome", "image", "reason")
