@@ -5,9 +5,9 @@ and the serving image installs only the libraries a package records (scikit-lear
 numpy, pandas, joblib, scipy) and the serving stack. A model that uses a class of the
 user's own module, or one defined in a notebook (`__main__`), would load on the
 user's machine and fail in every pod. So the modules a model refers to that are not
-installed (not in the standard library, not under the interpreter's prefixes or
-site-packages) are pickled by value with cloudpickle: the package's model file then
-holds their code, and any `joblib.load` rebuilds the classes without the module.
+installed (not in the standard library, not in a site-packages folder) are pickled by
+value with cloudpickle: the package's model file then holds their code, and any
+`joblib.load` rebuilds the classes without the module.
 
 The package's identity covers that code: the content hash adds each shipped module's
 source, so editing the module makes a new package, while re-packaging unchanged code
@@ -21,6 +21,7 @@ import io
 import pickle
 import site
 import sys
+import sysconfig
 import types
 from collections.abc import Iterable
 from pathlib import Path
@@ -57,7 +58,11 @@ class _References(pickle.Pickler):
 
 
 def _installed_roots() -> list[Path]:
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages()}
+    """Where installed code lives: the standard library and site-packages folders (not
+    whole prefixes: a project may keep its virtualenv inside itself, or itself in one)."""
+    paths = sysconfig.get_paths()
+    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots |= {*site.getsitepackages(), site.getusersitepackages()}
     return [Path(root).resolve() for root in roots]
 
 
