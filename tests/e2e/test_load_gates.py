@@ -47,7 +47,10 @@ def test_a_candidate_3x_slower_than_its_load_test_limit_is_stopped_before_any_us
 def test_a_stress_test_records_the_candidates_capacity_and_stops_one_too_slow_for_the_stable(
     md: deployment.Deployment, gateway_for: Start
 ) -> None:
-    stress = {"stressTest": {"maxP99": "150ms", "startRate": 20, "factor": 1.25, "step": "3s",
+    # A limit far above PACED's calls (its p99 at 20/s is tens of ms on an idle machine,
+    # 0.23-0.30 s on a busy one) and far below what SLOW queues to: the verdicts say
+    # what each model can carry, not how fast the machine is today.
+    stress = {"stressTest": {"maxP99": "1s", "startRate": 20, "factor": 1.25, "step": "3s",
                              "maxRate": 400}}  # fmt: skip
     md.apply(models.GOOD, CANARY)
     load = gateway_for(rps=20)
@@ -60,11 +63,11 @@ def test_a_stress_test_records_the_candidates_capacity_and_stops_one_too_slow_fo
     assert measured["passed"]
     assert measured["capacity"] > 20 * 1.2
     assert measured["stableRate"] == pytest.approx(20, rel=0.3)
-    assert measured["p99"] <= 0.15
+    assert measured["p99"] <= 1.0
 
     # SLOW (200 ms a call) sustains about 5/s: it could not carry the stable's 20/s.
     md.apply(models.SLOW, CANARY, analysis={**stress, "stressTest": {
-        **stress["stressTest"], "maxP99": "1s", "startRate": 2}})  # fmt: skip
+        **stress["stressTest"], "startRate": 2}})  # fmt: skip
     status = stopped(md, models.SLOW)
     assert "stress test" in degraded(status)
     assert "the stable serves" in degraded(status)
