@@ -113,20 +113,22 @@ def source_sha256(modules: Iterable[str], pickled: bytes) -> str:
     digest = hashlib.sha256()
     for name in sorted(modules):
         digest.update(name.encode() + b"\0")
-        files = _source_files(sys.modules.get(name))
+        base, files = _source_files(sys.modules.get(name))
         if not files:
             digest.update(hashlib.sha256(pickled).digest())
         for file in files:
-            digest.update(str(file.relative_to(files[0].parent)).encode() + b"\0")
+            digest.update(str(file.relative_to(base)).encode() + b"\0")
             digest.update(hashlib.sha256(file.read_bytes()).digest())
     return digest.hexdigest()
 
 
-def _source_files(module: types.ModuleType | None) -> list[Path]:
+def _source_files(module: types.ModuleType | None) -> tuple[Path, list[Path]]:
+    """The folder a module's sources are named from, and its source files (a package:
+    every Python file under it)."""
     file = getattr(module, "__file__", None)
     if module is None or not file or module.__name__ == MAIN:
-        return []
+        return Path(), []
     path = Path(file)
-    if path.name == "__init__.py":  # a package: every Python file under it
-        return sorted(path.parent.rglob("*.py"))
-    return [path]
+    if path.name == "__init__.py":
+        return path.parent, sorted(path.parent.rglob("*.py"))
+    return path.parent, [path]

@@ -6,6 +6,7 @@ packaging where the user's module imports, serving where it does not (as in an i
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -128,3 +129,19 @@ def test_only_modules_that_are_not_installed_count_as_the_users_own(tmp_path: Pa
     # A model of installed classes only ships nothing, and is pickled as before.
     fitted = LogisticRegression().fit(np.eye(4), [0, 1, 0, 1])
     assert code.local_modules(fitted) == ()
+
+
+def test_a_shipped_package_is_hashed_over_every_source_file_under_it(tmp_path: Path) -> None:
+    package = tmp_path / "team_pkg_for_the_test"
+    (package / "0sub").mkdir(parents=True)  # sorts before __init__.py
+    (package / "__init__.py").write_text("")
+    (package / "0sub" / "rules.py").write_text("LIMIT = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        importlib.import_module("team_pkg_for_the_test")
+        first = code.source_sha256(["team_pkg_for_the_test"], b"")
+        (package / "0sub" / "rules.py").write_text("LIMIT = 2\n")
+        assert code.source_sha256(["team_pkg_for_the_test"], b"") != first
+    finally:
+        sys.path.remove(str(tmp_path))
+        del sys.modules["team_pkg_for_the_test"]
