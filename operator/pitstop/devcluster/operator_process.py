@@ -100,7 +100,25 @@ class OperatorProcess:
 
     def start(self, timeout: float = 60.0, *, wait: bool = True) -> None:
         """Start it, and wait until it is live unless told not to (`wait_live` later),
-        as a kubelet restarting a container goes on with other things meanwhile."""
+        as a kubelet restarting a container goes on with other things meanwhile.
+
+        Its ports are free when chosen, but another process may bind one before the
+        operator does (seen once in a full suite): then it is started again on others."""
+        for attempt in range(3):
+            logged = self.log_path.stat().st_size if self.log_path.exists() else 0
+            self._launch()
+            if not wait:
+                return
+            try:
+                self.wait_live(timeout)
+                return
+            except AssertionError:
+                assert self._process is not None
+                taken = b"address already in use" in self.log_path.read_bytes()[logged:]
+                if attempt == 2 or self._process.poll() is None or not taken:
+                    raise
+
+    def _launch(self) -> None:
         port = free_port()
         self._liveness = f"http://127.0.0.1:{port}/healthz"
         metrics = free_port()
@@ -115,8 +133,6 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-        if wait:
-            self.wait_live(timeout)
 
     def wait_live(self, timeout: float = 60.0) -> None:
         """Wait until the started process answers its liveness probe."""
