@@ -183,19 +183,11 @@ def follow(cluster: testing.DevCluster, users: Users | None, title: str, done: A
 
 
 def model_deployment(packages: str, version: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "pitstop.dev/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": NAME, "namespace": NAMESPACE},
-        "spec": {
-            "model": {"name": NAME, "version": version,
-                      "source": {"uri": f"{packages}/{NAME}-{version}.bentomodel"}},
-            "build": {"registry": f"{nodeconfig.registry_host()}/models", "timeout": "25m"},
-            "serving": {"replicas": 2},
-            "strategy": CANARY,
-            "analysis": ANALYSIS,
-        },
-    }  # fmt: skip
+    """The build tests' ModelDeployment (no spec.image), with two replicas and the
+    demo's analysis."""
+    md = realnode._model_deployment(NAME, NAMESPACE, packages, version)
+    md["spec"].update({"serving": {"replicas": 2}, "strategy": CANARY, "analysis": ANALYSIS})
+    return md
 
 
 def serving(version: str) -> Any:
