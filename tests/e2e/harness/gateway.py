@@ -171,7 +171,11 @@ class Gateway:
         self.stop()
 
     def start(self) -> None:
+        """Reads the routes once before the first request, as a gateway loads its
+        configuration before it listens: load sent before that would meet an empty
+        table and count as 503s no user of a real gateway ever sees."""
         self._api = self.cluster.api_client()
+        self._refresh()
         for thread in self._threads:
             thread.start()
 
@@ -256,17 +260,19 @@ class Gateway:
         return Table(backends)
 
     def _watch(self) -> None:
-        while not self._stop.is_set():
-            try:
-                table = self._read_table()
-            except Exception:
-                log.exception("gateway could not read the routes")
-            else:
-                if table != self.table:
-                    self.table = table
-                    mirror = {p.revision: 100.0 / len(table.mirror) for p in table.mirror}
-                    self.changes.append(Change(time.monotonic(), table.shares(), mirror))
-            self._stop.wait(ROUTE_POLL)
+        while not self._stop.wait(ROUTE_POLL):
+            self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            table = self._read_table()
+        except Exception:
+            log.exception("gateway could not read the routes")
+            return
+        if table != self.table:
+            self.table = table
+            mirror = {p.revision: 100.0 / len(table.mirror) for p in table.mirror}
+            self.changes.append(Change(time.monotonic(), table.shares(), mirror))
 
     # --- choosing and sending -------------------------------------------------------
 
