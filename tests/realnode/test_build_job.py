@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from pitstop.api.resource import ModelDeployment
-from pitstop.devcluster import buildimages, install, nodeconfig, testing
-from pitstop.rendering import build_job, children
+from pitstop.devcluster import buildimages, gatewayplane, install, nodeconfig, processes, testing
+from pitstop.rendering import build_job, children, labels
 from sklearn.linear_model import LogisticRegression
 
 # Whichever test comes first builds the images and runs the build Job (≈ 10 min).
@@ -246,7 +246,9 @@ def test_the_built_image_runs_as_the_rendered_model_deployment_restricted(
 def operator(real_cluster: testing.DevCluster, job_images: dict[str, str]) -> install.Release:
     """The chart installed with the images built on the node: the operator runs as real
     pods (reaching the API through the `kubernetes` Service) and its build Jobs use the
-    node's BuildKit image. One attempt per build, so a failing build is reported at once."""
+    node's BuildKit image. One attempt per build, so a failing build is reported at once.
+    The Gateway API kinds are served first, as on a cluster with a gateway."""
+    gatewayplane.install_crds(real_cluster)
     return _install_chart(real_cluster, job_images["operator"],
                           f"build.buildkitImage={job_images['buildkit']}")  # fmt: skip
 
@@ -544,6 +546,108 @@ def test_a_shadow_candidate_is_mirrored_through_cluster_dns_and_promoted_on_agre
     print(f"shadow: {agreement['requests']:.0f} copies compared through {url}, agreement "
           f"{agreement['value']:.3f} (interval {agreement.get('lower')}..{agreement.get('upper')}); "
           f"{load.answers.count(200)} of {len(load.answers)} user requests answered")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def traefik(
+    real_cluster: testing.DevCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[gatewayplane.Traefik]:
+    """Traefik, built from its Go module, as the node's Gateway API data plane."""
+    folder = tmp_path_factory.mktemp("traefik")
+    running = gatewayplane.start(real_cluster, folder, port=processes.free_port())
+    try:
+        yield running
+    finally:
+        gatewayplane.stop(running)
+
+
+ROUTED_CANARY = {"type": "Canary", "canary": {"steps": [{"weight": 30, "pause": "30m"}]}}
+
+
+def _condition_of(cluster: testing.DevCluster, kind: str, name: str, namespace: str,
+                  condition: str) -> dict[str, Any]:  # fmt: skip
+    found = _get(cluster, kind, name, "-n", namespace).get("status", {}).get("conditions", [])
+    return next((c for c in found if c["type"] == condition), {})
+
+
+def test_traefik_splits_a_gateway_api_canary_as_the_httproute_pitstop_wrote_says(
+    real_cluster: testing.DevCluster,
+    operator: install.Release,
+    packages: str,
+    traefik: gatewayplane.Traefik,
+) -> None:
+    """Users reach the model through a Gateway of Traefik, a Gateway API implementation
+    built from its Go module, on the HTTPRoute Pitstop creates. A shadow is refused
+    before it starts (Traefik's GatewayClass does not list RequestMirror) and v7 keeps
+    every request; as a canary at 30 %, the pods Traefik's access log names for each
+    request split as the route's weights say, within sampling error."""
+    namespace = _namespace(real_cluster, "restricted")
+    gateway = gatewayplane.gateway("web", namespace, traefik.port)
+    real_cluster.kubectl("apply", "-f", "-", input=json.dumps(gateway))
+    real_cluster.wait(
+        "Traefik programs the Gateway",
+        lambda: _condition_of(real_cluster, "gateway", "web", namespace, "Programmed")
+        .get("status") == "True", timeout=120, interval=1,
+    )  # fmt: skip
+    md = _model_deployment("routed", namespace, packages, "7")
+    # No analysis: a passing verdict would end the 30-minute step while it is measured.
+    del md["spec"]["analysis"]
+    md["spec"]["traffic"] = {
+        "provider": "gateway-api",
+        "httpRoute": {"name": "routed", "parentRefs": [{"name": "web"}]},
+    }
+    real_cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
+    _until(real_cluster, operator, "routed", namespace, "v7 Healthy behind the Gateway",
+           lambda s: _serving(s, "7"), timeout=1200)  # fmt: skip
+    url = f"{traefik.url}/predict"
+    real_cluster.wait("Traefik routes to v7", lambda: _post(url, ROW), timeout=60, interval=1)
+
+    # A shadow needs the gateway to mirror, and Traefik says it cannot.
+    md["spec"]["model"]["version"] = "8"
+    md["spec"]["model"]["source"]["uri"] = f"{packages}/fraud-8.bentomodel"
+    md["spec"]["strategy"] = SHADOW
+    real_cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
+    held = _until(real_cluster, operator, "routed", namespace, "the shadow held",
+                  lambda s: _condition(s, "Progressing").get("reason") == "TrafficUnavailable",
+                  timeout=300)  # fmt: skip
+    message = _condition(held, "Progressing")["message"]
+    assert "GatewayClass traefik" in message, message
+    assert "HTTPRouteRequestMirror" in message, message
+    assert "candidate" not in held
+    assert held["stable"]["version"] == "7"
+    assert [_post(url, ROW) is not None for _ in range(20)] == [True] * 20
+
+    md["spec"]["strategy"] = ROUTED_CANARY
+    real_cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
+    split = _until(real_cluster, operator, "routed", namespace, "the v8 canary at 30 %",
+                   lambda s: s.get("candidate", {}).get("version") == "8"
+                   and s.get("traffic", {}).get("candidate") == 30, timeout=1200)  # fmt: skip
+    candidate = split["candidate"]["revision"]
+    route = _get(real_cluster, "httproute", "routed", "-n", namespace)
+    weights = {
+        ref["name"]: ref.get("weight", 1) for ref in route["spec"]["rules"][0]["backendRefs"]
+    }
+    expected = weights[f"routed-{candidate}"] / sum(weights.values())
+    pods = _get(real_cluster, "pods", "-n", namespace)["items"]
+    revision_of = {p["status"]["podIP"]: p["metadata"]["labels"][labels.REVISION]
+                   for p in pods if p["status"].get("podIP")}  # fmt: skip
+
+    before = len(traefik.requests())
+    answers = [httpx.post(url, json=ROW, timeout=5).status_code for _ in range(600)]
+    logged = real_cluster.wait(
+        "Traefik logged every request",
+        lambda: found if len(found := traefik.requests()[before:]) >= 600 else None,
+    )
+    assert set(answers) == {200}, Counter(answers)
+    # The route Traefik followed is the one measured against: it did not move meanwhile.
+    assert _get(real_cluster, "httproute", "routed", "-n", namespace)["spec"] == route["spec"]
+    by_revision = Counter(revision_of[entry["ServiceAddr"].rsplit(":", 1)[0]] for entry in logged)
+    share = by_revision[candidate] / len(logged)
+    bound = 3 * (expected * (1 - expected) / len(logged)) ** 0.5
+    print(f"Traefik sent {by_revision[candidate]} of {len(logged)} requests to the candidate "
+          f"({share:.3f}); the HTTPRoute's weights {weights} say {expected:.3f} ± {bound:.3f}")  # fmt: skip
+    assert set(by_revision) == {split["stable"]["revision"], candidate}, by_revision
+    assert abs(share - expected) <= bound, (share, expected, weights)
 
 
 def _ready_pod(cluster: testing.DevCluster, namespace: str) -> dict[str, Any] | None:

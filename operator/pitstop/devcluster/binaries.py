@@ -58,6 +58,10 @@ class GoBuild:
     # runc needs cgo for libseccomp; everything else is static.
     cgo: bool = False
     tags: tuple[str, ...] = ()
+    # More `replace`s, as (path, target): a module version (`other/path v1.2.3`) or a
+    # folder (`./name`) that `prepare` writes into the wrapper's folder first.
+    replaces: tuple[tuple[str, str], ...] = ()
+    prepare: Callable[[Path], None] | None = None
 
     @property
     def stamp(self) -> str:
@@ -216,16 +220,19 @@ def wrapper_gomod(
     requires: Mapping[str, str],
     replaces: Mapping[str, str],
     excludes: Sequence[tuple[str, str]] = (),
+    redirects: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The text of a wrapper go.mod requiring `requires` with `replaces` pinned to tags."""
+    """The text of a wrapper go.mod requiring `requires` with `replaces` pinned to tags
+    and each of `redirects` replaced by its target (another module, or a folder)."""
     lines = [f"module {module}", "", f"go {go_version}", ""]
     if requires:
         lines.append("require (")
         lines += [f"\t{path} {version}" for path, version in sorted(requires.items())]
         lines += [")", ""]
-    if replaces:
+    if replaces or redirects:
         lines.append("replace (")
         lines += [f"\t{path} => {path} {tag}" for path, tag in sorted(replaces.items())]
+        lines += [f"\t{path} => {target}" for path, target in redirects]
         lines += [")", ""]
     if excludes:
         lines.append("exclude (")
@@ -247,6 +254,7 @@ def wrapper_gomod_for(build: GoBuild, upstream_gomod: str) -> str:
         # `exclude` applies only in the main module, which is why `go install` refuses
         # a module that has some (BuildKit); the wrapper carries them over.
         excludes=parse_excludes(upstream_gomod),
+        redirects=build.replaces,
     )
 
 
@@ -289,18 +297,25 @@ def missing_builds(directory: Path, wanted: Iterable[GoBuild]) -> list[GoBuild]:
     ]
 
 
-def _download_gomod(build: GoBuild, env: Mapping[str, str]) -> str:
-    out = subprocess.run(
-        ["go", "mod", "download", "-json", f"{build.module}@{build.version}"],
-        check=True,
+def download(module: str, version: str) -> dict[str, str]:
+    """`go mod download -json` of one module version: its `Dir` (the unpacked source, in
+    Go's module cache) and `GoMod` (its go.mod file)."""
+    done = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
         capture_output=True,
         text=True,
-        env=dict(env),
+        env=go_env(),
+        timeout=600,
+        check=False,
     )
-    info = json.loads(out.stdout)
-    if "Error" in info:
-        raise RuntimeError(f"go mod download {build.stamp}: {info['Error']}")
-    return Path(info["GoMod"]).read_text()
+    info = json.loads(done.stdout or "{}")
+    if done.returncode != 0 or "Error" in info:
+        raise RuntimeError(f"go mod download {module}@{version}: {info.get('Error', done.stderr)}")
+    return {str(k): str(v) for k, v in info.items()}
+
+
+def _download_gomod(build: GoBuild) -> str:
+    return Path(download(build.module, build.version)["GoMod"]).read_text()
 
 
 def run_build(build: GoBuild, directory: Path, log: Log) -> float:
@@ -310,8 +325,10 @@ def run_build(build: GoBuild, directory: Path, log: Log) -> float:
         env["CGO_ENABLED"] = "1"
     work = cache_dir() / "build" / build.name
     work.mkdir(parents=True, exist_ok=True)
-    gomod = wrapper_gomod_for(build, _download_gomod(build, env))
+    gomod = wrapper_gomod_for(build, _download_gomod(build))
     (work / "go.mod").write_text(gomod)
+    if build.prepare is not None:
+        build.prepare(work)
 
     # `-o DIR/` with several packages writes one binary per package; with one package
     # the output name is given explicitly (etcd's package path ends in `/v3`). A binary

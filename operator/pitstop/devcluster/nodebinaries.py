@@ -1,7 +1,8 @@
 """The real node's binaries: which Go modules, which versions, built how.
 
 Everything a real node runs besides the control plane — kubelet, kube-proxy, containerd
-and its runc shim, runc, the CNI plugins, CoreDNS, a registry, BuildKit and crane — is
+and its runc shim, runc, the CNI plugins, CoreDNS, a registry, BuildKit, crane and
+Traefik (the Gateway API data plane) — is
 built by `binaries`' machinery (one generated wrapper module per group, cached beside
 the control plane's binaries, built once and reused). Only the pause program is ours:
 its source is written here and built the same way, without cgo.
@@ -17,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from pitstop.devcluster import binaries
+from pitstop.devcluster import binaries, traefikbuild
 
 RUNC_VERSION = "v1.5.3"
 CONTAINERD_VERSION = "v2.4.2"
@@ -134,6 +135,8 @@ def builds() -> tuple[binaries.GoBuild, ...]:
                 f"-X github.com/GoogleContainerTools/kaniko/pkg/version.version={KANIKO_VERSION}",
             ),
         ),
+        # The Gateway API data plane (its three stand-ins: see traefikbuild).
+        traefikbuild.build(),
         # Same wrapper recipe as the control plane (staging modules pinned), own folder.
         binaries.GoBuild(
             name="kubernetes-node",

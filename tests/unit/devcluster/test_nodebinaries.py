@@ -11,7 +11,7 @@ def test_every_program_the_node_runs_or_images_carry_is_built_once() -> None:
     assert len(built) == len(set(built))
     assert set(built) >= {
         "containerd", "containerd-shim-runc-v2", "runc", "kubelet", "kube-proxy", "coredns",
-        "registry", "buildkitd", "buildctl", "crane", "rootlesskit", "kaniko-executor",
+        "registry", "buildkitd", "buildctl", "crane", "rootlesskit", "kaniko-executor", "traefik",
         *(f"{nodebinaries.CNI_DIR}/{plugin}" for plugin in ("bridge", "host-local", "loopback", "portmap")),
     }  # fmt: skip
     # Nothing clashes with the control plane's groups or binaries in the shared cache.
