@@ -60,7 +60,7 @@ class GoBuild:
     tags: tuple[str, ...] = ()
     # More `replace`s, as (path, target): a module version (`other/path v1.2.3`) or a
     # folder (`./name`) that `prepare` writes into the wrapper's folder first.
-    replaces: tuple[tuple[str, str], ...] = ()
+    redirects: tuple[tuple[str, str], ...] = ()
     prepare: Callable[[Path], None] | None = None
 
     @property
@@ -254,7 +254,7 @@ def wrapper_gomod_for(build: GoBuild, upstream_gomod: str) -> str:
         # `exclude` applies only in the main module, which is why `go install` refuses
         # a module that has some (BuildKit); the wrapper carries them over.
         excludes=parse_excludes(upstream_gomod),
-        redirects=build.replaces,
+        redirects=build.redirects,
     )
 
 

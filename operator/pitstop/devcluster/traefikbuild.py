@@ -149,7 +149,7 @@ def build() -> binaries.GoBuild:
         packages=("github.com/traefik/traefik/v3/cmd/traefik",),
         binaries=("traefik",),
         ldflags=(f"-X github.com/traefik/traefik/v3/pkg/version.Version={TRAEFIK_VERSION}",),
-        replaces=(
+        redirects=(
             ("github.com/traefik/traefik/dynamic/ext", "./ext"),
             (GO_HTTP_AUTH[0], "./go-http-auth"),
             (LEGO[0], "./lego"),
