@@ -331,7 +331,10 @@ def test_a_canary_right_after_a_switch_never_sends_users_to_the_previous_stable(
     world.apply("3", CANARY)
     step1 = world.until("step 1", lambda s: (s.get("candidate") or {}).get("state") == "Canary"
                         and s["traffic"]["candidate"] == 33)  # fmt: skip
-    assert world.entry_selects() == "all"
+    # The status is written before the actions it decides: the Service follows it.
+    world.cluster.wait(
+        "the entry Service opens to every pod", lambda: world.entry_selects() == "all"
+    )
     serving = world.cluster.wait("the canary among the endpoints",
                                  lambda: (found := world.serving()).get("3") and found)  # fmt: skip
     # Stable and canary pods only: nothing of v1 among the endpoints users reach.
