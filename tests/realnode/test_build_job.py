@@ -564,12 +564,6 @@ def traefik(
 ROUTED_CANARY = {"type": "Canary", "canary": {"steps": [{"weight": 30, "pause": "30m"}]}}
 
 
-def _condition_of(cluster: testing.DevCluster, kind: str, name: str, namespace: str,
-                  condition: str) -> dict[str, Any]:  # fmt: skip
-    found = _get(cluster, kind, name, "-n", namespace).get("status", {}).get("conditions", [])
-    return next((c for c in found if c["type"] == condition), {})
-
-
 def test_traefik_splits_a_gateway_api_canary_as_the_httproute_pitstop_wrote_says(
     real_cluster: testing.DevCluster,
     operator: install.Release,
@@ -586,8 +580,8 @@ def test_traefik_splits_a_gateway_api_canary_as_the_httproute_pitstop_wrote_says
     real_cluster.kubectl("apply", "-f", "-", input=json.dumps(gateway))
     real_cluster.wait(
         "Traefik programs the Gateway",
-        lambda: _condition_of(real_cluster, "gateway", "web", namespace, "Programmed")
-        .get("status") == "True", timeout=120, interval=1,
+        lambda: _condition(_get(real_cluster, "gateway", "web", "-n", namespace).get("status", {}),
+                           "Programmed").get("status") == "True", timeout=120, interval=1,
     )  # fmt: skip
     md = _model_deployment("routed", namespace, packages, "7")
     # No analysis: a passing verdict would end the 30-minute step while it is measured.
