@@ -53,19 +53,22 @@ def run(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def package_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """An exported fraud:7 package behind http://127.0.0.1:<port>/."""
+    """An exported fraud:7 package behind http://127.0.0.1:<port>/, and its retrained
+    fraud:8 (the same libraries, another fit) at /retrained/."""
     root = tmp_path_factory.mktemp("package-source")
-    frame = fraud_frame(500, seed=7)
-    joblib.dump(fraud_model(frame), root / "model.joblib")
-    frame.to_csv(root / "train.csv", index=False)
     served = root / "served"
-    served.mkdir()
-    made = run(
-        ["create", str(root / "model.joblib"), "--data", str(root / "train.csv"),
-         "--name", "fraud", "--version", "7", "--target", "label", "--export", str(served)],
-        root / "maker-home",
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr[-3000:]
+    (served / "retrained").mkdir(parents=True)
+    for version, rows, folder in (("7", 500, served), ("8", 800, served / "retrained")):
+        frame = fraud_frame(rows, seed=int(version))
+        joblib.dump(fraud_model(frame), root / "model.joblib")
+        frame.to_csv(root / "train.csv", index=False)
+        made = run(
+            ["create", str(root / "model.joblib"), "--data", str(root / "train.csv"),
+             "--name", "fraud", "--version", version, "--target", "label", "--export",
+             str(folder)],
+            root / "maker-home",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr[-3000:]
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served))
     )
@@ -104,10 +107,11 @@ def test_prepare_build_fetches_verifies_and_the_context_serves_predictions(
     assert list((context / "models" / "fraud").iterdir())  # the model is in the context
 
     # Serve the context itself, with its own models folder as BentoML's home, as the
-    # image does; the job's own store is not used.
+    # image does; the job's own store is not used. Nothing names the package: the
+    # image sets no PITSTOP_MODEL, and serves the bento's one model.
     server = Server(
         str(context),
-        {"BENTOML_HOME": str(context), "PITSTOP_MODEL": "fraud:7", "BENTOML_DO_NOT_TRACK": "true"},
+        {"BENTOML_HOME": str(context), "BENTOML_DO_NOT_TRACK": "true"},
         tmp_path / "serve.log",
     )
     try:
@@ -115,8 +119,44 @@ def test_prepare_build_fetches_verifies_and_the_context_serves_predictions(
         answer = httpx.post(f"{server.url}/predict", json=fraud_row(amount=200.0), timeout=10)
         assert answer.status_code == 200, answer.text
         assert answer.json()["predictions"] in (["fraud"], ["ok"])
+        evidence = httpx.get(f"{server.url}/evidence", timeout=10).json()
+        assert (evidence["model"]["name"], evidence["model"]["version"]) == ("fraud", "7")
     finally:
         server.stop()
+
+
+def test_a_retrained_version_shares_every_layer_of_its_image_but_the_bentos_files(
+    package_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """BuildKit's and kaniko's caches key each layer on the Dockerfile lines and files
+    before it: with nothing per-version ahead of the bento's own files, a new version
+    trained with the same libraries rebuilds only its last layer, and a registry build
+    cache (`spec.build.cache`) hits for every retrained model."""
+    url, _ = package_server
+    contexts = {}
+    for version, source in (("7", "fraud-7.bentomodel"), ("8", "retrained/fraud-8.bentomodel")):
+        contexts[version] = tmp_path / f"context-{version}"
+        done = run(
+            ["prepare-build", f"--source={url}/{source}", "--name=fraud",
+             f"--version={version}", f"--output={contexts[version]}"],
+            tmp_path / f"home-{version}",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    def env_files(context: Path) -> dict[str, bytes]:
+        return {str(f.relative_to(context)): f.read_bytes()
+                for f in sorted((context / "env").rglob("*")) if f.is_file()}  # fmt: skip
+
+    seven, eight = env_files(contexts["7"]), env_files(contexts["8"])
+    assert seven.keys() == eight.keys()
+    differing = sorted(name for name in seven if seven[name] != eight[name])
+    assert differing == [], f"per-version content ahead of the bento's files: {differing}"
+    dockerfile = seven["env/docker/Dockerfile"].decode()
+    assert "fraud:7" not in dockerfile and "PITSTOP_MODEL" not in dockerfile
+    # What does differ, the model, is copied in by the Dockerfile's last COPY.
+    copies = [line for line in dockerfile.splitlines() if line.startswith("COPY")]
+    assert copies[-1].endswith(" . ./"), copies
+    assert list((contexts["8"] / "models" / "fraud").iterdir())
 
 
 def test_prepare_build_refuses_a_package_that_is_not_the_named_version(

@@ -137,7 +137,7 @@ class Runtime:
                 "data": {"uri": m.data.uri, "sha256": m.data.sha256, "rows": m.data.rows},
             }  # fmt: skip
         except Exception as error:
-            self.error = f"cannot load package {self.config.model}: {error}"
+            self.error = f"cannot load package {self.config.model or 'of the bento'}: {error}"
             log.exception(self.error)
             return
         # BentoML, numpy, sklearn and pydantic leave ~250k long-lived objects behind;

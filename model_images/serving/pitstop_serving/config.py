@@ -21,6 +21,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
+    # The package tag; empty: the one model of the bento being served (`predictor`).
     model: str
     api_keys_dir: Path
     # PITSTOP_API_KEYS_DIR given explicitly: the operator sets it exactly when the
@@ -60,8 +61,6 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
 def from_environ(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     model = env.get("PITSTOP_MODEL", "").strip()
-    if not model:
-        raise ConfigError("PITSTOP_MODEL must name the package to serve (name:version)")
     rps = _number(env, "PITSTOP_RATE_LIMIT_RPS", 0.0, 0.0)
     keys_dir = env.get("PITSTOP_API_KEYS_DIR", "").strip()
     return Config(

@@ -30,10 +30,23 @@ from pitstop_serving import inputs, outputs
 
 
 def package_folder(tag: str) -> Path:
-    """Where BentoML keeps the package: the bento's own store when serving a bento."""
+    """Where BentoML keeps the package: the bento's own store when serving a bento.
+
+    Without a tag, the package is the bento's only model. The image sets no
+    PITSTOP_MODEL (see `pitstop.packaging.bento`): its bento holds exactly one model,
+    and BentoML serves a bento with the bento's own model store."""
     import bentoml
 
-    return Path(bentoml.models.get(tag).path)
+    if tag:
+        return Path(bentoml.models.get(tag).path)
+    models = bentoml.models.list()
+    if len(models) != 1:
+        held = ", ".join(sorted(str(m.tag) for m in models)) or "none"
+        raise LookupError(
+            f"PITSTOP_MODEL is unset and the model store holds {len(models)} models "
+            f"({held}): set PITSTOP_MODEL to the package to serve (name:version)"
+        )
+    return Path(models[0].path)
 
 
 class Predictor:

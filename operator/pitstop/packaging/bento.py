@@ -4,6 +4,14 @@ The template (`model_images/serving/`) imports the pure `pitstop.packaging` modu
 so the build stages a context holding both, fills the template's bentofile with the
 package's tag and the library versions it was trained with, and calls BentoML. The
 staging folder is temporary; only the bento store is written.
+
+Nothing that names the package goes into the bentofile's `envs`: BentoML declares
+them as ARG and ENV at the top of the generated Dockerfile, before the system and
+Python packages are installed, so a per-package value there gave every version of a
+model its own dependency layers — a retrained model rebuilt them all, and a registry
+build cache never hit. The served image finds its package as the bento's only model
+instead (the template's `PITSTOP_MODEL` default), so two versions trained with the
+same libraries share every layer up to the bento's own files.
 """
 
 from __future__ import annotations
@@ -51,8 +59,8 @@ def stage(tag: str, template: Path, destination: Path) -> Path:
     ]
     python = config.setdefault("python", {})
     python["packages"] = [*python.get("packages", []), *pins]
-    envs = [env for env in config.get("envs", []) if env.get("name") != "PITSTOP_MODEL"]
-    config["envs"] = [*envs, {"name": "PITSTOP_MODEL", "value": tag}]
+    # A template's own PITSTOP_MODEL would name another package (and split the cache).
+    config["envs"] = [env for env in config.get("envs", []) if env.get("name") != "PITSTOP_MODEL"]
     config.setdefault("labels", {}).update(
         {"pitstop.dev/package": package.name, "pitstop.dev/digest": package.digest[7:70]}
     )
