@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo demo-realnode test lint unit integration realnode bench crd manifests venv binaries node-binaries system-deps node-deps clean
+.PHONY: demo demo-realnode test lint unit integration realnode e2e-realnode bench crd manifests venv binaries node-binaries system-deps node-deps clean
 
 ## make demo: the whole story on a local control plane with real model servers:
 ## v1 deploys, v2 goes through canary steps and is promoted, v3 is rolled back by itself.
@@ -30,8 +30,9 @@ integration: venv binaries system-deps
 	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/benchmarks --ignore=tests/realnode --durations=25
 
 ## make realnode: the tests that need a real node (root; changes host networking until
-## they end, and gives it back). Not part of `make test`: ≈ 30 min warm (real image
-## builds), ≈ 20 min more to build the node's binaries cold, and the host's bridge,
+## they end, and gives it back), then the e2e scenarios on a real node instead of KWOK
+## and the kubelet emulator. Not part of `make test`: ≈ 30 min warm for the first,
+## ≈ 20 min more to build the node's binaries cold, and the host's bridge,
 ## iptables and sysctls are shared. See the README's real-node section.
 ## make demo-realnode: the demo on a real node, its images built for real (root).
 demo-realnode: venv binaries node-binaries node-deps
@@ -39,6 +40,11 @@ demo-realnode: venv binaries node-binaries node-deps
 
 realnode: venv binaries node-binaries node-deps
 	$(BIN)/pytest tests/realnode -m realnode --timeout=1800
+	PITSTOP_E2E_NODE=real $(BIN)/pytest tests/e2e --durations=10
+
+## make e2e-realnode: the e2e scenarios alone on a real node (root; part of `make realnode`).
+e2e-realnode: venv binaries node-binaries node-deps
+	PITSTOP_E2E_NODE=real $(BIN)/pytest tests/e2e --durations=10
 
 ## make system-deps: Debian packages the tests run for real (Prometheus, and its
 ## promtool for the alert rules' tests), installed only

@@ -1,6 +1,11 @@
 """Fixtures for end-to-end tests: the control plane and operator of the integration
 suite, real model servers (`kubelet`) and user traffic (`gateway`).
 
+`PITSTOP_E2E_NODE=real` (root, the node's binaries: `make node-binaries`) runs the same
+scenarios on a real node instead of KWOK and the kubelet emulator: the scenario models
+are built into images by the node's BuildKit and run by the real kubelet
+(`harness.realnode`). The default, `kwok`, needs neither root nor the node.
+
 `prometheus_server` is a real Prometheus scraping the namespace's Ready pods, found the
 way its Kubernetes service discovery would (see harness.prometheus).
 
@@ -33,7 +38,7 @@ TESTS = HERE.parent
 # tests/serving on sys.path only once it reaches that folder's conftest.
 sys.path.insert(0, str(TESTS / "serving"))
 
-from harness import deployment, gateway, kubelet, models, prometheus  # noqa: E402
+from harness import deployment, gateway, kubelet, models, prometheus, realnode  # noqa: E402
 
 _integration = testing.conftest_module(
     TESTS / "integration" / "conftest.py", "pitstop_integration_fixtures"
@@ -56,12 +61,20 @@ def _free_pod_range() -> str:
     raise RuntimeError("no free loopback /16 for pods")
 
 
+NODE = realnode.node()
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[testing.DevCluster]:
-    handle = devcluster.Cluster(
-        tmp_path_factory.mktemp("devcluster"), pod_cidr=_free_pod_range(), probe_readiness=True
-    )
-    info = handle.up()
+    folder = tmp_path_factory.mktemp("devcluster")
+    if NODE == "real":
+        if os.geteuid() != 0:
+            pytest.fail("PITSTOP_E2E_NODE=real needs root (bridge, iptables, netns, cgroups)")
+        handle = devcluster.Cluster(folder, node="real")
+        info = handle.up(timeout=300)
+    else:
+        handle = devcluster.Cluster(folder, pod_cidr=_free_pod_range(), probe_readiness=True)
+        info = handle.up()
     try:
         yield testing.DevCluster(info)
     finally:
@@ -92,6 +105,19 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
     return home, bentos
 
 
+@pytest.fixture(scope="session")
+def model_images(
+    cluster: testing.DevCluster, model_store: tuple[Path, dict[str, str]]
+) -> dict[str, str]:
+    """version -> the image a ModelDeployment names: on a real node, each scenario model
+    built by its BuildKit and pushed to its registry (by digest); with KWOK, the names
+    the kubelet emulator maps to bentos."""
+    _, bentos = model_store
+    if NODE == "real":
+        return realnode.build_images(cluster.bin_dir, bentos, print)
+    return {version: models.image(version) for version in bentos}
+
+
 def _server_env(home: Path) -> dict[str, str]:
     # No PYTHONPATH: the fault wrappers' classes (harness.faults) travel inside their
     # packages (packaging.code), as they would in an image.
@@ -111,9 +137,14 @@ def kubelet_emulator(
     cluster: testing.DevCluster,
     namespace: str,
     model_store: tuple[Path, dict[str, str]],
+    model_images: dict[str, str],
     tmp_path: Path,
-) -> Iterator[kubelet.Kubelet]:
-    """Real model servers for the namespace's pods; image `models.image(v)` serves v."""
+) -> Iterator[kubelet.Kubelet | realnode.Pods]:
+    """Real model servers for the namespace's pods; image `models.image(v)` serves v.
+    On a real node, the real kubelet runs them: this only finds them (`servers`)."""
+    if NODE == "real":
+        yield realnode.Pods(cluster, namespace)
+        return
     home, bentos = model_store
     images = {
         models.image(version): kubelet.Image(
@@ -129,14 +160,16 @@ def kubelet_emulator(
 
 
 @pytest.fixture
-def md(cluster: testing.DevCluster, namespace: str, operator: Any) -> deployment.Deployment:
+def md(
+    cluster: testing.DevCluster, namespace: str, operator: Any, model_images: dict[str, str]
+) -> deployment.Deployment:
     """The ModelDeployment `fraud` in the test's namespace, with the operator running."""
-    return deployment.Deployment(cluster, namespace)
+    return deployment.Deployment(cluster, namespace, images=model_images)
 
 
 @pytest.fixture
 def gateway_for(
-    cluster: testing.DevCluster, namespace: str, kubelet_emulator: kubelet.Kubelet
+    cluster: testing.DevCluster, namespace: str, kubelet_emulator: kubelet.Kubelet | realnode.Pods
 ) -> Iterator[Callable[..., gateway.Gateway]]:
     """Starts a Gateway on an entry: `gateway_for("fraud", rps=20, http_route=None)`."""
     started: list[gateway.Gateway] = []

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from harness import deployment, gateway, models
+from harness import deployment, gateway, models, realnode
 from pitstop.devcluster import testing
 
 pytestmark = pytest.mark.e2e
@@ -30,14 +30,24 @@ RUNS = 5
 
 
 def test_identical_candidates_failing_at_random_are_not_rolled_back(
-    cluster: testing.DevCluster, namespace: str, operator: Any, gateway_for: Start
+    cluster: testing.DevCluster,
+    namespace: str,
+    operator: Any,
+    gateway_for: Start,
+    model_images: dict[str, str],
 ) -> None:
     """Five A/A rollouts, side by side (five ModelDeployments with a gateway each, a pod
     per revision: ten model servers): the same five chances of a false rollback as one
     after another, in a fraction of the time."""
+    if realnode.node() == "real":
+        # Tried twice on 2 cores: a candidate's container took 3.5 min to be available
+        # and the operator's reads of the pods' evidence timed out, at 20 and 10 req/s.
+        pytest.skip("ten model containers and five loads side by side overload a 2-core node")
     canary = {"type": "Canary", "canary": {"steps": [{"weight": 50, "pause": "40s"}]}}
     analysis = {"minRequests": 20, "onInconclusive": "Promote", "metrics": [ERRORS_TIGHT]}
-    runs = [deployment.Deployment(cluster, namespace, f"fraud-{i}") for i in range(RUNS)]
+    runs = [
+        deployment.Deployment(cluster, namespace, f"fraud-{i}", model_images) for i in range(RUNS)
+    ]
     for md in runs:
         md.apply(models.UNRELIABLE, canary, analysis=analysis)
         gateway_for(md.name, rps=20)

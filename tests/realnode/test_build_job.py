@@ -16,6 +16,7 @@ Only what the operator adds is left out: the test applies the rendered objects i
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import hashlib
 import http.server
@@ -321,8 +322,14 @@ ANALYSIS = {"interval": "5s", "failureLimit": 1, "minRequests": 20,
             "metrics": [{"name": "error-rate", "builtin": "errorRate", "max": 0.05}]}  # fmt: skip
 
 
-def _model_deployment(name: str, namespace: str, packages: str, version: str) -> dict[str, Any]:
-    """A ModelDeployment without spec.image: the operator builds it."""
+def _model_deployment(
+    name: str, namespace: str, packages: str, version: str, *, cache: bool = False
+) -> dict[str, Any]:
+    """A ModelDeployment without spec.image: the operator builds it (with `cache`,
+    through a layer cache in the node's registry)."""
+    build: dict[str, Any] = {"registry": f"{nodeconfig.registry_host()}/models", "timeout": "25m"}
+    if cache:
+        build["cache"] = {"repository": f"{nodeconfig.registry_host()}/models/build-cache"}
     return {
         "apiVersion": "pitstop.dev/v1alpha1",
         "kind": "ModelDeployment",
@@ -330,7 +337,7 @@ def _model_deployment(name: str, namespace: str, packages: str, version: str) ->
         "spec": {
             "model": {"name": "fraud", "version": version,
                       "source": {"uri": f"{packages}/fraud-{version}.bentomodel"}},
-            "build": {"registry": f"{nodeconfig.registry_host()}/models", "timeout": "25m"},
+            "build": build,
             "serving": {"replicas": 1},
             "strategy": CANARY,
             "analysis": ANALYSIS,
@@ -414,14 +421,52 @@ def _entry_url(cluster: testing.DevCluster, name: str, namespace: str) -> str:
     return f"http://{entry['clusterIP']}:{entry['ports'][0]['port']}/predict"
 
 
+def _layers(image: str) -> list[dict[str, Any]]:
+    """The layers (digest, size) of `repository[:tag]@digest`, as the node's registry
+    serves them."""
+    reference, digest = image.split("@")
+    repository, _, last = reference.split("/", 1)[1].rpartition("/")
+    name = f"{repository}/{last.split(':')[0]}" if repository else last.split(":")[0]
+    accept = ", ".join((
+        "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ))  # fmt: skip
+    base = f"http://{nodeconfig.registry_host()}/v2/{name}/manifests"
+    manifest = httpx.get(f"{base}/{digest}", headers={"Accept": accept}, timeout=10).json()
+    if "manifests" in manifest:  # an index: the image for this node's platform
+        [chosen] = [m for m in manifest["manifests"]
+                    if m.get("platform", {}).get("architecture") == "amd64"]  # fmt: skip
+        manifest = httpx.get(f"{base}/{chosen['digest']}", headers={"Accept": accept},
+                             timeout=10).json()  # fmt: skip
+    return [{"digest": layer["digest"], "size": layer["size"]} for layer in manifest["layers"]]
+
+
+def _build_seconds(cluster: testing.DevCluster, release: install.Release) -> dict[str, float]:
+    """How long each finished build Job ran, by model version."""
+    seconds = {}
+    for job in _get(cluster, "jobs", "-n", release.build_namespace)["items"]:
+        status = job.get("status", {})
+        if "completionTime" in status:
+            ran = _timestamp(status["completionTime"]) - _timestamp(status["startTime"])
+            seconds[job["metadata"]["labels"][labels.MODEL_VERSION]] = ran.total_seconds()
+    return seconds
+
+
+def _timestamp(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def test_the_operator_builds_each_version_and_canaries_it_to_promoted_under_analysis(
     real_cluster: testing.DevCluster, operator: install.Release, packages: str
 ) -> None:
     """No spec.image: the operator's own build Job builds each version with BuildKit on
     the node, pushes it, and the canary's analysis (the operator scraping the pods'
-    /metrics) promotes version 8 while users' requests go through kube-proxy."""
+    /metrics) promotes version 8 while users' requests go through kube-proxy. Both builds
+    go through a registry layer cache, and version 8 — the same model retrained, with
+    the same libraries — reuses every layer of version 7's image but the bento's own."""
     namespace = _namespace(real_cluster, "restricted")
-    md = _model_deployment("scorer", namespace, packages, "7")
+    md = _model_deployment("scorer", namespace, packages, "7", cache=True)
     real_cluster.kubectl("apply", "-f", "-", input=json.dumps(md))
     first = _until(real_cluster, operator, "scorer", namespace, "v7 built and Healthy",
                    lambda s: _serving(s, "7"), timeout=1200)  # fmt: skip
@@ -447,6 +492,18 @@ def test_the_operator_builds_each_version_and_canaries_it_to_promoted_under_anal
     assert done["stable"]["image"] != image
     assert done["analysis"]["failures"] == 0
     assert [m["name"] for m in done["analysis"]["metrics"]] == ["error-rate"]
+    # The bento's files are copied by the Dockerfile's last COPY, and one RUN follows
+    # it: every layer before those (system and Python packages) comes from the cache.
+    seven, eight = _layers(image), _layers(done["stable"]["image"])
+    assert len(seven) == len(eight) > 2
+    assert seven[:-2] == eight[:-2], "v8 rebuilt layers v7 had built"
+    assert seven[-2] != eight[-2]  # the bento, with its model
+    shared = sum(layer["size"] for layer in eight[:-2])
+    print(
+        f"v8 shares {len(eight) - 2} of {len(eight)} layers with v7 "
+        f"({shared / 1e6:.0f} of {sum(layer['size'] for layer in eight) / 1e6:.0f} MB); "
+        f"build Jobs ran (s): {_build_seconds(real_cluster, operator)}"
+    )
     # Users saw no errors: stable and candidate answered through the same Service.
     assert load.answers.count(200) >= 40
     print("users' answers by status through the rollout:", dict(Counter(load.answers)))

@@ -17,8 +17,16 @@ Status = dict[str, Any]
 class Deployment:
     """The ModelDeployment `name` in `namespace`, serving the scenario models."""
 
-    def __init__(self, cluster: testing.DevCluster, namespace: str, name: str = "fraud") -> None:
+    def __init__(
+        self,
+        cluster: testing.DevCluster,
+        namespace: str,
+        name: str = "fraud",
+        images: Mapping[str, str] | None = None,
+    ) -> None:
         self.cluster, self.namespace, self.name = cluster, namespace, name
+        # version -> image: the real node's built images; else the emulator's names.
+        self.images = images
 
     def apply(
         self,
@@ -36,7 +44,7 @@ class Deployment:
             "metadata": {"name": self.name},
             "spec": {
                 "model": {"name": models.NAME, "version": version},
-                "image": models.image(version),
+                "image": self.images[version] if self.images else models.image(version),
                 "serving": {"replicas": replicas},
                 "strategy": dict(strategy),
                 **spec,
