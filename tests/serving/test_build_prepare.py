@@ -305,3 +305,30 @@ def test_the_image_serves_in_the_operators_pod_on_a_read_only_root(
     finally:
         server.stop()
     assert "Read-only file system" not in server.log.read_text()
+
+
+def test_without_pitstop_model_a_store_of_several_models_is_refused_naming_them(
+    package_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The image serves its bento's one model; a store holding several is not guessed
+    from, and the error says what it holds and what to set."""
+    url, _ = package_server
+    home = tmp_path / "home"
+    for version, source in (("7", "fraud-7.bentomodel"), ("8", "retrained/fraud-8.bentomodel")):
+        done = run(
+            ["prepare-build", f"--source={url}/{source}", "--name=fraud",
+             f"--version={version}", f"--output={tmp_path / version}"],
+            home,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    template = Path(pitstop.__file__).resolve().parents[2] / "model_images" / "serving"
+    found = subprocess.run(
+        [sys.executable, "-c",
+         "from pitstop_serving import predictor; print(predictor.package_folder(''))"],
+        env={**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
+             "PYTHONPATH": str(template)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert found.returncode != 0
+    assert "the model store holds 2 models (fraud:7, fraud:8)" in found.stderr
+    assert "set PITSTOP_MODEL" in found.stderr
