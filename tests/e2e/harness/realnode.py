@@ -63,17 +63,19 @@ class Pods:
     """The namespace's model servers as the real kubelet runs them."""
 
     def __init__(self, cluster: testing.DevCluster, namespace: str) -> None:
-        self.core = k8s_client.CoreV1Api(cluster.api_client())
-        self.namespace = namespace
+        self.cluster, self.namespace = cluster, namespace
         self.problems: list[str] = []  # nothing emulated, so nothing to report
 
     def servers(self, labels: Mapping[str, str] | None = None) -> list[Server]:
-        """Servers of the ready pods carrying `labels`."""
+        """Servers of the ready pods carrying `labels` (one API client per call: tests
+        ask rarely, and nothing is left open after the test)."""
         selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items())
-        answer = self.core.list_namespaced_pod(
-            self.namespace, label_selector=selector, _preload_content=False, _request_timeout=10
-        )
-        pods = json.loads(answer.data)["items"]
+        with self.cluster.api_client() as api:
+            answer = k8s_client.CoreV1Api(api).list_namespaced_pod(
+                self.namespace, label_selector=selector, _preload_content=False,
+                _request_timeout=10,
+            )  # fmt: skip
+            pods = json.loads(answer.data)["items"]
         return [
             Server(
                 pod["metadata"]["name"],
