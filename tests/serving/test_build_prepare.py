@@ -30,6 +30,7 @@ import joblib
 import pitstop
 import pytest
 from pitstop.api.resource import ModelDeployment
+from pitstop.packaging.bento import default_template
 from pitstop.rendering import children
 from serving_harness import Server, fraud_row, free_port
 from serving_models import fraud_frame, fraud_model
@@ -321,7 +322,7 @@ def test_without_pitstop_model_a_store_of_several_models_is_refused_naming_them(
             home,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
-    template = Path(pitstop.__file__).resolve().parents[2] / "model_images" / "serving"
+    template = default_template()
     found = subprocess.run(
         [sys.executable, "-c",
          "from pitstop_serving import predictor; print(predictor.package_folder(''))"],
