@@ -179,7 +179,7 @@ def _reconcile(
     delays = [d for d in (decision.requeue_after, image.requeue_after, watched.next_look)
               if d is not None]  # fmt: skip
     if seen.smoke is not None and seen.smoke.verdict == "Inconclusive":
-        delays.append(LOOK_SECONDS)  # a test before traffic runs: nothing else will say when
+        delays.append(_look_seconds())  # a test before traffic runs: nothing else will say when
     if target is not None and md.spec.analysis.metrics:
         rate = scraper.rate(md.metadata.namespace, md.metadata.name, target[0])
         delays.append(_next_look(md, analysis, now, rate))
@@ -296,10 +296,15 @@ def _archive(
 
 # How often the builtin evidence is read while a revision is analysed: new evidence can
 # change a verdict at any moment, and the judge's confidence does not suffer from
-# looking often (its bounds hold at every look). Sooner, down to MIN_LOOK_SECONDS, when
-# the requests the judge says it still needs are due before then.
-LOOK_SECONDS = float(os.environ.get("PITSTOP_LOOK_SECONDS", "1.0"))
-MIN_LOOK_SECONDS = min(LOOK_SECONDS, 0.25)
+# looking often (its bounds hold at every look). Sooner, down to _min_look_seconds(), when
+# the requests the judge says it still needs are due before then. PITSTOP_LOOK_SECONDS
+# is read when needed, as every setting from the environment is.
+def _look_seconds() -> float:
+    return float(os.environ.get("PITSTOP_LOOK_SECONDS", "1.0"))
+
+
+def _min_look_seconds() -> float:
+    return min(_look_seconds(), 0.25)
 
 
 def _next_look(
@@ -311,9 +316,9 @@ def _next_look(
         return _due(analysis, rate)
     last = analysis.last_value_check if analysis is not None else None
     if last is None:
-        return LOOK_SECONDS
+        return _look_seconds()
     left = last + durations.parse(md.spec.analysis.interval) - now
-    return max(LOOK_SECONDS, left.total_seconds())
+    return max(_look_seconds(), left.total_seconds())
 
 
 def _due(analysis: AnalysisStatus | None, rate: float | None) -> float:
@@ -321,8 +326,8 @@ def _due(analysis: AnalysisStatus | None, rate: float | None) -> float:
     before it can say something new."""
     soonest = judge.seconds_to_verdict(analysis, rate)
     if soonest is None:
-        return LOOK_SECONDS
-    return min(LOOK_SECONDS, max(MIN_LOOK_SECONDS, soonest))
+        return _look_seconds()
+    return min(_look_seconds(), max(_min_look_seconds(), soonest))
 
 
 def _analysed(status: ModelDeploymentStatus) -> tuple[str, str] | None:
@@ -369,11 +374,11 @@ def _analyse(
         current = judge.evaluate(spec, current, revision, now)
     note = None
     look = None
-    # At most one look per MIN_LOOK_SECONDS: the status this look writes comes straight
+    # At most one look per _min_look_seconds(): the status this look writes comes straight
     # back as a watch event and another reconcile, which must not look (and write) again.
     looked = current.last_check
     if any(m.builtin is not None for m in spec.metrics) and (
-        looked is None or (now - looked).total_seconds() >= MIN_LOOK_SECONDS * 0.9
+        looked is None or (now - looked).total_seconds() >= _min_look_seconds() * 0.9
     ):
         look, note = collect.look(scraper, md, revision, baseline)
     counts = values = None

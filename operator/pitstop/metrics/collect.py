@@ -81,7 +81,7 @@ def _counts(
 ) -> Counts:  # fmt: skip
     assert query.numerator is not None
     assert query.denominator is not None
-    address = query.address or prometheus.DEFAULT_ADDRESS
+    address = query.address or prometheus.default_address()
     relative = metric.max_above_stable is not None or metric.max_ratio_to_stable is not None
 
     def pair(revision: str) -> tuple[float, float]:
@@ -103,7 +103,7 @@ def _value(
     if metric.prometheus is not None:
         query = metric.prometheus
         assert query.query is not None
-        address = query.address or prometheus.DEFAULT_ADDRESS
+        address = query.address or prometheus.default_address()
         relative = metric.max_above_stable is not None or metric.max_ratio_to_stable is not None
         value = prometheus.query(address, _render(md, query.query, candidate))
         baseline = (

@@ -7,8 +7,11 @@ import os
 
 import httpx
 
-# The operator-wide Prometheus, when a metric does not name one.
-DEFAULT_ADDRESS = os.environ.get("PITSTOP_PROMETHEUS_URL", "")
+
+def default_address() -> str:
+    """The operator-wide Prometheus, when a metric does not name one (read when asked,
+    like every other setting from the environment, not frozen at import)."""
+    return os.environ.get("PITSTOP_PROMETHEUS_URL", "")
 
 
 def render(query: str, *, name: str, namespace: str, revision: str, interval: str) -> str:
