@@ -30,8 +30,11 @@ lint: venv
 unit: venv binaries system-deps
 	$(BIN)/pytest tests/unit
 
+# `python -m pytest`, not the pytest script: each operator the tests start is forked
+# from a warm interpreter (devcluster.operator_process), which would run a main script
+# again in every child, but not a main module.
 integration: venv binaries system-deps
-	$(BIN)/pytest tests --ignore=tests/unit --ignore=tests/benchmarks --ignore=tests/realnode --durations=25
+	$(BIN)/python -m pytest tests --ignore=tests/unit --ignore=tests/benchmarks --ignore=tests/realnode --durations=25
 
 ## make realnode: the tests that need a real node (root; changes host networking until
 ## they end, and gives it back), then the e2e scenarios on a real node instead of KWOK
@@ -43,12 +46,12 @@ demo-realnode: venv binaries node-binaries node-deps
 	$(BIN)/python tests/realnode/demo.py
 
 realnode: venv binaries node-binaries node-deps
-	$(BIN)/pytest tests/realnode -m realnode --timeout=1800
-	PITSTOP_E2E_NODE=real $(BIN)/pytest tests/e2e --durations=10
+	$(BIN)/python -m pytest tests/realnode -m realnode --timeout=1800
+	PITSTOP_E2E_NODE=real $(BIN)/python -m pytest tests/e2e --durations=10
 
 ## make e2e-realnode: the e2e scenarios alone on a real node (root; part of `make realnode`).
 e2e-realnode: venv binaries node-binaries node-deps
-	PITSTOP_E2E_NODE=real $(BIN)/pytest tests/e2e --durations=10
+	PITSTOP_E2E_NODE=real $(BIN)/python -m pytest tests/e2e --durations=10
 
 ## make system-deps: Debian packages the tests run for real (Prometheus, and its
 ## promtool for the alert rules' tests), installed only
@@ -76,7 +79,7 @@ node-binaries: venv node-deps
 	$(BIN)/pitstop dev build --node real
 
 bench: venv binaries
-	$(BIN)/pytest tests/benchmarks -m benchmark -s
+	$(BIN)/python -m pytest tests/benchmarks -m benchmark -s
 
 ## make crd: regenerate the CRD (and the chart's copy) from operator/pitstop/api.
 crd: venv

@@ -126,7 +126,7 @@ def main() -> None:
         )
         kubeconfig = install.release_kubeconfig(cluster, release, STATE / "operator.kubeconfig")
         (STATE / "operator.log").unlink(missing_ok=True)
-        operator = OperatorProcess(kubeconfig, STATE / "operator.log")
+        operator = OperatorProcess(kubeconfig, STATE / "operator.log", warm=False)
         operator.start()
         images = {models.image(v): kubelet.Image(b, {"PITSTOP_MIRROR_CONFIG": "/etc/pitstop/mirror/mirror.json",
                                                      "PITSTOP_MODEL": f"{models.NAME}:{v}"})

@@ -110,10 +110,12 @@ def test_kubectl_apply_k_installs_an_operator_that_works_under_its_own_rbac(
             cluster, tmp_path / "operator.kubeconfig", namespace="pitstop-system",
             service_account="pitstop",
         )  # fmt: skip
-        # As the manifests run it: leader election on the Lease in pitstop-system.
+        # As the manifests run it: leader election on the Lease in pitstop-system, and
+        # `python -m pitstop run` from a cold interpreter, as the image's entry point.
         operator = OperatorProcess(
             kubeconfig, tmp_path / "operator.log",
             election=Election("pitstop-system", name="pitstop"), identity="pitstop-0",
+            warm=False,
         )  # fmt: skip
         operator.start()
         try:

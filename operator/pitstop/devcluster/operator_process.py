@@ -5,19 +5,32 @@ in the API, and start it again with the same command a user runs; they freeze it
 (SIGSTOP) to play a replica that lost its lease without knowing. It runs with the
 kubeconfig it is given: in the tests and the demo, a token of the chart's
 ServiceAccount (see `install`), so a 403 in its log is a rule the chart lacks.
+
+The tests start it about 150 times a run (once per test, and again after every kill),
+and importing Pitstop, Kopf and the Kubernetes client costs each start ≈ 1.9 s of CPU,
+most of its time to live. So, unless told `warm=False`, it is forked from a *warm*
+interpreter that imported them once (multiprocessing's fork server), the way a
+pre-forking server starts its workers: the same `pitstop run` command line, kubeconfig
+and environment, a process of its own with its own pid, signals and log; only the
+imports are done already. The demo starts it cold, exactly as a user's shell does.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import multiprocessing
 import os
 import re
+import runpy
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import httpx
@@ -74,6 +87,78 @@ class Election:
                 f"--retry-period={self.retry_period}"]  # fmt: skip
 
 
+# What the warm interpreter imports once: everything `pitstop run` imports. (A child
+# also runs the parent's main script again, as multiprocessing does, unless it was
+# started as a module: the Makefile runs `python -m pytest`.)
+_WARM_MODULES = ["pitstop.cli", "pitstop.handlers"]
+_warm_lock = threading.Lock()
+_warm_children: list[BaseProcess] = []
+
+
+def _run_warm(args: list[str], env: dict[str, str], log_path: str) -> None:
+    """In the forked child: `pitstop <args>`, its output appended to `log_path`."""
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.environ.clear()
+    os.environ.update(env)
+    # The one setting read at import by what the warm interpreter imported: the
+    # kubernetes client's default kubeconfig, from $KUBECONFIG as it was then. (Pitstop
+    # reads its own settings from the environment when it needs them.)
+    from kubernetes.config import kube_config
+
+    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = env.get("KUBECONFIG", "~/.kube/config")
+    sys.argv = ["pitstop", *args]
+    runpy.run_module("pitstop", run_name="__main__", alter_sys=True)  # `python -m pitstop`
+
+
+def _kill_warm_children() -> None:
+    """At exit, before multiprocessing joins its children: none may keep the tests
+    waiting (a test that failed before stopping its operator)."""
+    for child in _warm_children:
+        if child.is_alive() and child.pid is not None:
+            os.kill(child.pid, signal.SIGKILL)
+
+
+class _WarmProcess:
+    """A child of the fork server, behind the part of `subprocess.Popen` used here."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        with _warm_lock:
+            if not _warm_children:
+                atexit.register(_kill_warm_children)
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(_WARM_MODULES)
+            self._child = context.Process(
+                target=_run_warm, args=(args, env, str(log_path)), name="pitstop run"
+            )
+            self._child.start()
+            _warm_children[:] = [c for c in _warm_children if c.is_alive()] + [self._child]
+        assert self._child.pid is not None
+        self.pid: int = self._child.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._child.exitcode
+
+    def poll(self) -> int | None:
+        return self._child.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._child.join(timeout)
+        if self._child.exitcode is None:
+            raise subprocess.TimeoutExpired("pitstop run", timeout or 0.0)
+        return self._child.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        if self._child.exitcode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 class OperatorProcess:
     """One replica. Started again after a kill it keeps its `identity`, as a container
     restarted in the same pod keeps its pod's name: it may take its own Lease back at
@@ -87,13 +172,15 @@ class OperatorProcess:
         *,
         election: Election | None = None,
         identity: str | None = None,
+        warm: bool = True,
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.warm = warm
         self.log_path = log_path
         self.namespaces = namespaces
         self.election = election
         self.identity = identity
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: subprocess.Popen[bytes] | _WarmProcess | None = None
         self._liveness = ""
         self.metrics_url = ""
         """The operator's own /metrics, once started."""
@@ -123,16 +210,19 @@ class OperatorProcess:
         self._liveness = f"http://127.0.0.1:{port}/healthz"
         metrics = free_port()
         self.metrics_url = f"http://127.0.0.1:{metrics}/metrics"
-        args = [sys.executable, "-m", "pitstop", "run", f"--liveness={self._liveness}",
-                f"--metrics-address=127.0.0.1:{metrics}"]  # fmt: skip
+        args = ["run", f"--liveness={self._liveness}", f"--metrics-address=127.0.0.1:{metrics}"]
         args += [f"--namespace={ns}" for ns in self.namespaces]
         if self.election is not None:
             args += self.election.args()
         if self.identity is not None:
             args.append(f"--identity={self.identity}")
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        if self.warm:
+            self._process = _WarmProcess(args, env, self.log_path)
+            return
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
-            self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self._process = subprocess.Popen([sys.executable, "-m", "pitstop", *args],
+                                             stdout=log, stderr=subprocess.STDOUT, env=env)  # fmt: skip
 
     def wait_live(self, timeout: float = 60.0) -> None:
         """Wait until the started process answers its liveness probe."""
