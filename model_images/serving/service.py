@@ -11,12 +11,24 @@ path and the lifespan pass through to BentoML unchanged.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import bentoml
-from pitstop_serving import app
 
-runtime = app.Runtime()
+
+@functools.cache
+def runtime() -> Any:
+    """The one runtime of this process, made on first use.
+
+    `bentoml serve` imports this module twice: in its own process, only to read the
+    service's settings before it starts the workers, and in each worker. Importing
+    `pitstop_serving.app` (pandas, pydantic, numpy: ≈ 0.7 s of CPU) is left to the
+    worker, so a pod is ready that much sooner.
+    """
+    from pitstop_serving import app
+
+    return app.Runtime()
 
 
 @bentoml.service(
@@ -29,7 +41,7 @@ class Pitstop:
     """Loads the package named by PITSTOP_MODEL in the background on start."""
 
     def __init__(self) -> None:
-        runtime.start()
+        runtime().start()
 
 
 class _Front(type(Pitstop)):  # type: ignore[misc]
@@ -43,7 +55,9 @@ class _Front(type(Pitstop)):  # type: ignore[misc]
     __slots__ = ()
 
     def to_asgi(self, *args: Any, **kwargs: Any) -> Any:
-        return app.Middleware(super().to_asgi(*args, **kwargs), runtime=runtime)
+        from pitstop_serving import app
+
+        return app.Middleware(super().to_asgi(*args, **kwargs), runtime=runtime())
 
 
 Pitstop.__class__ = _Front
