@@ -206,7 +206,9 @@ def test_scale(
 
     ns = f"scale-{uuid.uuid4().hex[:6]}"
     cluster.create_namespace(ns, pod_security="restricted")
-    operator = OperatorProcess(operator_kubeconfig, tmp_path / "operator.log")
+    # Cold, as a pod starts it: its RSS and CPU seconds (read from /proc) then include
+    # its imports, which a warm fork would have done in the fork server.
+    operator = OperatorProcess(operator_kubeconfig, tmp_path / "operator.log", warm=False)
     operator.start()
     url = operator.metrics_url
     api = cluster.api_client()
