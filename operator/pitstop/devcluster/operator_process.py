@@ -125,6 +125,7 @@ class _WarmProcess:
     """A child of the fork server, behind the part of `subprocess.Popen` used here."""
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        log_path.touch()  # there from the start, as with a log opened for `Popen`
         with _warm_lock:
             if not _warm_children:
                 atexit.register(_kill_warm_children)
