@@ -23,7 +23,7 @@ def runtime() -> Any:
 
     `bentoml serve` imports this module twice: in its own process, only to read the
     service's settings before it starts the workers, and in each worker. Importing
-    `pitstop_serving.app` (pandas, pydantic, numpy: ≈ 0.7 s of CPU) is left to the
+    `pitstop_serving.app` (pandas, pydantic, numpy: ≈ 0.6 s of CPU) is left to the
     worker, so a pod is ready that much sooner.
     """
     from pitstop_serving import app
