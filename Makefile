@@ -27,12 +27,12 @@ lint: venv
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-unit: venv binaries system-deps
-	$(BIN)/pytest tests/unit
-
 # `python -m pytest`, not the pytest script: each operator the tests start is forked
 # from a warm interpreter (devcluster.operator_process), which would run a main script
 # again in every child, but not a main module.
+unit: venv binaries system-deps
+	$(BIN)/python -m pytest tests/unit
+
 integration: venv binaries system-deps
 	$(BIN)/python -m pytest tests --ignore=tests/unit --ignore=tests/benchmarks --ignore=tests/realnode --durations=25
 

@@ -303,8 +303,11 @@ def _look_seconds() -> float:
     return float(os.environ.get("PITSTOP_LOOK_SECONDS", "1.0"))
 
 
+_SHORTEST_LOOK = 0.25
+
+
 def _min_look_seconds() -> float:
-    return min(_look_seconds(), 0.25)
+    return min(_look_seconds(), _SHORTEST_LOOK)
 
 
 def _next_look(
@@ -325,9 +328,10 @@ def _due(analysis: AnalysisStatus | None, rate: float | None) -> float:
     """A verdict one answer away is not left waiting a whole look, and no look comes
     before it can say something new."""
     soonest = judge.seconds_to_verdict(analysis, rate)
+    look = _look_seconds()
     if soonest is None:
-        return _look_seconds()
-    return min(_look_seconds(), max(_min_look_seconds(), soonest))
+        return look
+    return min(look, max(min(look, _SHORTEST_LOOK), soonest))
 
 
 def _analysed(status: ModelDeploymentStatus) -> tuple[str, str] | None:

@@ -122,14 +122,15 @@ def _kill_warm_children() -> None:
             os.kill(child.pid, signal.SIGKILL)
 
 
+atexit.register(_kill_warm_children)  # registered after multiprocessing's: runs first
+
+
 class _WarmProcess:
     """A child of the fork server, behind the part of `subprocess.Popen` used here."""
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         log_path.touch()  # there from the start, as with a log opened for `Popen`
         with _warm_lock:
-            if not _warm_children:
-                atexit.register(_kill_warm_children)
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(_WARM_MODULES)
             self._child = context.Process(
