@@ -11,8 +11,9 @@ Healthy; every one is kicked once with nothing to change; then every one gets a 
 version and rolls out. Printed: times against the baseline's, the operator's API
 writes per ModelDeployment (from its own /metrics, by verb and resource), writes of the
 reconciles that changed nothing, peak RSS, CPU seconds, reconcile p50/p99, and how each
-grows with N. KWOK's pods run nothing: this measures the operator and the control
-plane, not model servers.
+grows with N, and the API server's own count of requests (all clients) while each came
+up and its p99 for writes (a reconcile that writes waits for them). Each phase's namespace is deleted, and gone, before the next phase starts. KWOK's
+pods run nothing: this measures the operator and the control plane, not model servers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -31,12 +33,16 @@ from typing import Any
 import operator_metrics
 import pytest
 from kubernetes import client as k8s
+from kubernetes import watch as k8s_watch
 from operator_metrics import WRITES
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.benchmark
 
+Object = dict[str, Any]
+API_WRITES = ("POST", "PUT", "PATCH", "APPLY", "DELETE")  # the API server's verbs
 SIZES = [int(n) for n in os.environ.get("PITSTOP_SCALE_N", "100").split(",")]
 PAUSE = 5.0
 IMAGE = "registry.example/fraud:{}"
@@ -63,6 +69,15 @@ class Figures:
     healthy_cpu: tuple[float, float] = (0.0, 0.0)
     baseline_up_top: str = ""  # the programs that spent most of it
     healthy_top: str = ""
+    # Requests the API server itself counted while each came up, from every client
+    # (controllers, scheduler, KWOK, this benchmark's polls, the operator), by
+    # 'VERB resource':
+    baseline_up_served: dict[str, float] = field(default_factory=dict)
+    healthy_served: dict[str, float] = field(default_factory=dict)
+    # The API server's p99 for writes (every client's), over each side's whole run: no
+    # reconcile that writes can be faster than its writes.
+    baseline_write_p99: float = 0.0
+    write_p99: float = 0.0
 
 
 RESULTS: list[Figures] = []
@@ -106,10 +121,116 @@ def cpu_since(start: tuple[float, float]) -> tuple[float, float]:
     return spent, spent / max(total - start[1], 1e-9)
 
 
+class Tally:
+    """The objects of one kind in a namespace as a watch shows them, for counting those
+    that are done. One watch, not a LIST per poll: at N=1,000 a LIST of every object
+    twice a second (a few MB of JSON each, parsed here) cost the API server and this
+    process about as much as the phase being measured, on the same two cores."""
+
+    def __init__(self, list_call: Callable[..., Any], *args: str) -> None:
+        self._objects: dict[str, Object] = {}
+        self._lock = threading.Lock()
+        self._watch = k8s_watch.Watch()
+        self._stopped = False
+        self.restarts: list[str] = []  # why the stream ended early, each time
+        self._thread = threading.Thread(target=self._run, args=(list_call, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, list_call: Callable[..., Any], args: tuple[str, ...]) -> None:
+        while not self._stopped:
+            try:
+                self._follow(list_call, args)
+            except Exception as error:  # an expired or broken stream: list and watch again
+                if self._stopped:
+                    return
+                self.restarts.append(f"{type(error).__name__}: {error}")
+                time.sleep(0.5)  # a pause between two attempts, not a synchronisation
+
+    def _follow(self, list_call: Callable[..., Any], args: tuple[str, ...]) -> None:
+        # A new Watch each time: one keeps the last resourceVersion it saw and resumes
+        # from it, which after an expiry (410 Gone) fails again. A new stream starts with
+        # an ADDED event for every object there.
+        self._watch, fresh = k8s_watch.Watch(), True
+        for event in self._watch.stream(list_call, *args, deserialize=False):
+            obj: Object = event["object"]  # the plain JSON event: no models built
+            with self._lock:
+                if fresh:
+                    self._objects.clear()
+                    fresh = False
+                if event["type"] == "DELETED":
+                    self._objects.pop(obj["metadata"]["name"], None)
+                elif event["type"] in ("ADDED", "MODIFIED"):
+                    self._objects[obj["metadata"]["name"]] = obj
+
+    def count(self, done: Callable[[Object], bool]) -> int:
+        with self._lock:
+            return sum(1 for obj in self._objects.values() if done(obj))
+
+    def stop(self) -> None:
+        """Stop counting; the stream ends at its next event, or when its client closes."""
+        self._stopped = True
+        self._watch.stop()
+        if self.restarts:
+            print(f"  (a watch was started again {len(self.restarts)}x: {self.restarts[-1]})")
+
+
 def wait(what: str, probe: Callable[[], bool], timeout: float) -> float:
     started = time.monotonic()
-    testing.DevCluster.wait(what, lambda: probe() or None, timeout=timeout, interval=0.5)
+    testing.DevCluster.wait(what, lambda: probe() or None, timeout=timeout, interval=0.1)
     return time.monotonic() - started
+
+
+def remove(cluster: testing.DevCluster, namespace: str) -> None:
+    """Delete a phase's namespace and wait until it is gone. Deleting a thousand
+    Deployments, their pods and Services keeps the controllers and the API server busy
+    for a minute or more, and every controller's write into a terminating namespace is
+    refused and retried: left to run in the background, that work was measured as the
+    next phase's (the first Pitstop phase at N=100 saw 4 pod DELETEs and 11 EndpointSlice
+    POSTs per ModelDeployment, all the baseline's clean-up)."""
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
+    wait(f"namespace {namespace} gone", lambda: cluster.kubectl(
+        "get", "namespace", namespace, "--ignore-not-found", "-o", "name").stdout == "", 1800)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Served:
+    """The API server's own counts so far (its /metrics, every client): requests by
+    'VERB resource[/subresource]' (WATCH and CONNECT left out: a watch is counted when
+    it opens, not per event), and the latency histogram of its writes."""
+
+    requests: dict[str, float]
+    write_buckets: dict[float, float]  # upper bound (s) -> writes that took at most that
+
+
+def served(cluster: testing.DevCluster) -> Served:
+    text = cluster.kubectl("get", "--raw", "/metrics").stdout
+    by: dict[str, float] = {}
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name == "apiserver_request_duration_seconds_bucket":
+                if labels["verb"] in API_WRITES:
+                    le = float(labels["le"])
+                    buckets[le] = buckets.get(le, 0.0) + sample.value
+                continue
+            if sample.name != "apiserver_request_total":
+                continue
+            verb = labels["verb"]
+            if verb in ("WATCH", "CONNECT") or not labels.get("resource"):
+                continue
+            sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+            key = f"{verb} {labels['resource']}{sub}"
+            by[key] = by.get(key, 0.0) + sample.value
+    return Served(by, buckets)
+
+
+def write_p99(before: Served, after: Served) -> float:
+    """The bound under which 99 % of the API server's writes between the two finished."""
+    buckets = sorted((le, n - before.write_buckets.get(le, 0.0))
+                     for le, n in after.write_buckets.items())  # fmt: skip
+    total = buckets[-1][1]
+    return next((le for le, n in buckets if n >= 0.99 * total), math.inf)
 
 
 def writes(url: str) -> dict[str, float]:
@@ -172,28 +293,35 @@ def baseline(cluster: testing.DevCluster, n: int, figures: Figures) -> None:
     apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
     names = [f"m{i:04d}" for i in range(n)]
 
-    def available(version: str) -> bool:
-        items = apps.list_namespaced_deployment(ns).items
-        return sum(1 for d in items if d.status.observed_generation == d.metadata.generation
-                   and (d.status.updated_replicas or 0) == 2
-                   and (d.status.available_replicas or 0) == 2
-                   and (d.status.replicas or 0) == 2
-                   and d.spec.template.metadata.annotations["version"] == version) == n  # fmt: skip
+    def available(version: str) -> Callable[[Object], bool]:
+        def done(d: Object) -> bool:
+            status, meta = d.get("status") or {}, d["metadata"]
+            return (status.get("observedGeneration") == meta.get("generation")
+                    and status.get("updatedReplicas") == 2
+                    and status.get("availableReplicas") == 2 and status.get("replicas") == 2
+                    and d["spec"]["template"]["metadata"]["annotations"]["version"] == version)  # fmt: skip
 
+        return done
+
+    seen = Tally(apps.list_namespaced_deployment, ns)
+    asked = served(cluster)
     started, cpu, programs = time.monotonic(), machine_cpu(), process_cpu()
     parallel(lambda m: (apps.create_namespaced_deployment(ns, deployment(m, "1")),
                         core.create_namespaced_service(ns, service(m, m)),
                         core.create_namespaced_service(ns, service(f"{m}-entry", m))), names)  # fmt: skip
-    wait("the baseline available", lambda: available("1"), 900)
+    wait("the baseline available", lambda: seen.count(available("1")) == n, 900)
     figures.baseline_up = time.monotonic() - started
     figures.baseline_up_cpu = cpu_since(cpu)
     figures.baseline_up_top = top_cpu(programs, process_cpu())
+    figures.baseline_up_served = minus(served(cluster).requests, asked.requests)
     started = time.monotonic()
     parallel(lambda m: apps.patch_namespaced_deployment(m, ns, deployment(m, "2")), names)
-    wait("the baseline rolled out", lambda: available("2"), 900)
+    wait("the baseline rolled out", lambda: seen.count(available("2")) == n, 900)
+    seen.stop()
+    figures.baseline_write_p99 = write_p99(asked, served(cluster))
     figures.baseline_rollout = time.monotonic() - started
     api.close()  # type: ignore[no-untyped-call]
-    cluster.kubectl("delete", "namespace", ns, "--wait=false")
+    remove(cluster, ns)
 
 
 @pytest.mark.timeout(3600)  # N = 1,000: baseline, creation and rollout take minutes each
@@ -215,20 +343,27 @@ def test_scale(
     custom = k8s.CustomObjectsApi(api)
     names = [f"m{i:04d}" for i in range(n)]
 
-    def phases(version: str) -> int:
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
-        return sum(1 for o in items if (o.get("status") or {}).get("phase") == "Healthy"
-                   and ((o["status"].get("stable") or {}).get("version")) == version)  # fmt: skip
+    def healthy(version: str) -> Callable[[Object], bool]:
+        def done(o: Object) -> bool:
+            status = o.get("status") or {}
+            return status.get("phase") == "Healthy" and (
+                (status.get("stable") or {}).get("version") == version
+            )  # fmt: skip
 
+        return done
+
+    seen = Tally(custom.list_namespaced_custom_object, GROUP, VERSION, ns, PLURAL)
     try:
         before = writes(url)
         started, cpu, programs = time.monotonic(), machine_cpu(), process_cpu()
+        asked = served(cluster)
         parallel(lambda m: custom.create_namespaced_custom_object(
             GROUP, VERSION, ns, PLURAL, model_deployment(m, "1")), names)  # fmt: skip
-        wait("every ModelDeployment Healthy", lambda: phases("1") == n, 1800)
+        wait("every ModelDeployment Healthy", lambda: seen.count(healthy("1")) == n, 1800)
         figures.healthy = time.monotonic() - started
         figures.healthy_cpu = cpu_since(cpu)
         figures.healthy_top = top_cpu(programs, process_cpu())
+        figures.healthy_served = minus(served(cluster).requests, asked.requests)
         settled = writes(url)
         figures.writes_to_healthy = {k: v / n for k, v in minus(settled, before).items()}
 
@@ -246,8 +381,9 @@ def test_scale(
         parallel(lambda m: custom.patch_namespaced_custom_object(
             GROUP, VERSION, ns, PLURAL, m,
             {"spec": {"model": {"version": "2"}, "image": IMAGE.format(2)}}), names)  # fmt: skip
-        wait("every rollout finished", lambda: phases("2") == n, 1800)
+        wait("every rollout finished", lambda: seen.count(healthy("2")) == n, 1800)
         figures.rollout = time.monotonic() - started
+        figures.write_p99 = write_p99(asked, served(cluster))
 
         assert operator.pid is not None
         status = Path(f"/proc/{operator.pid}/status").read_text()
@@ -260,10 +396,10 @@ def test_scale(
         RESULTS.append(figures)
         report()
     finally:
+        seen.stop()
         api.close()  # type: ignore[no-untyped-call]
         operator.stop()
-        # A thousand objects take minutes to delete: the namespace goes in the background.
-        cluster.kubectl("delete", "namespace", ns, "--wait=false")
+        remove(cluster, ns)  # before the next N's baseline starts
     assert figures.errors == 0, f"{figures.errors:.0f} reconciles failed; see {operator.log_path}"
 
 
@@ -298,6 +434,20 @@ def report() -> None:
         f"  the operator's API requests over the run at N={last.n}, by verb and resource: "
         + json.dumps({k: int(v) for k, v in sorted(last.requests.items())})
     )
+    for f in RESULTS:
+        print(
+            f"  the API server's own count of requests while N={f.n} came up (all clients; "
+            f"per object): baseline {sum(f.baseline_up_served.values()) / f.n:.1f}, "
+            f"Pitstop {sum(f.healthy_served.values()) / f.n:.1f}; the API server's p99 for "
+            f"writes over the run: baseline {f.baseline_write_p99:g} s, Pitstop {f.write_p99:g} s"
+        )
+    for label, found in (("baseline", last.baseline_up_served),
+                         ("Pitstop", last.healthy_served)):  # fmt: skip
+        top = sorted(found.items(), key=lambda kv: -kv[1])[:12]
+        print(
+            f"    {label} at N={last.n}, per object, by verb and resource: "
+            + json.dumps({k: round(v / last.n, 2) for k, v in top})
+        )
     if len(RESULTS) > 1:
         a, b = RESULTS[0], RESULTS[-1]
         growth = math.log(b.n / a.n)
