@@ -12,8 +12,9 @@ version and rolls out. Printed: times against the baseline's, the operator's API
 writes per ModelDeployment (from its own /metrics, by verb and resource), writes of the
 reconciles that changed nothing, peak RSS, CPU seconds, reconcile p50/p99, and how each
 grows with N, and the API server's own count of requests (all clients) while each came
-up and its p99 for writes (a reconcile that writes waits for them). Each phase's namespace is deleted, and gone, before the next phase starts. KWOK's
-pods run nothing: this measures the operator and the control plane, not model servers.
+up and its p99 for writes (a reconcile that writes waits for them). Each phase's
+namespace is deleted, and gone, before the next phase starts. KWOK's pods run nothing:
+this measures the operator and the control plane, not model servers.
 """
 
 from __future__ import annotations
@@ -174,9 +175,9 @@ class Tally:
             print(f"  (a watch was started again {len(self.restarts)}x: {self.restarts[-1]})")
 
 
-def wait(what: str, probe: Callable[[], bool], timeout: float) -> float:
+def wait(what: str, probe: Callable[[], bool], timeout: float, interval: float = 0.1) -> float:
     started = time.monotonic()
-    testing.DevCluster.wait(what, lambda: probe() or None, timeout=timeout, interval=0.1)
+    testing.DevCluster.wait(what, lambda: probe() or None, timeout=timeout, interval=interval)
     return time.monotonic() - started
 
 
@@ -189,7 +190,8 @@ def remove(cluster: testing.DevCluster, namespace: str) -> None:
     POSTs per ModelDeployment, all the baseline's clean-up)."""
     cluster.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
     wait(f"namespace {namespace} gone", lambda: cluster.kubectl(
-        "get", "namespace", namespace, "--ignore-not-found", "-o", "name").stdout == "", 1800)  # fmt: skip
+        "get", "namespace", namespace, "--ignore-not-found", "-o", "name").stdout == "",
+        1800, interval=1.0)  # fmt: skip
 
 
 @dataclass(frozen=True)
