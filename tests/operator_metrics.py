@@ -13,7 +13,11 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 def samples(url: str) -> list[Sample]:
     """Every sample the operator's /metrics at `url` shows now."""
-    text = httpx.get(url, timeout=10).text
+    return parse(httpx.get(url, timeout=10).text)
+
+
+def parse(text: str) -> list[Sample]:
+    """Every sample of a Prometheus text exposition (the operator's, the API server's)."""
     return [(s.name, s.labels, s.value)
             for f in text_string_to_metric_families(text) for s in f.samples]  # fmt: skip
 

@@ -38,7 +38,6 @@ from kubernetes import watch as k8s_watch
 from operator_metrics import WRITES
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
-from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.benchmark
 
@@ -188,7 +187,7 @@ def remove(cluster: testing.DevCluster, namespace: str) -> None:
     refused and retried: left to run in the background, that work was measured as the
     next phase's (the first Pitstop phase at N=100 saw 4 pod DELETEs and 11 EndpointSlice
     POSTs per ModelDeployment, all the baseline's clean-up)."""
-    cluster.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
+    cluster.delete_namespace(namespace)
     wait(f"namespace {namespace} gone", lambda: cluster.kubectl(
         "get", "namespace", namespace, "--ignore-not-found", "-o", "name").stdout == "",
         1800, interval=1.0)  # fmt: skip
@@ -205,34 +204,34 @@ class Served:
 
 
 def served(cluster: testing.DevCluster) -> Served:
-    text = cluster.kubectl("get", "--raw", "/metrics").stdout
     by: dict[str, float] = {}
     buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = sample.labels
-            if sample.name == "apiserver_request_duration_seconds_bucket":
-                if labels["verb"] in API_WRITES:
-                    le = float(labels["le"])
-                    buckets[le] = buckets.get(le, 0.0) + sample.value
-                continue
-            if sample.name != "apiserver_request_total":
-                continue
-            verb = labels["verb"]
-            if verb in ("WATCH", "CONNECT") or not labels.get("resource"):
+    for name, labels, value in operator_metrics.parse(
+        cluster.kubectl("get", "--raw", "/metrics").stdout
+    ):
+        if name == "apiserver_request_duration_seconds_bucket":
+            if labels["verb"] in API_WRITES:
+                buckets[float(labels["le"])] = buckets.get(float(labels["le"]), 0.0) + value
+        elif name == "apiserver_request_total" and labels.get("resource"):
+            if labels["verb"] in ("WATCH", "CONNECT"):
                 continue
             sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
-            key = f"{verb} {labels['resource']}{sub}"
-            by[key] = by.get(key, 0.0) + sample.value
+            key = f"{labels['verb']} {labels['resource']}{sub}"
+            by[key] = by.get(key, 0.0) + value
     return Served(by, buckets)
+
+
+def bound(buckets: Iterable[tuple[float, float]], q: float) -> float:
+    """The smallest histogram bucket bound (le, cumulative count) holding a share `q`."""
+    ordered = sorted(buckets)
+    total = ordered[-1][1]
+    return next((le for le, count in ordered if count >= q * total), math.inf)
 
 
 def write_p99(before: Served, after: Served) -> float:
     """The bound under which 99 % of the API server's writes between the two finished."""
-    buckets = sorted((le, n - before.write_buckets.get(le, 0.0))
-                     for le, n in after.write_buckets.items())  # fmt: skip
-    total = buckets[-1][1]
-    return next((le for le, n in buckets if n >= 0.99 * total), math.inf)
+    return bound(((le, n - before.write_buckets.get(le, 0.0))
+                  for le, n in after.write_buckets.items()), 0.99)  # fmt: skip
 
 
 def writes(url: str) -> dict[str, float]:
@@ -241,15 +240,9 @@ def writes(url: str) -> dict[str, float]:
 
 
 def quantile(url: str, q: float) -> float:
-    buckets = sorted(
-        (float(labels["le"]), value) for name, labels, value in operator_metrics.samples(url)
-        if name == "pitstop_reconcile_duration_seconds_bucket"
-    )  # fmt: skip
-    total = buckets[-1][1]
-    for bound, count in buckets:
-        if count >= q * total:
-            return bound
-    return math.inf
+    return bound(((float(labels["le"]), value)
+                  for name, labels, value in operator_metrics.samples(url)
+                  if name == "pitstop_reconcile_duration_seconds_bucket"), q)  # fmt: skip
 
 
 def one(url: str, name: str, **labels: str) -> float:
