@@ -42,15 +42,15 @@ integration: venv binaries system-deps
 ## ≈ 20 min more to build the node's binaries cold, and the host's bridge,
 ## iptables and sysctls are shared. See the README's real-node section.
 ## make demo-realnode: the demo on a real node, its images built for real (root).
-demo-realnode: venv binaries node-binaries node-deps
+demo-realnode: venv node-binaries node-deps
 	$(BIN)/python tests/realnode/demo.py
 
-realnode: venv binaries node-binaries node-deps
+realnode: venv node-binaries node-deps
 	$(BIN)/python -m pytest tests/realnode -m realnode --timeout=1800
 	PITSTOP_E2E_NODE=real $(BIN)/python -m pytest tests/e2e --durations=10
 
 ## make e2e-realnode: the e2e scenarios alone on a real node (root; part of `make realnode`).
-e2e-realnode: venv binaries node-binaries node-deps
+e2e-realnode: venv node-binaries node-deps
 	PITSTOP_E2E_NODE=real $(BIN)/python -m pytest tests/e2e --durations=10
 
 ## make system-deps: Debian packages the tests run for real (Prometheus, and its
@@ -74,7 +74,9 @@ node-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
 
 ## make node-binaries: kubelet, kube-proxy, containerd, runc, CNI plugins, CoreDNS,
-## registry, BuildKit, crane and the pause program, built once into the cache.
+## registry, BuildKit, crane and the pause program, built once into the cache, and the
+## control plane's binaries if missing: one batch, two `go build`s at a time
+## (PITSTOP_BUILD_JOBS), so the node's are built beside the control plane's.
 node-binaries: venv node-deps
 	$(BIN)/pitstop dev build --node real
 

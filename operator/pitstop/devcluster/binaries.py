@@ -26,6 +26,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from pathlib import Path
 
 KUBERNETES_VERSION = "v1.36.3"
@@ -88,6 +89,11 @@ def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
 # What `cluster` runs; helm (the chart tests) and krew (the plugin manifest's) are not
 # needed to start.
 CLUSTER_BUILDS = ("kubernetes", "etcd", "kwok")
+
+
+def cluster_builds() -> tuple[GoBuild, ...]:
+    """The builds `cluster` needs to start (not helm's or krew's)."""
+    return tuple(build for build in builds() if build.name in CLUSTER_BUILDS)
 
 
 def builds() -> tuple[GoBuild, ...]:
@@ -358,6 +364,27 @@ def run_build(build: GoBuild, directory: Path, log: Log) -> float:
     return elapsed
 
 
+def build_jobs() -> int:
+    """How many `go build`s run at once: `$PITSTOP_BUILD_JOBS`, else 2.
+
+    Each `go build` already compiles packages on every core, but not all the time: it
+    waits on the module proxy, on `go list`, and above all on the linker, which runs
+    on one core (about a minute each for the Kubernetes binaries). A second build fills
+    those gaps; a third only makes the two compete."""
+    configured = os.environ.get("PITSTOP_BUILD_JOBS", "2")
+    if not configured.isdigit() or int(configured) < 1:
+        raise ValueError(f"PITSTOP_BUILD_JOBS={configured!r}: a whole number of at least 1")
+    return int(configured)
+
+
+def _build_after(ahead: Future[float] | None, build: GoBuild, directory: Path, log: Log) -> float:
+    # No deadlock: the pool starts builds in order, so `ahead` already runs on another
+    # worker when this one starts.
+    if ahead is not None:
+        wait([ahead])
+    return run_build(build, directory, log)
+
+
 def ensure_binaries(
     *,
     force: bool = False,
@@ -367,7 +394,12 @@ def ensure_binaries(
 ) -> Path:
     """Return the bin dir, building whatever binaries are absent (all, with `force`).
 
-    `catalog` replaces the control plane's builds (the real node has its own list)."""
+    `catalog` replaces the control plane's builds (the real node's are added to them:
+    `nodebinaries.ensure`). The builds run `build_jobs()` at a time, in the catalog's
+    order, except that two builds of one module run one after the other (the control
+    plane's Kubernetes binaries and the node's: the second finds the packages they
+    share compiled in Go's build cache, ≈ 1.5 min instead of ≈ 9). Each build's binaries
+    are recorded as soon as it is done, so a failed build costs only itself next time."""
     directory = bin_dir()
     directory.mkdir(parents=True, exist_ok=True)
     wanted = [b for b in (builds() if catalog is None else catalog) if not only or b.name in only]
@@ -378,9 +410,25 @@ def ensure_binaries(
     with (cache_dir() / "build.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         todo = wanted if force else missing_builds(directory, wanted)
-        for build in todo:
-            run_build(build, directory, log)
-            manifest = read_manifest(directory)
-            manifest.update(dict.fromkeys(build.binaries, build.stamp))
-            (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        failures: list[BaseException] = []
+        with ThreadPoolExecutor(build_jobs(), thread_name_prefix="go-build") as pool:
+            running: dict[Future[float], GoBuild] = {}
+            latest: dict[str, Future[float]] = {}  # module -> its build submitted last
+            for build in todo:
+                ahead = latest.get(build.module)
+                latest[build.module] = pool.submit(_build_after, ahead, build, directory, log)
+                running[latest[build.module]] = build
+            for done in as_completed(running):
+                error = done.exception()
+                if error is not None:
+                    failures.append(error)
+                    continue
+                built = running[done]
+                manifest = read_manifest(directory)
+                manifest.update(dict.fromkeys(built.binaries, built.stamp))
+                (directory / MANIFEST_NAME).write_text(
+                    json.dumps(manifest, indent=2, sort_keys=True)
+                )
+        if failures:
+            raise failures[0]
     return directory

@@ -58,10 +58,10 @@ def dev() -> None:
 def build(force: bool, node: str) -> None:
     """Build the control-plane binaries (and a real node's) into the cache, once."""
     started = time.monotonic()
-    bin_dir = binaries.ensure_binaries(force=force, log=_progress)
     if node == "real":
-        binaries.ensure_binaries(force=force, log=_progress, catalog=nodebinaries.builds())
-        nodebinaries.ensure(log=_progress)
+        bin_dir = nodebinaries.ensure(_progress, control_plane=binaries.builds(), force=force)
+    else:
+        bin_dir = binaries.ensure_binaries(force=force, log=_progress)
     _progress(f"binaries ready in {time.monotonic() - started:.0f}s")
     click.echo(str(bin_dir))
 

@@ -284,9 +284,10 @@ class Cluster:
                 return existing
             self.log("stale cluster state found; stopping what is left of it")
             self.down()
-        bin_dir = binaries.ensure_binaries(log=self.log, only=binaries.CLUSTER_BUILDS)
         if self.node == "real":
-            nodebinaries.ensure(log=self.log)
+            bin_dir = nodebinaries.ensure(self.log, control_plane=binaries.cluster_builds())
+        else:
+            bin_dir = binaries.ensure_binaries(log=self.log, catalog=binaries.cluster_builds())
         for attempt in range(1, PORT_ATTEMPTS + 1):
             self._clean()
             started: list[processes.Running] = []

@@ -16,6 +16,7 @@ import fcntl
 import json
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from pitstop.devcluster import binaries, traefikbuild
@@ -138,6 +139,9 @@ def builds() -> tuple[binaries.GoBuild, ...]:
         # The Gateway API data plane (its three stand-ins: see traefikbuild).
         traefikbuild.build(),
         # Same wrapper recipe as the control plane (staging modules pinned), own folder.
+        # Built after the control plane's Kubernetes binaries, never beside them (one
+        # module: see binaries.ensure_binaries), and last, so the other worker is busy
+        # with the rest meanwhile.
         binaries.GoBuild(
             name="kubernetes-node",
             module=kubernetes.module,
@@ -222,8 +226,16 @@ def ensure_pause(log: binaries.Log = lambda _: None) -> Path:
     return target
 
 
-def ensure(log: binaries.Log = lambda _: None) -> Path:
-    """Build whatever the node lacks (the control plane's binaries are `binaries`')."""
-    directory = binaries.ensure_binaries(log=log, catalog=builds())
+def ensure(
+    log: binaries.Log = lambda _: None,
+    *,
+    control_plane: Sequence[binaries.GoBuild] = (),
+    force: bool = False,
+) -> Path:
+    """Build whatever the node lacks, and whatever of `control_plane`'s builds is
+    missing, as one batch: the node's builds then run beside the control plane's
+    instead of after them (`binaries.ensure_binaries` runs them in parallel)."""
+    catalog = (*control_plane, *builds())
+    directory = binaries.ensure_binaries(log=log, catalog=catalog, force=force)
     ensure_pause(log)
     return directory

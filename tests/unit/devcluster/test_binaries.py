@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -145,3 +148,85 @@ def test_wrapper_carries_the_upstream_excludes_over() -> None:
     assert "exclude (\n\tgithub.com/davecgh/go-spew v1.1.2-0.2018\n" in gomod
     assert "\tgithub.com/pmezard/go-difflib v1.0.1-0.2018\n)" in gomod
     assert binaries.parse_excludes("module x\n") == []
+
+
+def _fake(name: str) -> binaries.GoBuild:
+    return binaries.GoBuild(name, f"example.com/{name}", "v1.0.0", (f"./{name}",), (name,))
+
+
+def test_builds_run_beside_each_other_and_each_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two builds at once: each fake build waits until the other has started too (it
+    would time out if they ran one after the other)."""
+    monkeypatch.setenv("PITSTOP_CACHE", str(tmp_path))
+    monkeypatch.setenv("PITSTOP_BUILD_JOBS", "2")
+    both_started = threading.Barrier(2, timeout=10)
+
+    def build(build: binaries.GoBuild, directory: Path, log: binaries.Log) -> float:
+        both_started.wait()
+        (directory / build.binaries[0]).write_text("binary")
+        return 0.0
+
+    monkeypatch.setattr(binaries, "run_build", build)
+    directory = binaries.ensure_binaries(catalog=[_fake("one"), _fake("two")])
+
+    manifest = json.loads((directory / binaries.MANIFEST_NAME).read_text())
+    assert manifest == {"one": "example.com/one@v1.0.0", "two": "example.com/two@v1.0.0"}
+
+
+def test_a_failed_build_is_raised_and_the_others_are_still_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PITSTOP_CACHE", str(tmp_path))
+
+    def build(build: binaries.GoBuild, directory: Path, log: binaries.Log) -> float:
+        if build.name == "broken":
+            raise RuntimeError("go build of broken failed")
+        (directory / build.binaries[0]).write_text("binary")
+        return 0.0
+
+    monkeypatch.setattr(binaries, "run_build", build)
+    catalog = [_fake("broken"), _fake("fine")]
+    with pytest.raises(RuntimeError, match="broken"):
+        binaries.ensure_binaries(catalog=catalog)
+
+    assert [b.name for b in binaries.missing_builds(binaries.bin_dir(), catalog)] == ["broken"]
+
+
+@pytest.mark.parametrize("configured", ["0", "two", "-1"])
+def test_build_jobs_must_be_a_whole_number_of_at_least_one(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PITSTOP_BUILD_JOBS", configured)
+    with pytest.raises(ValueError, match="PITSTOP_BUILD_JOBS"):
+        binaries.build_jobs()
+
+
+def test_two_builds_of_one_module_run_one_after_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control plane's Kubernetes build and the node's share most packages: the
+    second must find them in Go's build cache, not compile them again at once."""
+    monkeypatch.setenv("PITSTOP_CACHE", str(tmp_path))
+    monkeypatch.setenv("PITSTOP_BUILD_JOBS", "2")
+    control_plane = _fake("kubernetes")
+    node = dataclasses.replace(_fake("kubernetes-node"), module=control_plane.module)
+    running: set[str] = set()
+    overlapped: list[set[str]] = []
+    lock = threading.Lock()
+
+    def build(build: binaries.GoBuild, directory: Path, log: binaries.Log) -> float:
+        with lock:
+            running.add(build.name)
+            overlapped.append(set(running))
+        time.sleep(0.2)  # a build that takes a while (what is checked: no overlap)
+        with lock:
+            running.discard(build.name)
+        (directory / build.binaries[0]).write_text("binary")
+        return 0.0
+
+    monkeypatch.setattr(binaries, "run_build", build)
+    binaries.ensure_binaries(catalog=[control_plane, node])
+
+    assert overlapped == [{"kubernetes"}, {"kubernetes-node"}]
