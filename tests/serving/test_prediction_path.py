@@ -17,7 +17,7 @@ from pitstop.packaging import signature
 from pitstop.packaging.bento import default_template
 
 sys.path.insert(0, str(default_template()))
-from pitstop_serving import outputs, predictor
+from pitstop_serving import app, outputs, predictor
 
 CHECKER = outputs.Checker(
     signature.Output(kind="classification", classes=["fraud", "ok", "review"], probabilities=True)
@@ -99,3 +99,19 @@ def test_sklearn_skips_its_finiteness_scan_only_where_every_input_is_finite(
     worker.start()
     worker.join()
     assert seen == [not nullable]
+
+
+@pytest.mark.parametrize(
+    ("version", "headers"),
+    [
+        ("1", [(b"x-pitstop-model-version", b"1")]),
+        ("2026-11-29.rc1", [(b"x-pitstop-model-version", b"2026-11-29.rc1")]),
+        ("", []),
+        ("v1\r\nx-injected: 1", []),  # a header never carries a line break
+        ("vérsion", []),
+    ],
+)
+def test_the_model_version_header_is_sent_only_when_a_header_can_carry_it(
+    version: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    assert app.naming_headers(version) == headers

@@ -70,7 +70,7 @@ def new_id() -> str:
     return f"test-{uuid.uuid4().hex}"
 
 
-def test_every_answer_names_its_request_and_revision(cluster: Cluster) -> None:
+def test_every_answer_names_its_request_revision_and_model_version(cluster: Cluster) -> None:
     answered = httpx.post(
         f"{cluster.open.url}/predict", json=fraud_row(), headers={"x-request-id": "abc-1"}
     )
@@ -82,6 +82,11 @@ def test_every_answer_names_its_request_and_revision(cluster: Cluster) -> None:
     assert refused.headers["x-pitstop-revision"] == "fraud-1-open"
     unnamed = httpx.post(f"{cluster.same.url}/predict", json=fraud_row())
     assert "x-pitstop-revision" not in unnamed.headers
+    # The package's version names the model that answered, revision or not.
+    assert answered.headers["x-pitstop-model-version"] == "1"
+    assert refused.headers["x-pitstop-model-version"] == "1"
+    other = httpx.post(f"{cluster.other.url}/predict", json=fraud_row())
+    assert other.headers["x-pitstop-model-version"] == "2"
 
 
 def test_outcomes_are_counted_exactly_once(cluster: Cluster) -> None:

@@ -287,3 +287,9 @@ def test_a_v2_request_is_mirrored_as_native_rows_and_agrees(cluster: Cluster) ->
     wait_for(counted, 30, "V2 requests mirrored to the shadow and agreed")
     assert shadow("disagree") == disagreed
     assert received() >= copies + 3  # the shadow answered them on its native /predict
+
+
+def test_a_v2_answer_names_its_model_version_in_a_header_too(cluster: Cluster) -> None:
+    answer = infer_json(cluster.other.url, fraud_body(ROWS[:1]))
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-pitstop-model-version"] == answer.json()["model_version"] == "2"

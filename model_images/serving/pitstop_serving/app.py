@@ -84,7 +84,10 @@ class Runtime:
         self.feedback: feedback.Log | None = None  # once loaded, unless feedback is off
         self.peers: peers.Peers | None = None
         self.package: dict[str, Any] | None = None  # what is served, for /evidence
-        self.revision: list[tuple[bytes, bytes]] = []  # the header, when named
+        # Headers naming who answers a prediction: the revision, when the operator names
+        # it, and the package's version, once loaded (`naming_headers`).
+        self.revision: list[tuple[bytes, bytes]] = []
+        self.named: list[tuple[bytes, bytes]] = []
 
     def start(self, cfg: config.Config | None = None) -> None:
         self.config = cfg = cfg or config.from_environ()
@@ -95,6 +98,7 @@ class Runtime:
         self.mirror = mirror.Mirror(cfg.mirror_config, self.metrics, self._shadow_answered)
         if cfg.revision:
             self.revision = [(b"x-pitstop-revision", cfg.revision.encode("latin-1"))]
+        self.named = self.revision
         try:
             targets, listing = peers.parse_spec(cfg.feedback_peers)
         except ValueError as error:
@@ -131,6 +135,7 @@ class Runtime:
                     batchable=self.predictor.manifest.batchable,
                 )
             m = self.predictor.manifest
+            self.named = self.revision + naming_headers(m.version)
             self.metrics.info.labels(m.name, m.version, m.digest).set(1)
             self.package = {
                 "name": m.name, "version": m.version, "digest": m.digest,
@@ -157,6 +162,16 @@ class Runtime:
     def _shadow_answered(self, request_id: bytes, predictions: Any) -> None:
         if self.feedback is not None:
             self.feedback.shadow_answered(request_id, predictions)
+
+
+def naming_headers(version: str) -> list[tuple[bytes, bytes]]:
+    """`x-pitstop-model-version`, the served package's version, on every prediction answer:
+    a client (or a proxy's log) behind a Service that splits traffic between revisions
+    sees which model answered, as V2 answers say in `model_version`. Omitted for a
+    version a header cannot carry (outside printable ASCII)."""
+    if not version or not all(" " <= c <= "~" for c in version):
+        return []
+    return [(b"x-pitstop-model-version", version.encode("ascii"))]
 
 
 async def _answer(
@@ -419,7 +434,7 @@ class Middleware:
         # The time this server spent on the request (a mirroring primary reads it as the
         # shadow's latency: its own clock only sees when it got round to reading).
         extra.append((b"server-timing", b"app;dur=%.3f" % ((time.perf_counter() - started) * 1000)))
-        await _answer(send, status, answer, request_id, extra + rt.revision)
+        await _answer(send, status, answer, request_id, extra + rt.named)
         # The client has its answer; the rest is bookkeeping.
         if result is not None:
             # Load the operator generates (analysis.load) is drawn from the training
