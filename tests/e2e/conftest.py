@@ -171,10 +171,15 @@ def md(
 def gateway_for(
     cluster: testing.DevCluster, namespace: str, kubelet_emulator: kubelet.Kubelet | realnode.Pods
 ) -> Iterator[Callable[..., gateway.Gateway]]:
-    """Starts a Gateway on an entry: `gateway_for("fraud", rps=20, http_route=None)`."""
+    """Starts a Gateway on an entry: `gateway_for("fraud", rps=20, http_route=None)`;
+    on a real node, through the entry Service's ClusterIP (see harness.gateway)."""
     started: list[gateway.Gateway] = []
 
     def start(entry: str = "fraud", rows: Any = None, **options: Any) -> gateway.Gateway:
+        # On a real node, users of the service provider go through the entry Service's
+        # ClusterIP (kube-proxy); a gateway-api route has no data plane here to go through.
+        if NODE == "real" and options.get("http_route") is None:
+            options.setdefault("through_service", True)
         load = gateway.Gateway(
             cluster, namespace, entry, rows or models.rows(seed=len(started)), **options,
         )  # fmt: skip

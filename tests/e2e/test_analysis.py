@@ -97,10 +97,11 @@ def test_candidate_answering_20_percent_errors_is_rolled_back(
     )
     zero = load.last_change_to_zero(bad)
     assert zero is not None
+    settled = zero.at + load.settle  # once the data plane follows (kube-proxy on a real node)
     md.cluster.wait(
-        "20 answers after the rollback", lambda: len(load.answered(since=zero.at)) >= 20
+        "20 answers after the rollback", lambda: len(load.answered(since=settled)) >= 20
     )
-    after = load.answered(since=zero.at)
+    after = load.answered(since=settled)
     assert {r.version for r in after} == {models.GOOD}  # ...and none after the rollback
     assert all(r.status == 200 for r in after)
 

@@ -1,7 +1,9 @@
 """The gateway's part: steady user traffic on the stable entry, split as the API says.
 
 Every `ROUTE_POLL` the gateway reads what the operator wrote and turns it into a
-routing table; each request then follows the table of its moment:
+routing table; each request then follows the table of its moment (with
+`through_service`, on a real node, requests go to the entry Service's ClusterIP
+instead, and kube-proxy chooses: see below):
 
 - `service` provider: the entry Service's selector picks the Running, non-terminating,
   Ready pods (as an EndpointSlice would list them; see kubelet for readiness), and
@@ -18,6 +20,17 @@ with a burst), each a valid row from `rows`: a `/predict` body, or with
 `/v2/models/{model}/infer`. Every request is recorded (`Record`), and
 every change of the table (`Change`, with each revision's share), so tests count what
 a revision answered and see when a revision's share reached 0.
+
+`through_service=True` (the `service` provider on a real node) sends every user
+request to the entry Service's ClusterIP, as a client in the cluster would: the real
+kube-proxy picks the pod, from the EndpointSlices the real kubelet's probes fill. Each
+request opens its own connection, as many users do: kube-proxy balances connections,
+so one kept-alive connection would stay on one pod whatever the split. Who answered is
+read off the answer: the serving template names the package's version on every
+prediction answer (`x-pitstop-model-version`), and the revision when the operator
+gives it one (`x-pitstop-revision`; else the revision whose pods carry that version). A
+request that got no answer names no version, so it is counted for none. The table is
+still read, for `share_now` and the changes tests look at.
 """
 
 from __future__ import annotations
@@ -45,6 +58,10 @@ ROUTE_POLL = 0.1  # seconds between two reads of the API (a period, not a synchr
 REVISION = "pitstop.dev/revision"
 VERSION = "pitstop.dev/model-version"
 NO_BACKEND = 503  # what a gateway answers when no endpoint is ready
+# How long a Service's data plane takes to follow a change the table shows: the
+# EndpointSlice controller, then kube-proxy's next sync of its iptables rules (about a
+# second measured on an idle node; more with 2 busy cores).
+SERVICE_SETTLE = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +96,7 @@ class Table:
 @dataclasses.dataclass(frozen=True)
 class Record:
     sent: float  # time.monotonic() when sent
-    pod: str | None
+    pod: str | None  # the pod sent to, or the entry Service's (through_service)
     revision: str | None
     version: str | None
     status: int  # 0: no answer (connection failed, timeout)
@@ -113,8 +130,17 @@ class Gateway:
         timeout: float = 5.0,
         protocol: str = "native",
         model: str = "fraud",
+        through_service: bool = False,
     ) -> None:
+        if through_service and http_route is not None:
+            raise ValueError("through_service is the service provider's entry, not a route's")
         self.cluster, self.namespace, self.entry = cluster, namespace, entry
+        self.through_service = through_service
+        # Seconds after a change of the table until every request follows it: none
+        # where this gateway routes by the table itself.
+        self.settle = SERVICE_SETTLE if through_service else 0.0
+        self.service: Pod | None = None  # the entry Service's ClusterIP, once it has one
+        self.revisions: dict[str, str] = {}  # version -> revision, of every pod seen
         self.rows = rows
         self.rps, self.http_route = rps, http_route
         self.headers = dict(headers or {})
@@ -190,6 +216,8 @@ class Gateway:
         """POST `body` to `path` on one of the entry's pods, as a user's client would
         through the entry (any pod, of any revision the table routes to)."""
         pods = [p for _, found in self.table.backends for p in found]
+        if self.through_service:
+            pods = [self.service] if self.service is not None else []
         if not pods:
             raise RuntimeError("no pod to send to")
         pod = pods[next(self._posts) % len(pods)]
@@ -223,6 +251,13 @@ class Gateway:
             )
         return tuple(chosen)
 
+    def _cluster_ip(self, service: Object | None) -> Pod | None:
+        spec = (service or {}).get("spec") or {}
+        if spec.get("clusterIP") in (None, "", "None") or not spec.get("ports"):
+            return None
+        url = f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}"
+        return Pod(f"service/{self.entry}", url, "", "")
+
     def _read_table(self) -> Table:
         ns = self.namespace
         assert self._api is not None
@@ -230,6 +265,8 @@ class Gateway:
         pods = kubelet_.read(core.list_namespaced_pod, ns)["items"]
         listed = kubelet_.read(core.list_namespaced_service, ns)["items"]
         services = {s["metadata"]["name"]: s for s in listed}
+        if self.through_service:
+            self.service = self._cluster_ip(services.get(self.entry))
         if self.http_route is None:
             return Table(backends=((1, self._pods_of(self.entry, services, pods)),))
         try:
@@ -269,6 +306,8 @@ class Gateway:
         except Exception:
             log.exception("gateway could not read the routes")
             return
+        for _, pods in table.backends:
+            self.revisions.update((p.version, p.revision) for p in pods)
         if table != self.table:
             self.table = table
             mirror = {p.revision: 100.0 / len(table.mirror) for p in table.mirror}
@@ -277,6 +316,8 @@ class Gateway:
     # --- choosing and sending -------------------------------------------------------
 
     def _choose(self, table: Table) -> tuple[Pod | None, Pod | None]:
+        if self.through_service:
+            return self.service, None  # kube-proxy chooses; no mirror on a Service
         live = [(w, pods) for w, pods in table.backends if w > 0 and pods]
         if not live:
             return None, None
@@ -308,10 +349,17 @@ class Gateway:
             return
         request_id = None
         outputs: tuple[str, ...] | None = None
+        revision: str | None = pod.revision
+        version: str | None = pod.version
         try:
             answer = await client.post(f"{pod.url}{self.path}", content=body)
             status = answer.status_code
             request_id = answer.headers.get("x-request-id")
+            if self.through_service:
+                version = answer.headers.get("x-pitstop-model-version")
+                revision = answer.headers.get("x-pitstop-revision") or self.revisions.get(
+                    version or ""
+                )
             if status == 200 and self.path != "/predict":
                 outputs = tuple(o["name"] for o in answer.json()["outputs"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
@@ -319,14 +367,16 @@ class Gateway:
         row = row_of(json.loads(body)) if status == 200 and not mirrored else None
         self.records.append(
             Record(
-                sent, pod.name, pod.revision, pod.version, status, time.monotonic() - sent,
+                sent, pod.name, revision, version, status, time.monotonic() - sent,
                 mirrored, request_id, row, outputs,
             )
         )  # fmt: skip
 
     async def _schedule(self) -> None:
         headers = {"Content-Type": "application/json", **self.headers}
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        # Through a Service, a connection per request (see the module's docstring).
+        keep = 0 if self.through_service else 32
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=keep)
         async with httpx.AsyncClient(
             headers=headers, timeout=self.timeout, limits=limits
         ) as client:
