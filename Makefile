@@ -75,8 +75,8 @@ node-deps:
 
 ## make node-binaries: kubelet, kube-proxy, containerd, runc, CNI plugins, CoreDNS,
 ## registry, BuildKit, crane and the pause program, built once into the cache, and the
-## control plane's binaries if missing: one batch, two `go build`s at a time
-## (PITSTOP_BUILD_JOBS), so the node's are built beside the control plane's.
+## control plane's binaries if missing, in one batch (PITSTOP_BUILD_JOBS `go build`s
+## at a time, 1 by default: two were slower on 2 cores; see binaries.build_jobs).
 node-binaries: venv node-deps
 	$(BIN)/pitstop dev build --node real
 

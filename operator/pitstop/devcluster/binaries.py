@@ -365,13 +365,16 @@ def run_build(build: GoBuild, directory: Path, log: Log) -> float:
 
 
 def build_jobs() -> int:
-    """How many `go build`s run at once: `$PITSTOP_BUILD_JOBS`, else 2.
+    """How many `go build`s run at once: `$PITSTOP_BUILD_JOBS`, else 1.
 
-    Each `go build` already compiles packages on every core, but not all the time: it
-    waits on the module proxy, on `go list`, and above all on the linker, which runs
-    on one core (about a minute each for the Kubernetes binaries). A second build fills
-    those gaps; a third only makes the two compete."""
-    configured = os.environ.get("PITSTOP_BUILD_JOBS", "2")
+    One, because a second did not help on the 2 cores measured: a cold build of the
+    control plane's and the node's binaries took 16 min 8 s one at a time and 17 min
+    17 s two at a time (Go's build cache and the binaries cache empty, the module cache
+    warm). One `go build` already keeps both cores busy (190 % of a core over the whole
+    build); two compete, and compile the packages their modules share twice (11 % more
+    CPU). On more cores, where one build leaves cores idle (its linker runs on one),
+    more may pay: set it and measure."""
+    configured = os.environ.get("PITSTOP_BUILD_JOBS", "1")
     if not configured.isdigit() or int(configured) < 1:
         raise ValueError(f"PITSTOP_BUILD_JOBS={configured!r}: a whole number of at least 1")
     return int(configured)

@@ -140,8 +140,8 @@ def builds() -> tuple[binaries.GoBuild, ...]:
         traefikbuild.build(),
         # Same wrapper recipe as the control plane (staging modules pinned), own folder.
         # Built after the control plane's Kubernetes binaries, never beside them (one
-        # module: see binaries.ensure_binaries), and last, so the other worker is busy
-        # with the rest meanwhile.
+        # module: see binaries.ensure_binaries), and last, so with several builds at a
+        # time the others keep the other workers busy meanwhile.
         binaries.GoBuild(
             name="kubernetes-node",
             module=kubernetes.module,
@@ -233,8 +233,8 @@ def ensure(
     force: bool = False,
 ) -> Path:
     """Build whatever the node lacks, and whatever of `control_plane`'s builds is
-    missing, as one batch: the node's builds then run beside the control plane's
-    instead of after them (`binaries.ensure_binaries` runs them in parallel)."""
+    missing, as one batch (`binaries.ensure_binaries`: `PITSTOP_BUILD_JOBS` at a time,
+    so the node's can run beside the control plane's where more cores make that pay)."""
     catalog = (*control_plane, *builds())
     directory = binaries.ensure_binaries(log=log, catalog=catalog, force=force)
     ensure_pause(log)
