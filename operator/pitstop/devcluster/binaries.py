@@ -418,9 +418,8 @@ def ensure_binaries(
             running: dict[Future[float], GoBuild] = {}
             latest: dict[str, Future[float]] = {}  # module -> its build submitted last
             for build in todo:
-                ahead = latest.get(build.module)
-                latest[build.module] = pool.submit(_build_after, ahead, build, directory, log)
-                running[latest[build.module]] = build
+                future = pool.submit(_build_after, latest.get(build.module), build, directory, log)
+                latest[build.module], running[future] = future, build
             for done in as_completed(running):
                 error = done.exception()
                 if error is not None:

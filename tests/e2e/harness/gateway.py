@@ -306,8 +306,9 @@ class Gateway:
         except Exception:
             log.exception("gateway could not read the routes")
             return
-        for _, pods in table.backends:
-            self.revisions.update((p.version, p.revision) for p in pods)
+        if self.through_service:  # who answered is read off the answer: its revision
+            for _, pods in table.backends:
+                self.revisions.update((p.version, p.revision) for p in pods)
         if table != self.table:
             self.table = table
             mirror = {p.revision: 100.0 / len(table.mirror) for p in table.mirror}
