@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 RECONCILED = "Reconciled"
 RECONCILE_SUCCESS = "ReconcileSuccess"
 RECONCILE_ERROR = "ReconcileError"
+COMPLETED = "the last reconcile completed"
 
 
 class Writer:
@@ -60,10 +61,15 @@ class Writer:
         `errors.Conflict` when the object changed since it was read.
 
         While a failure stands (`Reconciled=False`, carried over by the engine), the
-        status message keeps saying it until a pass completes (`succeeded`)."""
+        status message keeps saying it until a pass completes (`succeeded`). Otherwise a
+        status without `Reconciled=True` (a new object's first pass) gets it in this same
+        write rather than in one more after the actions: an action that then fails sets
+        it False (`failed`), before the pass ends."""
         self._said = status.message
         if _failing(self.status):
             status = status.model_copy(update={"message": self.status.message})
+        elif not conditions.is_true(status.conditions, RECONCILED):
+            status = _with_reconciled(status, self.generation, self.now)
         return self._write(status)
 
     def _write(self, status: ModelDeploymentStatus) -> bool:
@@ -83,7 +89,7 @@ class Writer:
         """The pass completed: say so, if the status does not already."""
         if conditions.is_true(self.status.conditions, RECONCILED):
             return
-        done = self._reconciled("True", RECONCILE_SUCCESS, "the last reconcile completed")
+        done = self._reconciled("True", RECONCILE_SUCCESS, COMPLETED)
         self._write(done.model_copy(update={"message": self._said}))
 
     def failed(self, text: str) -> None:
@@ -108,6 +114,16 @@ class Writer:
             self.generation, self.now,
         )  # fmt: skip
         return self.status.model_copy(update={"conditions": conds})
+
+
+def _with_reconciled(
+    status: ModelDeploymentStatus, generation: int, now: datetime
+) -> ModelDeploymentStatus:
+    conds = conditions.set_condition(
+        list(status.conditions), RECONCILED, "True", RECONCILE_SUCCESS, COMPLETED,
+        generation, now,
+    )  # fmt: skip
+    return status.model_copy(update={"conditions": conds})
 
 
 def _failing(status: ModelDeploymentStatus) -> bool:

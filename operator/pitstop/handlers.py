@@ -23,6 +23,7 @@ from pitstop import reconcile, telemetry
 from pitstop.api import resource
 from pitstop.archive import store as archive_store
 from pitstop.k8s import client, errors, transport
+from pitstop.k8s.outbox import Outbox
 from pitstop.k8s.seen import Seen
 from pitstop.leadership import Elector, LeaseSettings
 from pitstop.metrics import loadtest
@@ -47,13 +48,37 @@ class Options:
     notify: Target | None = None  # the operator's own webhook for every ModelDeployment
 
 
-@kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    options: Options = memo.get("options") or Options()
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No "last handled" state to diff against: Pitstop is level-based and registers no
+    change handlers (on.create, on.update, ...), only the event and index handlers
+    below, which are given the whole object. Kopf still builds each watch event's
+    essence to diff it against that base — a deep copy of the object, twice — and then
+    uses neither; on a fleet coming up or rolling out that was a tenth of the operator's
+    CPU. Empty essences cost nothing and diff as "no change", which nothing here reads
+    (tests/unit/test_handlers.py checks no change handler is ever registered)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
+
+
+def configure(settings: kopf.OperatorSettings, options: Options) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.connect_timeout = options.api_timeout
+    settings.persistence.diffbase_storage = NoDiffBase()
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    options: Options = memo.get("options") or Options()
+    configure(settings, options)
     loader = memo["loader"] = LoadGenerator()  # analysis.load's senders
     memo["seen"] = Seen()  # the objects as the watches below show them (see `held`)
     elector = None
@@ -65,12 +90,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             timeout=min(options.api_timeout, options.lease.renew_deadline / 2)
         )
         elector = memo["elector"] = Elector(lease_client, options.lease, on_stopped=loader.stop_all)
+    outbox = Outbox()  # Events leave the reconcile's path (see `pitstop.k8s.outbox`)
     kube = client.connect(
         timeout=options.api_timeout,
         write_timeout=write_timeout,
         fence=elector.fence if elector is not None else None,
         identity=options.identity,
         seen=memo["seen"],
+        outbox=outbox,
     )
     memo["kube"] = kube
     tester = memo["tester"] = loadtest.Runner()
@@ -102,6 +129,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         gate=elector.gate if elector is not None else None,
     )
     telemetry.QUEUE_DEPTH.set_function(queue.waiting)
+    telemetry.EVENTS_WAITING.set_function(outbox.waiting)
     if options.metrics is not None:
         telemetry.serve(options.metrics[1], options.metrics[0])
     if elector is not None:
@@ -113,9 +141,12 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     """Stop writing first, let running reconciles end, then hand the Lease over."""
     elector: Elector | None = memo.get("elector")
     if elector is not None:
+        # Queued Events say what committed passes decided: out before the fence closes.
+        await asyncio.to_thread(memo["kube"].outbox.flush, 1.0)
         memo["election"].cancel()
         elector.resign()
     await memo["queue"].stop()
+    await asyncio.to_thread(memo["kube"].outbox.stop)  # what the last reconciles said
     memo["loader"].stop_all()
     memo["tester"].stop()
     await asyncio.to_thread(memo["notifications"].sender.stop)

@@ -85,6 +85,15 @@ NOTIFICATIONS = Counter(
     "pitstop_notifications", "Webhook notifications by outcome (sent; failed: refused or "
     "out of retries; dropped: queue full).", ["outcome"], registry=REGISTRY,
 )  # fmt: skip
+EVENTS_WAITING = Gauge(
+    "pitstop_events_waiting", "Kubernetes Events the operator has queued and not yet posted.",
+    registry=REGISTRY,
+)  # fmt: skip
+EVENTS_DROPPED = Counter(
+    "pitstop_events_dropped", "Kubernetes Events not posted because the operator's event "
+    "queue was full (the API server falling behind) or the operator was stopping.",
+    registry=REGISTRY,
+)  # fmt: skip
 
 
 # Known label values start at 0, so that rates and alerts see a series from the start

@@ -22,6 +22,7 @@ from pitstop import reconcile
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
 from pitstop.k8s import client
+from pitstop.k8s.outbox import Outbox
 from watching import History
 
 pytestmark = pytest.mark.integration
@@ -236,18 +237,28 @@ def test_a_refused_status_write_never_sends_traffic_back_to_a_rolled_back_candid
         history.close()
 
 
+@pytest.mark.parametrize("queued", [False, True], ids=["in-line", "outbox"])
 def test_ten_identical_warnings_are_one_event_counted_ten_times(
-    cluster: testing.DevCluster, namespace: str, crd: str, operator_kubeconfig: Path
+    cluster: testing.DevCluster,
+    namespace: str,
+    crd: str,
+    operator_kubeconfig: Path,
+    queued: bool,
 ) -> None:
     """The facade itself, on the chart's ServiceAccount: the tenth identical warning
-    bumps the first one's count and lastTimestamp; another message is another Event."""
+    bumps the first one's count and lastTimestamp; another message is another Event.
+    Alike whether posted in line (the CLI) or from an outbox (the operator)."""
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest("1", INSTANT))
-    kube = client.connect(str(operator_kubeconfig), identity="replica-a")
+    outbox = Outbox() if queued else None
+    kube = client.connect(str(operator_kubeconfig), identity="replica-a", outbox=outbox)
     owner = kube.get_model_deployment(namespace, "fraud")
     assert owner is not None
     for _ in range(10):
         kube.post_event(owner, "Warning", "Flaky", "the same thing went wrong")
     kube.post_event(owner, "Warning", "Flaky", "something else went wrong")
+    if outbox is not None:
+        assert outbox.flush(30)
+        outbox.stop()
 
     found = sorted(events(cluster, namespace, "Flaky"), key=lambda e: -e["count"])
     assert [(e["message"], e["count"]) for e in found] == [
@@ -281,8 +292,17 @@ def test_a_status_decided_from_a_stale_object_is_refused_and_nothing_is_acted(
     assert "status" not in get(cluster, namespace, "md", "fraud")
     assert get(cluster, namespace, "deployments")["items"] == []  # nothing acted
 
-    reconcile.reconcile(kube, namespace, "fraud")
+    class Counted(client.KubeClient):
+        writes = 0
+
+        def patch_status(self, *args: Any, **kwargs: Any) -> str:
+            Counted.writes += 1
+            return super().patch_status(*args, **kwargs)
+
+    reconcile.reconcile(Counted(kube.api), namespace, "fraud")
     md = get(cluster, namespace, "md", "fraud")
     assert md["status"]["phase"] == "Deploying"
     assert condition(md, "Reconciled")["status"] == "True"
     assert len(get(cluster, namespace, "deployments")["items"]) == 1
+    # The decision and "the pass completed" went in one status write, not two.
+    assert Counted.writes == 1

@@ -81,3 +81,24 @@ def test_a_job_nobody_requested_kicks_nothing() -> None:
         asyncio.run(handler.fn(body=kopf.Body(job), namespace=job["metadata"]["namespace"],
                                memo=kopf.Memo(queue=queue)))  # fmt: skip
     assert queue.kicked == []
+
+
+def test_no_change_handler_is_registered_so_kopf_needs_no_diff_base() -> None:
+    """`NoDiffBase` gives Kopf empty essences to diff: right only while no handler asks
+    what changed (on.create/update/resume/delete, daemons, timers)."""
+    registry = kopf.get_default_registry()
+    assert handlers.held
+    assert handlers.model_deployment_changed
+    assert list(registry._changing.get_all_handlers()) == []
+    assert list(registry._spawning.get_all_handlers()) == []
+    assert list(registry._watching.get_all_handlers())  # the level-based kicks
+    body = kopf.Body({"metadata": {"name": "fraud", "labels": {"a": "b"}}, "spec": {"x": 1}})
+    none = handlers.NoDiffBase()
+    assert none.build(body=body) == {}
+    assert none.fetch(body=body) is None
+
+
+def test_the_operator_uses_the_empty_diff_base() -> None:
+    settings = kopf.OperatorSettings()
+    handlers.configure(settings, handlers.Options())
+    assert isinstance(settings.persistence.diffbase_storage, handlers.NoDiffBase)

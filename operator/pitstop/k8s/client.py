@@ -33,6 +33,7 @@ from kubernetes.dynamic.resource import Resource
 
 from pitstop.api import resource
 from pitstop.k8s import build_calls, errors, events, lease_calls, permissions, transport
+from pitstop.k8s.outbox import Letter, Outbox
 from pitstop.k8s.permissions import uses
 from pitstop.k8s.seen import Applied, Seen, key_of, parse_selector, watched
 from pitstop.rendering import labels
@@ -71,6 +72,7 @@ def connect(
     fence: Callable[[], None] | None = None,
     identity: str | None = None,
     seen: Seen | None = None,
+    outbox: Outbox | None = None,
 ) -> KubeClient:
     """In a pod, the service account; elsewhere $KUBECONFIG or the given file."""
     api = k8s.ApiClient()
@@ -84,7 +86,7 @@ def connect(
         api = k8s.ApiClient()
     return KubeClient(
         api, timeout=timeout, write_timeout=write_timeout, fence=fence, identity=identity,
-        seen=seen,
+        seen=seen, outbox=outbox,
     )  # fmt: skip
 
 
@@ -105,7 +107,7 @@ def current_namespace() -> str:
 class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
     """The API facade. `timeout` bounds every call, `write_timeout` (default: the same)
     writes, which `fence`, if given, may refuse; `identity` names this replica on its
-    Events."""
+    Events, which `outbox`, if given, posts off the caller's thread."""
 
     def __init__(
         self,
@@ -116,6 +118,7 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         fence: Callable[[], None] | None = None,
         identity: str | None = None,
         seen: Seen | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         """`seen`: the watches' view of the ModelDeployments and their children (the
         operator's); with it, an apply that would change nothing is skipped, and reads of
@@ -131,6 +134,7 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         self._core = k8s.CoreV1Api(api)
         self._custom = k8s.CustomObjectsApi(api)
         self._events = events.Recorder()
+        self.outbox = outbox
 
     @functools.cache  # noqa: B019 - one client per process; resources never change
     def _resource(self, api_version: str, kind: str) -> Any:
@@ -450,15 +454,27 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
     @uses(permissions.EVENT.can("create", "patch"))
     def post_event(self, owner: Object, type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on the ModelDeployment, as `kubectl describe` shows them; an
-        occurrence identical to one already posted counts on it (see `events`)."""
+        occurrence identical to one already posted counts on it (see `events`). With an
+        outbox, queued and posted from its thread: the caller never waits for it."""
         key = events.key(COMPONENT, owner, type_, reason, message)
+        meta = owner["metadata"]
+        # Only what the Event names, read now: the caller's object may change meanwhile.
+        ref = {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+        if self.outbox is None:
+            self._post_event(key, ref)
+        else:
+            about = f"{key.namespace}/{key.name}"
+            self.outbox.put(Letter(lambda: self._post_event(key, ref),
+                                   f"Event {reason} on {about}", about))  # fmt: skip
+
+    def _post_event(self, key: events.Key, ref: dict[str, str | None]) -> None:
         try:
             previous = self._events.seen(key)
             if previous is not None and self._count_event(key, previous):
                 return
-            self._create_event(key, owner)
+            self._create_event(key, ref)
         except ApiException as error:  # an Event is never worth failing a reconcile
-            log.warning("could not post event %s on %s: %s", reason, key.name, error.reason)
+            log.warning("could not post event %s on %s: %s", key.reason, key.name, error.reason)
 
     def _count_event(self, key: events.Key, previous: events.Posted) -> bool:
         """One more occurrence on `previous`; False when that Event has expired."""
@@ -478,8 +494,7 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         self._events.posted(key, events.Posted(previous.name, count, previous.first))
         return True
 
-    def _create_event(self, key: events.Key, owner: Object) -> None:
-        meta = owner["metadata"]
+    def _create_event(self, key: events.Key, ref: dict[str, str | None]) -> None:
         now = datetime.now(UTC)
         name = f"{key.name}.{uuid.uuid4().hex[:12]}"
         event = k8s.CoreV1Event(
@@ -489,8 +504,8 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
                 kind=resource.KIND,
                 name=key.name,
                 namespace=key.namespace,
-                uid=meta.get("uid"),
-                resource_version=meta.get("resourceVersion"),
+                uid=ref["uid"],
+                resource_version=ref["resourceVersion"],
             ),
             type=key.type,
             reason=key.reason,
