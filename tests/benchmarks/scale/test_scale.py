@@ -63,6 +63,7 @@ class Figures:
     p50: float = 0.0
     p99: float = 0.0
     errors: float = 0.0
+    events_dropped: float = 0.0
     requests: dict[str, float] = field(default_factory=dict)
     # The whole machine's CPU seconds (busy, all cores) and busy share while each came up:
     baseline_up_cpu: tuple[float, float] = (0.0, 0.0)
@@ -96,8 +97,10 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(ticks[:8]) - idle) / hz, sum(ticks[:8]) / hz
 
 
-def process_cpu() -> dict[str, float]:
-    """CPU seconds so far of every process on the machine, summed by program name."""
+def process_cpu() -> dict[int, tuple[str, float]]:
+    """Every process on the machine: its name and CPU seconds so far, by pid (a kernel
+    worker renames itself after the work it does: keyed by name, one would be counted
+    whole whenever its name changed)."""
     hz, found = os.sysconf("SC_CLK_TCK"), {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -105,12 +108,17 @@ def process_cpu() -> dict[str, float]:
         except OSError:
             continue  # ended meanwhile
         name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
-        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / hz
+        found[int(stat.parent.name)] = (name, (int(fields[11]) + int(fields[12])) / hz)
     return found
 
 
-def top_cpu(before: dict[str, float], after: dict[str, float], n: int = 5) -> str:
-    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+def top_cpu(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+            n: int = 5) -> str:  # fmt: skip
+    """The programs that spent most CPU between the two readings, summed by name."""
+    spent: dict[str, float] = {}
+    for pid, (name, cpu) in after.items():
+        program = name.split("/")[0] if name.startswith("kworker") else name
+        spent[program] = spent.get(program, 0.0) + cpu - before.get(pid, (name, 0.0))[1]
     return ", ".join(f"{k} {v:.1f}" for k, v in sorted(spent.items(), key=lambda kv: -kv[1])[:n])
 
 
@@ -245,6 +253,12 @@ def quantile(url: str, q: float) -> float:
                   if name == "pitstop_reconcile_duration_seconds_bucket"), q)  # fmt: skip
 
 
+def posted(url: str) -> None:
+    """Wait until the operator has posted every Event it queued (it posts them off the
+    reconcile's path): they count with the writes that caused them."""
+    wait("the operator's Events posted", lambda: one(url, "pitstop_events_waiting") == 0, 300)
+
+
 def one(url: str, name: str, **labels: str) -> float:
     return operator_metrics.total(operator_metrics.samples(url), name, **labels)
 
@@ -359,6 +373,7 @@ def test_scale(
         figures.healthy_cpu = cpu_since(cpu)
         figures.healthy_top = top_cpu(programs, process_cpu())
         figures.healthy_served = minus(served(cluster).requests, asked.requests)
+        posted(url)
         settled = writes(url)
         figures.writes_to_healthy = {k: v / n for k, v in minus(settled, before).items()}
 
@@ -370,6 +385,7 @@ def test_scale(
             {"metadata": {"annotations": {"bench.pitstop.dev/kick": "1"}}}), names)  # fmt: skip
         wait("a reconcile of each kicked one",
              lambda: one(url, "pitstop_reconciles_total") >= reconciles + n, 600)  # fmt: skip
+        posted(url)
         figures.writes_idle = sum(minus(writes(url), quiet).values())
 
         started = time.monotonic()
@@ -387,6 +403,7 @@ def test_scale(
         figures.cpu_seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         figures.p50, figures.p99 = quantile(url, 0.5), quantile(url, 0.99)
         figures.errors = one(url, "pitstop_reconciles_total", result="error")
+        figures.events_dropped = one(url, "pitstop_events_dropped_total")
         figures.requests = operator_metrics.requests(operator_metrics.samples(url))
         RESULTS.append(figures)
         report()
@@ -396,6 +413,7 @@ def test_scale(
         operator.stop()
         remove(cluster, ns)  # before the next N's baseline starts
     assert figures.errors == 0, f"{figures.errors:.0f} reconciles failed; see {operator.log_path}"
+    assert figures.events_dropped == 0, "the operator dropped Events: its outbox fell behind"
 
 
 def report() -> None:
@@ -420,6 +438,8 @@ def report() -> None:
             f"({busy:.0%} busy; {cpu / max(base_cpu, 1e-9):.2f}x the baseline's work)\n"
             f"    most CPU s: baseline {f.baseline_up_top}; Pitstop {f.healthy_top}"
         )
+    print("  Events dropped (queue full): "
+          + ", ".join(f"{f.events_dropped:.0f} at N={f.n}" for f in RESULTS))  # fmt: skip
     last = RESULTS[-1]
     print(
         f"  writes per ModelDeployment to Healthy at N={last.n}: "
