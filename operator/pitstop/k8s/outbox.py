@@ -1,4 +1,4 @@
-"""Events leave the reconcile's path: a reconcile queues them, one thread posts them.
+"""Events leave the reconcile's path: a reconcile queues them, sender threads post them.
 
 An Event is for people reading `kubectl describe`; no decision waits for it. Posted in
 line, each cost a reconcile one more API round trip — two or three per pass that
