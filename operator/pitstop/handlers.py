@@ -73,6 +73,14 @@ def configure(settings: kopf.OperatorSettings, options: Options) -> None:
     settings.watching.client_timeout = 330
     settings.networking.connect_timeout = options.api_timeout
     settings.persistence.diffbase_storage = NoDiffBase()
+    for (group, version, plural), wanted in FILTERED.items():
+        settings.watching.label_selectors[group, version, plural] = selector(wanted)
+
+
+def selector(wanted: Mapping[str, Any]) -> str:
+    """A handler's label filter as the API server's label selector."""
+    return ",".join(key if value is kopf.PRESENT else f"{key}={value}"
+                    for key, value in sorted(wanted.items()))  # fmt: skip
 
 
 @kopf.on.startup()
@@ -155,6 +163,21 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 _CHILD: Mapping[str, Any] = {labels.MANAGED_BY: "pitstop", labels.DEPLOYMENT: kopf.PRESENT}
+_BUILD: Mapping[str, Any] = {labels.MANAGED_BY: "pitstop", labels.ROLE: build_job.ROLE_BUILD}
+
+# Kopf's watch of a kind is one stream for all its handlers, and a handler's `labels`
+# only filters what already arrived: without a selector on the stream itself, the
+# operator would list and watch every Deployment, Service, ConfigMap and Job it may
+# read, every tenant's, and spend a Kopf worker on each. The same filters, given to the
+# API server (`configure`), keep those streams to Pitstop's own objects; an object
+# whose labels stop matching leaves the stream as deleted, so it is forgotten and its
+# owner looks again. ModelDeployments are all Pitstop's: no selector.
+FILTERED: Mapping[tuple[str, str, str], Mapping[str, Any]] = {
+    ("apps", "v1", "deployments"): _CHILD,
+    ("", "v1", "services"): _CHILD,
+    ("", "v1", "configmaps"): _CHILD,
+    ("batch", "v1", "jobs"): _BUILD,
+}
 
 
 # Kopf runs indexing handlers on every watch event before any other handler, and holds
@@ -243,9 +266,7 @@ def _by_pitstop(body: kopf.Body) -> bool:
 # so no ModelDeployment's name is in their labels; only the annotation says who started
 # one. That one hears of it at once; others sharing the build (and every requester when
 # the build namespace is not watched) look again every PITSTOP_BUILD_POLL_SECONDS.
-@kopf.on.event(
-    "batch", "v1", "jobs", labels={labels.MANAGED_BY: "pitstop", labels.ROLE: build_job.ROLE_BUILD}
-)
+@kopf.on.event("batch", "v1", "jobs", labels=_BUILD)
 async def build_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A build Job moved (succeeded, failed): its requester resolves its image again."""
     requester = body.metadata.annotations.get(build_job.REQUESTED_BY, "")

@@ -102,3 +102,27 @@ def test_the_operator_uses_the_empty_diff_base() -> None:
     settings = kopf.OperatorSettings()
     handlers.configure(settings, handlers.Options())
     assert isinstance(settings.persistence.diffbase_storage, handlers.NoDiffBase)
+
+
+def test_each_watch_asks_the_api_server_for_what_its_handlers_hear_and_no_more() -> None:
+    """The label selector on a kind's watch stream is exactly its handlers' label filter:
+    narrower, and a handler would never hear of objects it wants; missing, and the
+    operator would watch every tenant's objects of that kind."""
+    settings = kopf.OperatorSettings()
+    handlers.configure(settings, handlers.Options())
+    registry = kopf.get_default_registry()
+    assert handlers.held
+    every = [*registry._watching.get_all_handlers(), *registry._indexing.get_all_handlers()]
+    for handler in every:
+        assert handler.selector is not None
+        group, version = handler.selector.group or "", handler.selector.version or "v1"
+        plural = handler.selector.plural or handler.selector.any_name or ""
+        asked = list(settings.watching.label_selectors.collect(
+            kopf.Resource(group, version, plural)))  # fmt: skip
+        if handler.labels:
+            assert asked == [handlers.selector(handler.labels)], f"{group}/{plural}"
+        else:
+            assert asked == [], f"{group}/{plural} is watched whole: no selector"
+    assert handlers.selector(handlers.FILTERED["", "v1", "services"]) == (
+        "app.kubernetes.io/managed-by=pitstop,pitstop.dev/model-deployment"
+    )
