@@ -20,7 +20,10 @@ from pitstop.rendering import labels
 
 pytestmark = pytest.mark.integration
 
-BATCH = 20
+BATCH = 40
+# Other work moves a ConfigMap now and then (a namespace's root CA, a controller):
+# a few events either way. Without the selector the two batches differ by none.
+SLACK = BATCH // 4
 
 
 def sent(cluster: testing.DevCluster) -> float:
@@ -30,30 +33,40 @@ def sent(cluster: testing.DevCluster) -> float:
                                   resource="configmaps")  # fmt: skip
 
 
-def settled(cluster: testing.DevCluster, since: float) -> float:
-    """Events sent since `since` once every watcher has had a batch: at least one per
-    ConfigMap (the controller-manager watches them all), then unchanged for a second."""
+def settled(cluster: testing.DevCluster, at_least: float) -> float:
+    """The count once every watcher has had what was done: at least `at_least`, then
+    unchanged for a second."""
     last, still = -1.0, 0
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        now = sent(cluster) - since
-        still = still + 1 if now == last and now >= BATCH else 0
+        now = sent(cluster)
+        still = still + 1 if now == last and now >= at_least else 0
         if still >= 4:
             return now
         last = now
         time.sleep(0.25)  # a poll interval: the loop ends on the count, not the time
-    raise AssertionError(f"watch events for the batch never settled (last {last})")
+    raise AssertionError(f"watch events for ConfigMaps never settled (last {last})")
+
+
+def quiet(cluster: testing.DevCluster) -> float:
+    """The count once nothing else moves ConfigMaps: earlier tests' namespaces (their
+    ConfigMaps deleted, each a watch event per watcher) are gone, and the count holds."""
+    cluster.wait("no namespace terminating", lambda: "Terminating" not in cluster.kubectl(
+        "get", "namespaces", "-o", "jsonpath={.items[*].status.phase}").stdout,
+        timeout=300, interval=1.0)  # fmt: skip
+    return settled(cluster, 0)
 
 
 def batch(cluster: testing.DevCluster, namespace: str, prefix: str, label: dict[str, str]) -> float:
-    """Create BATCH ConfigMaps with `label` and return the watch events they caused."""
-    before = sent(cluster)
+    """Create BATCH ConfigMaps with `label` and return the watch events they caused (at
+    least one each: the controller-manager watches them all)."""
+    before = quiet(cluster)
     items = [{"apiVersion": "v1", "kind": "ConfigMap",
               "metadata": {"name": f"{prefix}-{i}", "labels": label}, "data": {"k": "v"}}
              for i in range(BATCH)]  # fmt: skip
     cluster.kubectl("create", "-n", namespace, "-f", "-",
                     input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))  # fmt: skip
-    return settled(cluster, before)
+    return settled(cluster, before + BATCH) - before
 
 
 def test_only_pitstops_own_config_maps_reach_the_operators_watch(
@@ -63,8 +76,8 @@ def test_only_pitstops_own_config_maps_reach_the_operators_watch(
     # Labelled as a ModelDeployment's child (of one that does not exist: the reconcile
     # it kicks finds nothing to do).
     pitstops = batch(cluster, namespace, "child", labels.base("nobody"))
-    assert pitstops - others == BATCH, (
+    assert abs(pitstops - others - BATCH) <= SLACK, (
         f"{BATCH} ConfigMaps of someone else caused {others:.0f} watch events and "
-        f"{BATCH} like Pitstop's {pitstops:.0f}: the operator's watch should add exactly "
-        f"one per Pitstop ConfigMap and none for the others"
+        f"{BATCH} like Pitstop's {pitstops:.0f}: the operator's watch should add one per "
+        f"Pitstop ConfigMap and none for the others"
     )
