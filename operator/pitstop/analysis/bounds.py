@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import brentq
 from scipy.special import betainc, betaincc, betaln
 
 PRIOR = 0.5  # Jeffreys: Beta(1/2, 1/2)
@@ -131,7 +132,9 @@ def one_sided(p0: float, k: np.ndarray, n: float, alpha: float) -> tuple[np.ndar
     return up >= need, down >= need
 
 
-def one_sided_evidence(p0: float, k: np.ndarray, n: float) -> tuple[np.ndarray, np.ndarray]:
+def one_sided_evidence(
+    p0: float | np.ndarray, k: float | np.ndarray, n: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The log e-values that each share behind k of n is (above, below) p0 (0 on the
     side its estimate is not on, and before any data).
 
@@ -142,28 +145,72 @@ def one_sided_evidence(p0: float, k: np.ndarray, n: float) -> tuple[np.ndarray, 
     which is quick on shares near p0, and Jeffreys' own, which is quick on shares far
     from it (two slow answers in five) — the average costs at most log 2 against the
     better of them. Each side is tested only where its estimate lies (k / n beyond p0),
-    where the incomplete beta is not vanishingly small.
+    where the incomplete beta is not vanishingly small. Shares p0 and counts k
+    broadcast against each other.
     """
-    k = np.asarray(k, dtype=float)
+    k, p0 = np.asarray(k, dtype=float), np.asarray(p0, dtype=float)
     if n <= 0:
-        return np.zeros(k.shape), np.zeros(k.shape)
+        return np.zeros(np.broadcast(k, p0).shape), np.zeros(np.broadcast(k, p0).shape)
     share = np.clip(k, 0.0, n) / n
     above, below = share > p0, share < p0  # the limit as given: no share is above 1
-    p0 = min(max(p0, _TINY), 1.0 - _TINY)
+    p0 = np.clip(p0, _TINY, 1.0 - _TINY)
     k = share * n
-    null = -k * math.log(p0) - (n - k) * math.log1p(-p0)
+    null = -k * np.log(p0) - (n - k) * np.log1p(-p0)
     up, down = [], []
     for a, b in ((PRIOR, PRIOR * (1.0 - p0) / p0), (PRIOR, PRIOR)):
         base = betaln(a + k, b + n - k) - betaln(a, b) + null
         with np.errstate(divide="ignore", invalid="ignore"):
-            up.append(base + np.log(betaincc(a + k, b + n - k, p0)) - math.log(betaincc(a, b, p0)))
-            down.append(base + np.log(betainc(a + k, b + n - k, p0)) - math.log(betainc(a, b, p0)))
+            up.append(base + np.log(betaincc(a + k, b + n - k, p0)) - np.log(betaincc(a, b, p0)))
+            down.append(base + np.log(betainc(a + k, b + n - k, p0)) - np.log(betainc(a, b, p0)))
     mean = -math.log(2.0)  # the mean of two e-values
     with np.errstate(invalid="ignore"):
         return (
             np.where(above, np.logaddexp(*up) + mean, 0.0),
             np.where(below, np.logaddexp(*down) + mean, 0.0),
         )
+
+
+def one_sided_bounds(k: float, n: float, alpha: float) -> tuple[float, float]:
+    """The shares the one-sided tests have ruled out after k of n: every share below
+    `lower` is confidently exceeded, every share above `upper` confidently undercut,
+    each at level alpha and at every look.
+
+    The inversion of `one_sided_evidence`, so it agrees with the verdicts drawn from
+    it: a limit those tests say is broken lies outside this interval, one they say is
+    kept lies outside on the other side. (Robbins' interval, `interval`, is wider, and
+    could show a broken limit still inside.) Each side's evidence only falls as p0
+    nears k / n (tests/unit/analysis/test_bounds.py checks it), so each end is one root
+    — in log p0 below the estimate, in log(1 - p0) above it, where rare shares live.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    k = min(max(k, 0.0), n)
+    estimate, need = k / n, math.log(1.0 / alpha)
+
+    def up(x: float) -> float:  # x = log p0
+        return float(one_sided_evidence(math.exp(x), k, n)[0]) - need
+
+    def down(x: float) -> float:  # x = log(1 - p0)
+        return float(one_sided_evidence(-math.expm1(x), k, n)[1]) - need
+
+    edge = math.log(_TINY)
+    lower, upper = 0.0, 1.0
+    if estimate > 0 and up(edge) >= 0:
+        lower = math.exp(_crossing(up, edge, math.log(estimate)))
+    if estimate < 1 and down(edge) >= 0:
+        upper = -math.expm1(_crossing(down, edge, math.log1p(-estimate)))
+    return lower, upper
+
+
+def _crossing(evidence: Callable[[float], float], near: float, far: float) -> float:
+    """The first point from `near` (evidence >= 0) towards `far` (< 0) where the
+    evidence falls short: Brent's root, then stepped towards `far` until it is not ruled
+    out, so the interval errs wide (by about 1e-12), never narrow."""
+    x = float(brentq(evidence, near, far, xtol=1e-12, rtol=1e-12))
+    step = 1e-12 * (far - near)
+    while evidence(x) >= 0:
+        x, step = x + step, 2 * step
+    return min(x, far)
 
 
 def quantile_bounds(

@@ -1,10 +1,11 @@
 """Judge a proportion (error rate, agreement, a PromQL numerator over denominator).
 
 Absolute limits (`max`, `min`) are one-sided tests of the candidate's own share
-against the limit (`bounds.one_sided_evidence`; the interval shown is its confidence
-sequence, `bounds.interval`); relative limits (`maxAboveStable`, `maxRatioToStable`) the two-sample
-e-processes (`twosample`), candidate against stable block by block. Each limit of a
-metric gets an equal share of the metric's error budget `alpha`. Pure.
+against the limit (`bounds.one_sided_evidence`), and the interval shown is those
+tests inverted (`bounds.one_sided_bounds`), so a broken limit is always outside it;
+relative limits (`maxAboveStable`, `maxRatioToStable`) the two-sample e-processes
+(`twosample`), candidate against stable block by block. Each limit of a metric gets an
+equal share of the metric's error budget `alpha`. Pure.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def judge(
     lower: float | None = None
     upper: float | None = None
     if relative is None and n > 0:
-        lower, upper = bounds.interval(k, n, share)
+        lower, upper = bounds.one_sided_bounds(k, n, share)
     stable_value = None
     if relative is not None:
         kind, limit = relative

@@ -94,6 +94,44 @@ def test_one_sided_tests_see_a_clear_difference() -> None:
     assert not below.any()  # 0 of 500 is not yet below 1% at 99%
 
 
+def test_one_sided_evidence_only_falls_as_the_share_nears_the_estimate() -> None:
+    """What `one_sided_bounds` relies on to find each end as one root."""
+    rng = np.random.default_rng(5)
+    shares = np.exp(np.linspace(math.log(1e-7), math.log(1 - 1e-7), 400))
+    for _ in range(200):
+        n = float(rng.choice([5, 50, 400, 5000, 100000]) * rng.uniform(0.5, 1.5))
+        k = rng.uniform(0, n) * float(rng.choice([1, 0.1, 0.001]))
+        up, down = bounds.one_sided_evidence(shares, k, n)
+        assert np.all(np.diff(up[shares < k / n]) <= 1e-9), (k, n)
+        assert np.all(np.diff(down[shares > k / n]) >= -1e-9), (k, n)
+
+
+def test_one_sided_bounds_agree_with_the_one_sided_verdicts() -> None:
+    """A share the tests call exceeded lies below `lower`, one they call undercut above
+    `upper`, and no share they cannot tell apart lies outside (beyond rounding)."""
+    rng = np.random.default_rng(9)
+    for _ in range(300):
+        n = float(rng.choice([20, 45, 300, 4000]) * rng.uniform(0.5, 1.5))
+        k = rng.uniform(0, n) * float(rng.choice([1, 0.1, 0.01]))
+        alpha = float(rng.choice([0.1, 0.01, 0.0025]))
+        lower, upper = bounds.one_sided_bounds(k, n, alpha)
+        assert 0 <= lower <= k / n <= upper <= 1
+        for p0 in rng.uniform(0, 1, 20) ** 3:
+            above, below = (bool(x[0]) for x in bounds.one_sided(p0, np.array([k]), n, alpha))
+            assert above == (p0 < lower) or math.isclose(p0, lower, rel_tol=1e-9), (k, n, p0)
+            assert below == (p0 > upper) or math.isclose(p0, upper, rel_tol=1e-9), (k, n, p0)
+
+
+def test_one_sided_bounds_are_narrower_than_the_confidence_sequence() -> None:
+    """Why the absolute limits show them: 9 errors in 45 answers rule out 5 % at 99 %
+    one-sidedly, but Robbins' interval still holds it."""
+    lower, _ = bounds.one_sided_bounds(9, 45, 0.01)
+    assert lower > 0.05 > bounds.interval(9, 45, 0.01)[0]
+    assert bounds.one_sided_bounds(0, 0, 0.01) == (0.0, 1.0)
+    assert bounds.one_sided_bounds(0, 100, 0.01)[0] == 0.0
+    assert bounds.one_sided_bounds(100, 100, 0.01)[1] == 1.0
+
+
 def test_quantile_bounds_use_the_tail_better_than_a_confidence_sequence() -> None:
     """The same 5,000 answers bound a p99 more tightly with the tail-centred one-sided
     tests than with the two-sided confidence sequence at the same error (which would
