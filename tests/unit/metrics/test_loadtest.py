@@ -91,6 +91,25 @@ def test_a_server_that_falls_behind_shows_it_in_the_p99(slow: Serial) -> None:
     assert seen.p99 > 0.3
 
 
+def test_a_sender_that_lagged_is_not_taken_for_a_pod_that_fell_behind() -> None:
+    """32/s asked, but a busy machine let the sender offer only 28/s, all answered at
+    once: the pod kept up. Answering 20/s of 32/s sent is falling behind."""
+    lagged = loadtest.Measured(sent=32, errors=0, p99=0.02, rate=27.5, offered=28.0)
+    assert loadtest.breaks(lagged, 32.0, max_p99=0.5, max_error_rate=0.01) is None
+    behind = loadtest.Measured(sent=32, errors=0, p99=0.2, rate=20.0, offered=32.0)
+    why = loadtest.breaks(behind, 32.0, max_p99=0.5, max_error_rate=0.01)
+    assert why == "only 20/s answered of 32/s sent"
+
+
+def test_a_steady_load_reports_what_it_offered() -> None:
+    server = Serial(0.0)
+    try:
+        seen = loadtest.run([server.url], ROWS, rate=20, concurrency=4, seconds=1.0)
+    finally:
+        server.close()
+    assert 0 < seen.offered <= 20.5  # on schedule: 20 requests over one second
+
+
 def test_the_ramp_finds_a_lower_capacity_for_a_slower_server(fast: Serial, slow: Serial) -> None:
     # Capacities 100/s and 10/s, ramped 4, 8, 16, 32/s: the slow server cannot answer
     # 16/s at all, the fast one is at most a third busy at 32/s. Limits this far from
