@@ -3,8 +3,9 @@ number of plain Deployments and Services measured in the same run.
 
     PITSTOP_SCALE_N=100,300,1000 pytest tests/benchmarks/scale -m benchmark -s
 
-For each N: the baseline's Deployments (2 replicas) and two Services each are applied
-and become available, then their pod template changes and they roll out again. Then
+For each N: the baseline's Deployments (2 replicas, the pod template Pitstop renders)
+and two Services each are applied and become available, then their pod template
+changes and they roll out again. Then
 the operator (a fresh process on the chart's ServiceAccount) gets N ModelDeployments
 (a prebuilt image, 2 replicas, one 5 s canary step) created at once, all become
 Healthy; every one is kicked once with nothing to change; then every one gets a new
@@ -36,8 +37,10 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
 from operator_metrics import WRITES
+from pitstop.api.resource import ModelDeployment
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
+from pitstop.rendering import children
 
 pytestmark = pytest.mark.benchmark
 
@@ -273,13 +276,18 @@ def minus(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
 
 
 def deployment(name: str, version: str) -> dict[str, Any]:
-    labels = {"app": name}
+    """A plain Deployment with the pod template Pitstop renders for the same
+    ModelDeployment (probes, volumes, security context, env: what every pod write and
+    watch event of the baseline carries, as Pitstop's do), selected by its own label."""
+    md = ModelDeployment.model_validate(
+        {**model_deployment(name, version), "metadata": {"name": name, "namespace": "baseline"}}
+    )
+    template = children.pod_template(md, IMAGE.format(version))
+    template["metadata"]["labels"]["app"] = name
+    template["metadata"]["annotations"]["version"] = version
     return {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": 2, "selector": {"matchLabels": labels}, "template": {
-            "metadata": {"labels": labels, "annotations": {"version": version}},
-            "spec": {"containers": [{"name": "model", "image": IMAGE.format(version)}]},
-        }},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}}, "template": template},
     }  # fmt: skip
 
 
@@ -302,7 +310,7 @@ def model_deployment(name: str, version: str) -> dict[str, Any]:
 
 def baseline(cluster: testing.DevCluster, n: int, figures: Figures) -> None:
     ns = f"base-{uuid.uuid4().hex[:6]}"
-    cluster.create_namespace(ns, pod_security="privileged")
+    cluster.create_namespace(ns, pod_security="restricted")  # as Pitstop's
     api = cluster.api_client()
     apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
     names = [f"m{i:04d}" for i in range(n)]
