@@ -150,7 +150,8 @@ def one_sided_evidence(
     """
     k, p0 = np.asarray(k, dtype=float), np.asarray(p0, dtype=float)
     if n <= 0:
-        return np.zeros(np.broadcast(k, p0).shape), np.zeros(np.broadcast(k, p0).shape)
+        shape = np.broadcast(k, p0).shape
+        return np.zeros(shape), np.zeros(shape)
     share = np.clip(k, 0.0, n) / n
     above, below = share > p0, share < p0  # the limit as given: no share is above 1
     p0 = np.clip(p0, _TINY, 1.0 - _TINY)

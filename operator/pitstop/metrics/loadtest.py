@@ -44,7 +44,7 @@ class Measured:
     p99: float | None
     rate: float
     """Answers per second achieved (under the target when the server fell behind)."""
-    offered: float = 0.0
+    offered: float
     """Requests per second actually sent: under the target when the sender itself lagged
     (its process and CPU are shared), which is not the server's doing."""
 
