@@ -18,7 +18,7 @@ from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
 from pitstop.rendering import labels
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.quiet_cluster]
 
 BATCH = 40
 # Other work moves a ConfigMap now and then (a namespace's root CA, a controller):
