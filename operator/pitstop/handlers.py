@@ -106,6 +106,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         identity=options.identity,
         seen=memo["seen"],
         outbox=outbox,
+        # Every reconcile thread and Event sender may be in a call at once.
+        callers=options.max_concurrent + outbox.senders,
     )
     memo["kube"] = kube
     tester = memo["tester"] = loadtest.Runner()

@@ -65,6 +65,11 @@ class Outbox:
         self._started = self._stopped = False
         self._waiting = 0
 
+    @property
+    def senders(self) -> int:
+        """Threads that post: each may be in an API call at any time."""
+        return len(self._threads)
+
     def waiting(self) -> int:
         """Letters queued or being posted."""
         return self._waiting
