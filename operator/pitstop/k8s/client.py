@@ -39,6 +39,16 @@ from pitstop.k8s.seen import Applied, Seen, key_of, parse_selector, watched
 from pitstop.rendering import labels
 
 Object = dict[str, Any]
+
+
+def _as_parsed(_client: DynamicClient, parsed: Object) -> Object:
+    """The dynamic client's response as JSON parsed it. Its default wraps every nested
+    field in a `ResourceInstance`, in Python, only for `.to_dict()` to unwrap it again:
+    for an apply's answer that was about a twentieth of the operator's CPU on a fleet
+    coming up."""
+    return parsed
+
+
 log = logging.getLogger(__name__)
 
 # The kinds each generic method accepts (see permissions.check_kind).
@@ -167,13 +177,14 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
             return obj  # nobody wrote it since our own same apply: nothing to send
         res = self._resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
-        result = dict(res.server_side_apply(
+        result: Object = res.server_side_apply(
             body=obj,
             name=meta["name"],
             namespace=meta.get("namespace"),
             field_manager=labels.FIELD_MANAGER,
             force_conflicts=True,
-        ).to_dict())  # fmt: skip
+            serializer=_as_parsed,
+        )  # fmt: skip
         self._applied.wrote(obj, result)
         self._wrote_through(result)
         return result
@@ -235,7 +246,8 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         permissions.check_kind(READ, api_version, kind)
         res = self._resource(api_version, kind)
         try:
-            return dict(res.get(name=name, namespace=namespace).to_dict())
+            found: Object = res.get(name=name, namespace=namespace, serializer=_as_parsed)
+            return found
         except ApiException as error:
             if error.status == 404:
                 return None
