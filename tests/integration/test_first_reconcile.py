@@ -109,6 +109,12 @@ def test_prebuilt_image_becomes_healthy_with_owned_children(
     assert "Healthy" in printed
     assert "100% stable" in printed
 
+    # The log says what changed, not every watch event the operator handled (Kopf's
+    # "Handler 'child_changed' succeeded." came a dozen times per ModelDeployment).
+    logged = operator.log_path.read_text()
+    assert f"{namespace}/fraud Healthy" in logged
+    assert "Handler '" not in logged
+
 
 def test_replica_change_updates_in_place_and_generation_is_followed(
     cluster: testing.DevCluster, namespace: str, operator: OperatorProcess
