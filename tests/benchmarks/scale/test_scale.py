@@ -67,6 +67,7 @@ class Figures:
     p99: float = 0.0
     errors: float = 0.0
     events_dropped: float = 0.0
+    log_lines: float = 0.0  # the operator's log over the run, per ModelDeployment
     requests: dict[str, float] = field(default_factory=dict)
     # The whole machine's CPU seconds (busy, all cores) and busy share while each came up:
     baseline_up_cpu: tuple[float, float] = (0.0, 0.0)
@@ -418,6 +419,8 @@ def test_scale(
         figures.errors = one(url, "pitstop_reconciles_total", result="error")
         figures.events_dropped = one(url, "pitstop_events_dropped_total")
         figures.requests = operator_metrics.requests(operator_metrics.samples(url))
+        with operator.log_path.open("rb") as logged:
+            figures.log_lines = sum(1 for _ in logged) / n
         RESULTS.append(figures)
         report()
     finally:
@@ -453,6 +456,8 @@ def report() -> None:
         )
     print("  Events dropped (queue full): "
           + ", ".join(f"{f.events_dropped:.0f} at N={f.n}" for f in RESULTS))  # fmt: skip
+    print("  operator log lines per ModelDeployment over the run: "
+          + ", ".join(f"{f.log_lines:.1f} at N={f.n}" for f in RESULTS))  # fmt: skip
     last = RESULTS[-1]
     print(
         f"  writes per ModelDeployment to Healthy at N={last.n}: "
