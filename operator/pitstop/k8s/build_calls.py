@@ -14,7 +14,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as TransportError
 
-from pitstop.k8s import permissions
+from pitstop.k8s import permissions, transport
 from pitstop.k8s.permissions import uses
 from pitstop.rendering import labels
 
@@ -70,12 +70,13 @@ class BuildCalls:
         permissions.check_kind(BUILD_READ, api_version, kind)
         res = self._resource(api_version, kind)
         try:
-            found = res.get(name=name, namespace=namespace, _request_timeout=BUILD_TIMEOUT)
+            found: Object = res.get(name=name, namespace=namespace,
+                                   _request_timeout=BUILD_TIMEOUT, serializer=transport.as_parsed)  # fmt: skip
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return dict(found.to_dict())
+        return found
 
     @uses(permissions.on(BUILD_APPLIED, "patch", "create"))
     def apply_build_object(self, obj: Object) -> None:

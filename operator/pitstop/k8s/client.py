@@ -39,16 +39,6 @@ from pitstop.k8s.seen import Applied, Seen, key_of, parse_selector, watched
 from pitstop.rendering import labels
 
 Object = dict[str, Any]
-
-
-def _as_parsed(_client: DynamicClient, parsed: Object) -> Object:
-    """The dynamic client's response as JSON parsed it. Its default wraps every nested
-    field in a `ResourceInstance`, in Python, only for `.to_dict()` to unwrap it again:
-    for an apply's answer that was about a twentieth of the operator's CPU on a fleet
-    coming up."""
-    return parsed
-
-
 log = logging.getLogger(__name__)
 
 # The kinds each generic method accepts (see permissions.check_kind).
@@ -183,7 +173,7 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
             namespace=meta.get("namespace"),
             field_manager=labels.FIELD_MANAGER,
             force_conflicts=True,
-            serializer=_as_parsed,
+            serializer=transport.as_parsed,
         )  # fmt: skip
         self._applied.wrote(obj, result)
         self._wrote_through(result)
@@ -246,7 +236,7 @@ class KubeClient(build_calls.BuildCalls, lease_calls.LeaseCalls):
         permissions.check_kind(READ, api_version, kind)
         res = self._resource(api_version, kind)
         try:
-            found: Object = res.get(name=name, namespace=namespace, serializer=_as_parsed)
+            found: Object = res.get(name=name, namespace=namespace, serializer=transport.as_parsed)
             return found
         except ApiException as error:
             if error.status == 404:

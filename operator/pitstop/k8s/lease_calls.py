@@ -11,7 +11,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from pitstop.k8s import permissions
+from pitstop.k8s import permissions, transport
 from pitstop.k8s.permissions import uses
 
 Object = dict[str, Any]
@@ -25,12 +25,14 @@ class LeaseCalls:
     @uses(permissions.LEASE.can("get"))
     def get_lease(self, namespace: str, name: str) -> Object | None:
         try:
-            lease = self._resource(*LEASE).get(name=name, namespace=namespace)
+            lease: Object = self._resource(*LEASE).get(
+                name=name, namespace=namespace, serializer=transport.as_parsed
+            )
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return dict(lease.to_dict())
+        return lease
 
     @uses(permissions.LEASE.can("create"))
     def create_lease(self, namespace: str, name: str, spec: Object) -> bool:
