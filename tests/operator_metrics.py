@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import httpx
+import local_http
 from prometheus_client.parser import text_string_to_metric_families
 
 Sample = tuple[str, dict[str, str], float]  # (name, labels, value)
@@ -13,7 +13,7 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 def samples(url: str) -> list[Sample]:
     """Every sample the operator's /metrics at `url` shows now."""
-    return parse(httpx.get(url, timeout=10).text)
+    return parse(local_http.get(url, timeout=10).text)
 
 
 def parse(text: str) -> list[Sample]:

@@ -28,7 +28,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path[:0] = [str(HERE), str(REPO / "tests" / "serving")]
+sys.path[:0] = [str(HERE), str(REPO / "tests"), str(REPO / "tests" / "serving")]
 
 from harness import deployment, gateway, kubelet, models  # noqa: E402
 from pitstop import view  # noqa: E402

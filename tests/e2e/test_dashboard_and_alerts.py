@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import local_http
 import pytest
 from harness import deployment, gateway, models, prometheus
 from pitstop.devcluster import testing
@@ -93,7 +93,7 @@ def test_every_dashboard_query_returns_data_and_the_rollback_alert_fires(
         # Nothing else fires: the operator is up, reconciles succeed, nothing is refused.
         firing = {a["labels"]["alertname"] for a in server.get("/api/v1/alerts")["alerts"]}
         assert firing == {"PitstopModelRolledBack"}
-        assert httpx.get(operator.metrics_url, timeout=5).status_code == 200
+        assert local_http.get(operator.metrics_url, timeout=5).status_code == 200
 
 
 Start = Callable[..., gateway.Gateway]

@@ -3,7 +3,7 @@ gateway while the operator moves traffic, and the template mirrors for a shadow.
 
 from __future__ import annotations
 
-import httpx
+import local_http
 import pytest
 from harness import deployment, gateway, kubelet, models, realnode
 from pitstop.devcluster import testing
@@ -22,7 +22,7 @@ def ok(records: list[gateway.Record]) -> list[gateway.Record]:
 def shadow_copies(urls: list[str]) -> float:
     total = 0.0
     for url in urls:
-        text = httpx.get(f"{url}/metrics", timeout=5).text
+        text = local_http.get(f"{url}/metrics", timeout=5).text
         for outcome in ("agree", "disagree", "error"):
             total += metric(text, "pitstop_shadow_requests_total", outcome=outcome)
     return total
@@ -75,7 +75,7 @@ def test_canary_then_shadow_on_real_servers(
     # a minute after the change: the emulator rewrote it at once.
     cluster.wait("the stable mirrors 50 copies", lambda: shadow_copies(stable) >= 50, timeout=180)
     assert not load.answered(version=models.CONTRARY)  # a shadow never answers users
-    text = httpx.get(f"{stable[0]}/metrics", timeout=5).text
+    text = local_http.get(f"{stable[0]}/metrics", timeout=5).text
     disagree = metric(text, "pitstop_shadow_requests_total", outcome="disagree")
     agree = metric(text, "pitstop_shadow_requests_total", outcome="agree")
     assert 0.02 < disagree / (agree + disagree) < 0.4

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 import httpx
+import local_http
 from pitstop.devcluster import certs, testing
 
 Object = dict[str, Any]
@@ -151,7 +152,7 @@ class Recorder:
     ) -> Object:
         body = {"key": _b64(prefix), "range_end": _b64(_range_end(prefix)),
                 "keys_only": keys_only, "revision": str(revision), "limit": str(limit)}  # fmt: skip
-        response = httpx.post(f"{self._etcd}/v3/kv/range", json=body, timeout=10)
+        response = local_http.post(f"{self._etcd}/v3/kv/range", json=body, timeout=10)
         response.raise_for_status()
         found: Object = response.json()
         return found
@@ -166,8 +167,8 @@ class Recorder:
                 # A quiet watch is opened again from where it was every few seconds,
                 # so that `close` is heard; etcd resumes it exactly there.
                 timeout = httpx.Timeout(10.0, read=2.0)
-                with httpx.stream("POST", f"{self._etcd}/v3/watch", json=body,
-                                  timeout=timeout) as response:  # fmt: skip
+                with local_http.stream("POST", f"{self._etcd}/v3/watch", json=body,
+                                       timeout=timeout) as response:  # fmt: skip
                     for line in response.iter_lines():
                         result = json.loads(line).get("result") or {}
                         if result.get("canceled") or result.get("compact_revision"):

@@ -34,8 +34,9 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(REPO / "tests")]  # tests/: local_http
 
+import local_http  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import test_build_job as realnode  # noqa: E402  (its package server and chart install)
@@ -132,7 +133,7 @@ class Users:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                status = httpx.post(self.url, json=ROW, timeout=5).status_code
+                status = local_http.post(self.url, json=ROW, timeout=5).status_code
             except httpx.HTTPError:
                 status = 0  # no answer at all
             self.answers.append((time.monotonic(), status))

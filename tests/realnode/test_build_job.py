@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 import joblib
+import local_http
 import numpy as np
 import pandas as pd
 import pytest
@@ -361,7 +362,7 @@ class _Load:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.answers.append(httpx.post(self.url, json=ROW, timeout=5).status_code)
+                self.answers.append(local_http.post(self.url, json=ROW, timeout=5).status_code)
             except httpx.HTTPError:
                 self.answers.append(0)
             self._stop.wait(0.05)
@@ -433,12 +434,12 @@ def _layers(image: str) -> list[dict[str, Any]]:
         "application/vnd.docker.distribution.manifest.v2+json",
     ))  # fmt: skip
     base = f"http://{nodeconfig.registry_host()}/v2/{name}/manifests"
-    manifest = httpx.get(f"{base}/{digest}", headers={"Accept": accept}, timeout=10).json()
+    manifest = local_http.get(f"{base}/{digest}", headers={"Accept": accept}, timeout=10).json()
     if "manifests" in manifest:  # an index: the image for this node's platform
         [chosen] = [m for m in manifest["manifests"]
                     if m.get("platform", {}).get("architecture") == "amd64"]  # fmt: skip
-        manifest = httpx.get(f"{base}/{chosen['digest']}", headers={"Accept": accept},
-                             timeout=10).json()  # fmt: skip
+        manifest = local_http.get(f"{base}/{chosen['digest']}", headers={"Accept": accept},
+                                  timeout=10).json()  # fmt: skip
     return [{"digest": layer["digest"], "size": layer["size"]} for layer in manifest["layers"]]
 
 
@@ -684,7 +685,7 @@ def test_traefik_splits_a_gateway_api_canary_as_the_httproute_pitstop_wrote_says
                    for p in pods if p["status"].get("podIP")}  # fmt: skip
 
     before = len(traefik.requests())
-    answers = [httpx.post(url, json=ROW, timeout=5).status_code for _ in range(600)]
+    answers = [local_http.post(url, json=ROW, timeout=5).status_code for _ in range(600)]
     logged = real_cluster.wait(
         "Traefik logged every request",
         lambda: found if len(found := traefik.requests()[before:]) >= 600 else None,
@@ -711,7 +712,7 @@ def _ready_pod(cluster: testing.DevCluster, namespace: str) -> dict[str, Any] | 
 
 def _post(url: str, row: dict[str, float]) -> dict[str, Any] | None:
     try:
-        response = httpx.post(url, json=row, timeout=5)
+        response = local_http.post(url, json=row, timeout=5)
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]
@@ -719,6 +720,6 @@ def _post(url: str, row: dict[str, float]) -> dict[str, Any] | None:
 
 def _status(url: str) -> int | None:
     try:
-        return httpx.get(url, timeout=2).status_code
+        return local_http.get(url, timeout=2).status_code
     except httpx.HTTPError:
         return None

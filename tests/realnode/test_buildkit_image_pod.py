@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import local_http
 import pytest
 from pitstop.api.resource import ModelDeployment
 from pitstop.devcluster import nodeconfig, realnode, testing
@@ -273,7 +274,7 @@ def test_pod_of_the_built_image_runs_restricted_behind_its_probe_and_answers_by_
         real_cluster.kubectl("get", "service", "unready", "-n", namespace, "-o", "json").stdout
     )["spec"]["clusterIP"]
     with pytest.raises(httpx.HTTPError):
-        httpx.get(f"http://{unready_ip}/whoami", timeout=2)
+        local_http.get(f"http://{unready_ip}/whoami", timeout=2)
 
     # From another pod, by the short name its resolv.conf search path completes.
     client = {
@@ -315,7 +316,7 @@ def test_pod_of_the_built_image_runs_restricted_behind_its_probe_and_answers_by_
 
 def _get_json(url: str) -> dict[str, Any] | None:
     try:
-        response = httpx.get(url, timeout=2)
+        response = local_http.get(url, timeout=2)
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else None  # type: ignore[no-any-return]

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+import local_http
 import pytest
 from pitstop.devcluster import cluster as devcluster
 from pitstop.devcluster import nodeconfig, testing
@@ -45,7 +45,7 @@ def test_down_gives_the_host_back_and_a_second_up_works_the_same(
         assert any("KUBE-" in rule for rule in during["iptables"]["iptables"]), round_  # type: ignore[index]
         assert info.node == "real"
         assert info.server.startswith(f"https://{nodeconfig.gateway()}:")
-        assert httpx.get(f"http://{info.registry}/v2/", timeout=5).status_code == 200
+        assert local_http.get(f"http://{info.registry}/v2/", timeout=5).status_code == 200
         if round_ == 1:
             # Taken down with a container running behind a Service: its process, its
             # network namespace and veth, its mounts and its CNI chains must go too.

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+import local_http
 
 T = TypeVar("T")
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
@@ -97,7 +98,7 @@ class Server:
                     f"server exited with {self.process.returncode}: "
                     + self.log.read_text(errors="replace")[-3000:]
                 )
-            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+            return local_http.get(f"{self.url}/readyz", timeout=2).status_code == 200
 
         wait_for(ready, deadline, f"readiness of {self.url}")
 

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import joblib
+import local_http
 import pitstop
 import pytest
 from pitstop.api.resource import ModelDeployment
@@ -117,10 +117,10 @@ def test_prepare_build_fetches_verifies_and_the_context_serves_predictions(
     )
     try:
         server.wait_ready()
-        answer = httpx.post(f"{server.url}/predict", json=fraud_row(amount=200.0), timeout=10)
+        answer = local_http.post(f"{server.url}/predict", json=fraud_row(amount=200.0), timeout=10)
         assert answer.status_code == 200, answer.text
         assert answer.json()["predictions"] in (["fraud"], ["ok"])
-        evidence = httpx.get(f"{server.url}/evidence", timeout=10).json()
+        evidence = local_http.get(f"{server.url}/evidence", timeout=10).json()
         assert (evidence["model"]["name"], evidence["model"]["version"]) == ("fraud", "7")
     finally:
         server.stop()
@@ -301,7 +301,7 @@ def test_the_image_serves_in_the_operators_pod_on_a_read_only_root(
     server = PodServer(context, pod, tmp_path / "pod", tmp_path / "serve.log")
     try:
         server.wait_ready()
-        answer = httpx.post(f"{server.url}/predict", json=fraud_row(amount=200.0), timeout=10)
+        answer = local_http.post(f"{server.url}/predict", json=fraud_row(amount=200.0), timeout=10)
         assert answer.status_code == 200, answer.text
     finally:
         server.stop()

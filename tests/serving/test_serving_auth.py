@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import local_http
 import pytest
 from conftest import KEYS, Cluster
 from pitstop.packaging.bento import default_template
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.serving
 
 
 def post(cluster: Cluster, headers: dict[str, str], body: object = None) -> httpx.Response:
-    return httpx.post(
+    return local_http.post(
         f"{cluster.guarded.url}/predict",
         json=fraud_row() if body is None else body,
         headers=headers,
@@ -50,7 +51,7 @@ def test_keys_work_as_bearer_or_x_api_key(cluster: Cluster) -> None:
 
 def get(cluster: Cluster, path: str, key: str | None = None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.get(f"{cluster.guarded.url}{path}", headers=headers, timeout=10)
+    return local_http.get(f"{cluster.guarded.url}{path}", headers=headers, timeout=10)
 
 
 @pytest.mark.parametrize("path", ["/signature", "/metrics", "/evidence"])
@@ -79,7 +80,7 @@ def test_the_probes_stay_open_and_an_open_server_needs_no_key(cluster: Cluster) 
     assert get(cluster, "/livez").status_code == 200
     assert get(cluster, "/readyz").status_code == 200
     for path in ("/signature", "/metrics", "/evidence"):
-        assert httpx.get(f"{cluster.open.url}{path}", timeout=10).status_code == 200
+        assert local_http.get(f"{cluster.open.url}{path}", timeout=10).status_code == 200
 
 
 def test_the_operator_and_the_template_agree_on_scrape_only_keys() -> None:
@@ -135,7 +136,7 @@ def keys_unreadable(cluster: Cluster, how: str) -> Iterator[None]:
             shutil.rmtree(folder)
         away.rename(folder)
         wait_for(
-            lambda: httpx.get(f"{cluster.guarded.url}/readyz", timeout=5).status_code == 200,
+            lambda: local_http.get(f"{cluster.guarded.url}/readyz", timeout=5).status_code == 200,
             what="readiness once the keys are back",
         )
 
@@ -147,7 +148,7 @@ def test_required_auth_fails_closed_until_keys_are_readable(cluster: Cluster, ho
     url = cluster.guarded.url
     with keys_unreadable(cluster, how):
         readiness = wait_for(
-            lambda: (r := httpx.get(f"{url}/readyz", timeout=5)).status_code == 503 and r,
+            lambda: (r := local_http.get(f"{url}/readyz", timeout=5)).status_code == 503 and r,
             what="the server reporting that it has no keys",
         )
         assert readiness.json()["status"] == "no-keys"

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import local_http
 import pytest
 from conftest import Cluster
 from pitstop.packaging.bento import default_template
@@ -117,11 +118,13 @@ def test_the_event_loop_runs_while_the_model_works() -> None:
 
 def test_a_batching_server_answers_as_one_that_does_not(cluster: Cluster) -> None:
     rows = [fraud_row(amount=float(10 * i + 1)) for i in range(24)]
-    before = metric(httpx.get(f"{cluster.batched.url}/metrics").text, "pitstop_batch_rows_count")
+    before = metric(
+        local_http.get(f"{cluster.batched.url}/metrics").text, "pitstop_batch_rows_count"
+    )
 
     def ask(url: str) -> list[httpx.Response]:
         with ThreadPoolExecutor(12) as pool:
-            return list(pool.map(lambda row: httpx.post(f"{url}/predict", json=row), rows))
+            return list(pool.map(lambda row: local_http.post(f"{url}/predict", json=row), rows))
 
     batched, plain = ask(cluster.batched.url), ask(cluster.same.url)
     assert [r.status_code for r in batched] == [200] * len(rows)
@@ -132,8 +135,8 @@ def test_a_batching_server_answers_as_one_that_does_not(cluster: Cluster) -> Non
         for mine, other in zip(ours.json()["probabilities"], theirs.json()["probabilities"],
                                strict=True):  # fmt: skip
             assert mine == pytest.approx(other, rel=1e-9, abs=1e-12)
-    text = httpx.get(f"{cluster.batched.url}/metrics").text
+    text = local_http.get(f"{cluster.batched.url}/metrics").text
     calls = metric(text, "pitstop_batch_rows_count") - before
     assert calls < len(rows)  # some calls carried several requests' rows
-    invalid = httpx.post(f"{cluster.batched.url}/predict", json={"amount": "x"})
+    invalid = local_http.post(f"{cluster.batched.url}/predict", json={"amount": "x"})
     assert invalid.status_code == 422  # validation stays per request, before any batch

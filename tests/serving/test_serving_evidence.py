@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import local_http
 import pytest
 from conftest import KEYS, Cluster
 from pitstop.packaging import latency
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.serving
 
 def evidence(url: str, key: str | None = None) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = httpx.get(f"{url}/evidence", timeout=10, headers=headers)
+    response = local_http.get(f"{url}/evidence", timeout=10, headers=headers)
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body: dict[str, Any] = response.json()
@@ -31,7 +31,7 @@ def evidence(url: str, key: str | None = None) -> dict[str, Any]:
 
 
 def post(url: str, body: object, headers: dict[str, str] | None = None) -> int:
-    return httpx.post(f"{url}/predict", json=body, headers=headers, timeout=10).status_code
+    return local_http.post(f"{url}/predict", json=body, headers=headers, timeout=10).status_code
 
 
 def from_metrics(text: str) -> tuple[int, int, dict[float, int], dict[str, int]]:
@@ -61,7 +61,7 @@ def at_rest(url: str) -> tuple[dict[str, Any], str]:
 
     def read() -> tuple[dict[str, Any], str] | None:
         first = evidence(url)
-        text = httpx.get(f"{url}/metrics", timeout=10).text
+        text = local_http.get(f"{url}/metrics", timeout=10).text
         second = evidence(url)
         return (first, text) if first["predict"] == second["predict"] else None
 
@@ -104,7 +104,7 @@ def test_requests_errors_and_latency_move_with_answers(cluster: Cluster) -> None
     before = evidence(url)
     statuses = [post(url, fraud_row()) for _ in range(5)]
     statuses += [post(url, fraud_row(amount="x")) for _ in range(2)]
-    statuses.append(httpx.get(f"{url}/predict", timeout=10).status_code)
+    statuses.append(local_http.get(f"{url}/predict", timeout=10).status_code)
     assert statuses == [200] * 5 + [422] * 2 + [405]
     after = evidence(url)
     assert after["predict"]["requests"] - before["predict"]["requests"] == 8
@@ -159,7 +159,7 @@ def test_mirror_copies_received_are_counted_like_any_answer(cluster: Cluster) ->
 
 def test_drift_counts_every_row_per_feature_in_the_profiles_bins(cluster: Cluster) -> None:
     url = cluster.open.url
-    profile = httpx.get(f"{url}/signature", timeout=10).json()["profile"]
+    profile = local_http.get(f"{url}/signature", timeout=10).json()["profile"]
     before = evidence(url)["drift"]
     rows = [fraud_row(country="us", amount=100.0 + i) for i in range(20)]
     assert post(url, rows) == 200
@@ -203,7 +203,7 @@ def test_evidence_reads_are_counted_as_their_own_endpoint(cluster: Cluster) -> N
     url = cluster.open.url
 
     def reads() -> float:
-        text = httpx.get(f"{url}/metrics", timeout=10).text
+        text = local_http.get(f"{url}/metrics", timeout=10).text
         return metric(text, "pitstop_requests_total", endpoint="evidence", code="200")
 
     before = reads()
@@ -226,7 +226,7 @@ def unloaded(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     try:
         wait_for(
-            lambda: httpx.get(f"{server.url}/readyz", timeout=2).json()["status"] == "failed",
+            lambda: local_http.get(f"{server.url}/readyz", timeout=2).json()["status"] == "failed",
             90,
             "the package load failing",
         )

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import local_http
 import psutil
 import pytest
 from conftest import KEYS, Cluster
@@ -30,18 +31,18 @@ def predict(
 ) -> tuple[str, list[Any]]:
     """(request id, predictions) of a successful /predict."""
     headers = {"x-request-id": request_id} if request_id else {}
-    response = httpx.post(f"{server.url}/predict", json=rows, headers=headers, timeout=10)
+    response = local_http.post(f"{server.url}/predict", json=rows, headers=headers, timeout=10)
     assert response.status_code == 200, response.text
     return response.headers["x-request-id"], response.json()["predictions"]
 
 
 def give(server: Server, body: object, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(f"{server.url}/feedback", json=body, headers=headers, timeout=10)
+    return local_http.post(f"{server.url}/feedback", json=body, headers=headers, timeout=10)
 
 
 def labelled(server: Server, shadow: bool = False) -> dict[str, float]:
     """The server's labelled-prediction counters, by short name."""
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    text = local_http.get(f"{server.url}/metrics", timeout=10).text
     prefix = "pitstop_shadow_labelled" if shadow else "pitstop_labelled"
     found = {
         "correct": metric(text, f"{prefix}_predictions_total", result="correct"),
@@ -71,21 +72,21 @@ def new_id() -> str:
 
 
 def test_every_answer_names_its_request_revision_and_model_version(cluster: Cluster) -> None:
-    answered = httpx.post(
+    answered = local_http.post(
         f"{cluster.open.url}/predict", json=fraud_row(), headers={"x-request-id": "abc-1"}
     )
     assert answered.headers["x-request-id"] == "abc-1"
     assert answered.headers["x-pitstop-revision"] == "fraud-1-open"
-    refused = httpx.post(f"{cluster.open.url}/predict", json=fraud_row(country="xx"))
+    refused = local_http.post(f"{cluster.open.url}/predict", json=fraud_row(country="xx"))
     assert refused.status_code == 422
     assert len(refused.headers["x-request-id"]) == 16  # generated
     assert refused.headers["x-pitstop-revision"] == "fraud-1-open"
-    unnamed = httpx.post(f"{cluster.same.url}/predict", json=fraud_row())
+    unnamed = local_http.post(f"{cluster.same.url}/predict", json=fraud_row())
     assert "x-pitstop-revision" not in unnamed.headers
     # The package's version names the model that answered, revision or not.
     assert answered.headers["x-pitstop-model-version"] == "1"
     assert refused.headers["x-pitstop-model-version"] == "1"
-    other = httpx.post(f"{cluster.other.url}/predict", json=fraud_row())
+    other = local_http.post(f"{cluster.other.url}/predict", json=fraud_row())
     assert other.headers["x-pitstop-model-version"] == "2"
 
 
@@ -94,7 +95,7 @@ def test_outcomes_are_counted_exactly_once(cluster: Cluster) -> None:
     request_id, predictions = predict(cluster.open, rows, new_id())
     outcomes = [predictions[0], OTHER[predictions[1]], predictions[2]]
     before = labelled(cluster.open)
-    evidence_before = httpx.get(f"{cluster.open.url}/evidence").json()["quality"]
+    evidence_before = local_http.get(f"{cluster.open.url}/evidence").json()["quality"]
 
     response = give(cluster.open, {"request_id": request_id, "outcomes": outcomes})
     assert response.status_code == 200
@@ -108,7 +109,7 @@ def test_outcomes_are_counted_exactly_once(cluster: Cluster) -> None:
         expected[key] = expected.get(key, 0) + 1
     after = labelled(cluster.open)
     assert moved(before, after) == expected
-    evidence_after = httpx.get(f"{cluster.open.url}/evidence").json()["quality"]
+    evidence_after = local_http.get(f"{cluster.open.url}/evidence").json()["quality"]
     assert evidence_after["rows"] - evidence_before["rows"] == 3
     assert evidence_after["correct"] - evidence_before["correct"] == 2
 
@@ -138,7 +139,7 @@ def test_regression_outcomes_sum_their_errors(cluster: Cluster) -> None:
     request_id, predictions = predict(cluster.price, [price_row(), price_row(100.0, 5)], new_id())
     single_id, (single,) = predict(cluster.price, [price_row(70.0, 1)], new_id())
     before = labelled(cluster.price)
-    evidence_before = httpx.get(f"{cluster.price.url}/evidence").json()["quality"]
+    evidence_before = local_http.get(f"{cluster.price.url}/evidence").json()["quality"]
     response = give(
         cluster.price,
         {
@@ -154,7 +155,7 @@ def test_regression_outcomes_sum_their_errors(cluster: Cluster) -> None:
     assert change.pop("absolute") == pytest.approx(4.0)
     assert change.pop("squared") == pytest.approx(2.25 + 4 + 0.25)
     assert change == {"rows": 3, "counted": 2}
-    quality = httpx.get(f"{cluster.price.url}/evidence").json()["quality"]
+    quality = local_http.get(f"{cluster.price.url}/evidence").json()["quality"]
     assert quality["rows"] - evidence_before["rows"] == 3
     assert "correct" not in quality
     assert quality["absolute_error"] - evidence_before["absolute_error"] == pytest.approx(4.0)
@@ -245,12 +246,13 @@ def test_outcomes_that_do_not_fit_are_refused_naming_the_path(
 
 def test_malformed_requests_are_4xx(cluster: Cluster) -> None:
     url = f"{cluster.open.url}/feedback"
-    assert httpx.post(url, content=b"{nope").status_code == 400
-    assert httpx.post(url, content=b"[" * 50_000).status_code == 400
+    assert local_http.post(url, content=b"{nope").status_code == 400
+    assert local_http.post(url, content=b"[" * 50_000).status_code == 400
     assert (
-        httpx.post(url, content=b'{"feedback": [' + b"1," * (9 << 20) + b"1]}").status_code == 413
+        local_http.post(url, content=b'{"feedback": [' + b"1," * (9 << 20) + b"1]}").status_code
+        == 413
     )
-    wrong_method = httpx.get(url)
+    wrong_method = local_http.get(url)
     assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
 
 
@@ -310,7 +312,7 @@ def mirror_off(cluster: Cluster) -> Iterator[None]:
 
 
 def shadow_answers(cluster: Cluster, outcome: str) -> float:
-    text = httpx.get(f"{cluster.open.url}/metrics").text
+    text = local_http.get(f"{cluster.open.url}/metrics").text
     return metric(text, "pitstop_shadow_requests_total", outcome=outcome)
 
 

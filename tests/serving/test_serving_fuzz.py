@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
+import local_http
 import pytest
 from conftest import Cluster
 from hypothesis import HealthCheck, given, settings
@@ -41,12 +41,12 @@ documents = mutated | rows | st.lists(mutated | rows, max_size=5) | values
 @given(document=documents)
 def test_generated_json_is_never_a_server_error(cluster: Cluster, document: object) -> None:
     content = json.dumps(document, allow_nan=True).encode()
-    response = httpx.post(f"{cluster.open.url}/predict", content=content, timeout=10)
+    response = local_http.post(f"{cluster.open.url}/predict", content=content, timeout=10)
     assert response.status_code < 500, (content, response.text)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(content=st.binary(max_size=64))
 def test_arbitrary_bytes_are_never_a_server_error(cluster: Cluster, content: bytes) -> None:
-    response = httpx.post(f"{cluster.open.url}/predict", content=content, timeout=10)
+    response = local_http.post(f"{cluster.open.url}/predict", content=content, timeout=10)
     assert response.status_code < 500, (content, response.text)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import local_http
 import pytest
 from conftest import Cluster
 from pitstop.packaging.bento import default_template
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.serving
 
 
 def shadow_counts(cluster: Cluster) -> dict[str, float]:
-    text = httpx.get(f"{cluster.open.url}/metrics").text
+    text = local_http.get(f"{cluster.open.url}/metrics").text
     return {
         outcome: metric(text, "pitstop_shadow_requests_total", outcome=outcome)
         for outcome in ("agree", "disagree", "error")
@@ -36,7 +36,7 @@ def mirrored(cluster: Cluster, outcome: str, at_least: float) -> None:
     """Send requests until the change in mirror settings is seen and counted."""
 
     def counted() -> bool:
-        response = httpx.post(f"{cluster.open.url}/predict", json=fraud_row(), timeout=10)
+        response = local_http.post(f"{cluster.open.url}/predict", json=fraud_row(), timeout=10)
         assert response.status_code == 200
         return shadow_counts(cluster)[outcome] >= at_least
 
@@ -62,7 +62,7 @@ def test_a_different_model_disagrees(cluster: Cluster) -> None:
     before = shadow_counts(cluster)
     mirror_to(cluster, f"{cluster.other.url}/predict")
     mirrored(cluster, "disagree", before["disagree"] + 5)
-    text = httpx.get(f"{cluster.open.url}/metrics").text
+    text = local_http.get(f"{cluster.open.url}/metrics").text
     assert metric(text, "pitstop_shadow_duration_seconds_count") > 0
 
 
@@ -90,7 +90,7 @@ def test_mirror_percent_samples_requests(cluster: Cluster) -> None:
 def _settles(cluster: Cluster) -> bool:
     start = shadow_counts(cluster)["agree"]
     for _ in range(40):
-        httpx.post(f"{cluster.open.url}/predict", json=fraud_row(), timeout=10)
+        local_http.post(f"{cluster.open.url}/predict", json=fraud_row(), timeout=10)
     return bool(
         wait_for(lambda: shadow_counts(cluster)["agree"] >= start + 4, 10, "copies counted")
         and shadow_counts(cluster)["agree"] <= start + 5

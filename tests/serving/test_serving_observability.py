@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
+import local_http
 import numpy as np
 import pytest
 from conftest import Cluster
@@ -14,13 +14,13 @@ pytestmark = pytest.mark.serving
 
 
 def scrape(url: str) -> str:
-    return httpx.get(f"{url}/metrics", timeout=10).text
+    return local_http.get(f"{url}/metrics", timeout=10).text
 
 
 def test_a_broken_model_never_returns_its_output(cluster: Cluster) -> None:
     url = cluster.broken.url
     before = metric(scrape(url), "pitstop_output_validation_failures_total", reason="not_finite")
-    response = httpx.post(f"{url}/predict", json={"a": 0.1, "b": 0.2, "c": 0.3})
+    response = local_http.post(f"{url}/predict", json={"a": 0.1, "b": 0.2, "c": 0.3})
     assert response.status_code == 500
     assert "model output refused" in response.json()["error"]
     assert "probabilities" not in response.json()
@@ -31,8 +31,8 @@ def test_a_broken_model_never_returns_its_output(cluster: Cluster) -> None:
 def test_requests_predictions_and_failures_are_counted(cluster: Cluster) -> None:
     url = cluster.open.url
     before = scrape(url)
-    httpx.post(f"{url}/predict", json=[fraud_row(amount=200.0, is_new=True)] * 2)
-    httpx.post(f"{url}/predict", json=fraud_row(amount="x"))
+    local_http.post(f"{url}/predict", json=[fraud_row(amount=200.0, is_new=True)] * 2)
+    local_http.post(f"{url}/predict", json=fraud_row(amount="x"))
     after = scrape(url)
 
     def delta(name: str, **labels: str) -> float:
@@ -55,7 +55,7 @@ def test_drift_rises_when_inputs_shift(cluster: Cluster) -> None:
             rows = [fraud_row(amount=float(a), count=int(rng.integers(0, 10)),
                               country=str(rng.choice(["de", "fr", "us"])),
                               is_new=bool(rng.random() < 0.3)) for a in chunk]  # fmt: skip
-            assert httpx.post(f"{url}/predict", json=rows, timeout=10).status_code == 200
+            assert local_http.post(f"{url}/predict", json=rows, timeout=10).status_code == 200
 
     send(rng.normal(100.0, 20.0, 500))  # the training distribution fills the window
     calm = scrape(url)
@@ -71,7 +71,7 @@ def test_drift_rises_when_inputs_shift(cluster: Cluster) -> None:
 
 
 def test_one_json_log_line_per_request_with_its_request_id(cluster: Cluster) -> None:
-    httpx.post(
+    local_http.post(
         f"{cluster.open.url}/predict", json=fraud_row(), headers={"X-Request-ID": "log-me-42"}
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import httpx
+import local_http
 import pytest
 from conftest import Cluster
 from serving_harness import fraud_row
@@ -14,8 +15,8 @@ pytestmark = pytest.mark.serving
 
 def post(cluster: Cluster, body: object = None, content: bytes | None = None) -> httpx.Response:
     if content is not None:
-        return httpx.post(f"{cluster.open.url}/predict", content=content, timeout=10)
-    return httpx.post(f"{cluster.open.url}/predict", json=body, timeout=10)
+        return local_http.post(f"{cluster.open.url}/predict", content=content, timeout=10)
+    return local_http.post(f"{cluster.open.url}/predict", json=body, timeout=10)
 
 
 def test_one_row_gets_a_known_class_and_probabilities_summing_to_one(cluster: Cluster) -> None:
@@ -29,7 +30,9 @@ def test_one_row_gets_a_known_class_and_probabilities_summing_to_one(cluster: Cl
 
 
 def test_probabilities_follow_the_signature_class_order(cluster: Cluster) -> None:
-    classes = httpx.get(f"{cluster.open.url}/signature").json()["signature"]["output"]["classes"]
+    classes = local_http.get(f"{cluster.open.url}/signature").json()["signature"]["output"][
+        "classes"
+    ]
     body = post(cluster, fraud_row(amount=200.0, is_new=True)).json()
     [probabilities] = body["probabilities"]
     assert body["predictions"] == [classes[probabilities.index(max(probabilities))]]
@@ -44,7 +47,7 @@ def test_a_batch_gets_one_prediction_per_row(cluster: Cluster) -> None:
 
 
 def test_a_batch_over_the_limit_is_413(cluster: Cluster) -> None:
-    response = httpx.post(
+    response = local_http.post(
         f"{cluster.guarded.url}/predict",
         json=[fraud_row()] * 4,
         headers={"Authorization": "Bearer alice-secret-key-1"},
@@ -92,11 +95,11 @@ def test_nan_is_not_a_number_the_model_accepts(cluster: Cluster) -> None:
 
 
 def test_get_on_predict_is_405(cluster: Cluster) -> None:
-    assert httpx.get(f"{cluster.open.url}/predict").status_code == 405
+    assert local_http.get(f"{cluster.open.url}/predict").status_code == 405
 
 
 def test_request_id_is_honoured_and_otherwise_generated(cluster: Cluster) -> None:
-    given = httpx.post(
+    given = local_http.post(
         f"{cluster.open.url}/predict", json=fraud_row(), headers={"X-Request-ID": "abc-123"}
     )
     assert given.headers["x-request-id"] == "abc-123"
@@ -114,9 +117,9 @@ def test_answers_carry_the_servers_own_time(cluster: Cluster) -> None:
 
 
 def test_health_endpoints_and_signature(cluster: Cluster) -> None:
-    assert httpx.get(f"{cluster.open.url}/livez").status_code == 200
-    assert httpx.get(f"{cluster.open.url}/readyz").json() == {"status": "ready"}
-    described = httpx.get(f"{cluster.open.url}/signature").json()
+    assert local_http.get(f"{cluster.open.url}/livez").status_code == 200
+    assert local_http.get(f"{cluster.open.url}/readyz").json() == {"status": "ready"}
+    described = local_http.get(f"{cluster.open.url}/signature").json()
     assert described["name"] == "fraud"
     assert described["digest"].startswith("sha256:")
     assert [f["name"] for f in described["signature"]["features"]] == [

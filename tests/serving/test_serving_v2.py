@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import httpx
+import local_http
 import numpy as np
 import pytest
 from conftest import KEYS, Cluster
@@ -51,7 +52,7 @@ def fraud_inputs(rows: list[dict[str, Any]], *, binary: bool = True) -> list[tri
 
 
 def infer_json(url: str, body: dict[str, Any], model: str = "fraud") -> httpx.Response:
-    return httpx.post(f"{url}/v2/models/{model}/infer", json=body, timeout=10)
+    return local_http.post(f"{url}/v2/models/{model}/infer", json=body, timeout=10)
 
 
 def column(name: str, datatype: str, data: list[Any], shape: list[int] | None = None) -> Any:
@@ -75,7 +76,7 @@ def test_metadata_and_health_come_from_the_signature(cluster: Cluster) -> None:
     assert server["extensions"] == ["binary_tensor_data"]
 
     meta = peer.get_model_metadata("fraud")
-    signature = httpx.get(f"{cluster.open.url}/signature").json()["signature"]
+    signature = local_http.get(f"{cluster.open.url}/signature").json()["signature"]
     assert meta["name"] == "fraud"
     assert meta["versions"] == ["1"]
     assert [i["name"] for i in meta["inputs"]] == [f["name"] for f in signature["features"]]
@@ -90,7 +91,7 @@ def test_metadata_and_health_come_from_the_signature(cluster: Cluster) -> None:
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary-tensors", "json-tensors"])
 def test_triton_client_gets_the_native_answers(cluster: Cluster, binary: bool) -> None:
-    native = httpx.post(f"{cluster.open.url}/predict", json=ROWS, timeout=10).json()
+    native = local_http.post(f"{cluster.open.url}/predict", json=ROWS, timeout=10).json()
     result = client(cluster.open.url).infer(
         "fraud", fraud_inputs(ROWS, binary=binary), request_id="case-7"
     )
@@ -114,7 +115,7 @@ def test_outputs_asked_for_are_the_only_ones_answered(cluster: Cluster) -> None:
 
 def test_a_regressor_answers_by_column_and_as_one_matrix(cluster: Cluster) -> None:
     rows = [{"size": 70.0, "rooms": 2}, {"size": 120.5, "rooms": 5}]
-    native = httpx.post(f"{cluster.price.url}/predict", json=rows, timeout=10).json()
+    native = local_http.post(f"{cluster.price.url}/predict", json=rows, timeout=10).json()
     size = triton.InferInput("size", [2], "FP32")
     size.set_data_from_numpy(np.array([70.0, 120.5], dtype=np.float32))
     rooms = triton.InferInput("rooms", [2], "INT32")
@@ -162,14 +163,14 @@ def test_bad_tensors_are_422_naming_the_field_as_v2_sees_it(
 ) -> None:
     body = fraud_body(ROWS)
     change(body)
-    before = httpx.get(f"{cluster.open.url}/metrics").text
+    before = local_http.get(f"{cluster.open.url}/metrics").text
     response = infer_json(cluster.open.url, body)
 
     assert response.status_code == 422, response.text
     answer = response.json()
     assert field in answer["error"]
     assert answer["detail"][0]["field"] == field
-    after = httpx.get(f"{cluster.open.url}/metrics").text
+    after = local_http.get(f"{cluster.open.url}/metrics").text
     # The same failure metric as /predict, labelled with the feature, never the path.
     failures = "pitstop_validation_failures_total"
     assert metric(after, failures, field=label) == metric(before, failures, field=label) + 1
@@ -196,7 +197,7 @@ def test_triton_client_reads_the_refusal(cluster: Cluster) -> None:
     ],
 )
 def test_malformed_bodies_are_4xx_never_500(cluster: Cluster, content: bytes, status: int) -> None:
-    response = httpx.post(f"{cluster.open.url}/v2/models/fraud/infer", content=content)
+    response = local_http.post(f"{cluster.open.url}/v2/models/fraud/infer", content=content)
     assert response.status_code == status, response.text
     assert response.json()["error"]
 
@@ -212,17 +213,17 @@ def test_an_unknown_model_is_404(cluster: Cluster) -> None:
     with pytest.raises(InferenceServerException) as raised:
         peer.infer("fraud", fraud_inputs(ROWS), model_version="9")
     assert raised.value.status() == "404"
-    assert httpx.get(f"{cluster.open.url}/v2/elsewhere").status_code == 404
+    assert local_http.get(f"{cluster.open.url}/v2/elsewhere").status_code == 404
 
 
 def test_v2_answers_are_counted_as_predictions_and_drift(cluster: Cluster) -> None:
     url = cluster.same.url
-    before_text = httpx.get(f"{url}/metrics").text
-    before = httpx.get(f"{url}/evidence").json()
+    before_text = local_http.get(f"{url}/metrics").text
+    before = local_http.get(f"{url}/evidence").json()
     client(url).infer("fraud", fraud_inputs(ROWS))
     assert infer_json(url, {"inputs": []}).status_code == 422
-    after_text = httpx.get(f"{url}/metrics").text
-    after = httpx.get(f"{url}/evidence").json()
+    after_text = local_http.get(f"{url}/metrics").text
+    after = local_http.get(f"{url}/evidence").json()
 
     requests = "pitstop_requests_total"
     for code in ("200", "422"):
@@ -239,9 +240,9 @@ def test_with_auth_on_v2_needs_a_key_except_for_health(cluster: Cluster) -> None
     response = infer_json(url, fraud_body(ROWS[:1]))
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert httpx.get(f"{url}/v2/models/fraud").status_code == 401
-    assert httpx.get(f"{url}/v2/health/live").status_code == 200
-    assert httpx.get(f"{url}/v2/health/ready").status_code == 200
+    assert local_http.get(f"{url}/v2/models/fraud").status_code == 401
+    assert local_http.get(f"{url}/v2/health/live").status_code == 200
+    assert local_http.get(f"{url}/v2/health/ready").status_code == 200
     headers = {"Authorization": f"Bearer {KEYS['alice']}"}
     meta = client(url).get_model_metadata("fraud", headers=headers)
     assert meta["name"] == "fraud"
@@ -271,11 +272,11 @@ def mirror_to_same(cluster: Cluster) -> Any:
 @pytest.mark.usefixtures("mirror_to_same")
 def test_a_v2_request_is_mirrored_as_native_rows_and_agrees(cluster: Cluster) -> None:
     def shadow(outcome: str) -> float:
-        text = httpx.get(f"{cluster.open.url}/metrics").text
+        text = local_http.get(f"{cluster.open.url}/metrics").text
         return metric(text, "pitstop_shadow_requests_total", outcome=outcome)
 
     def received() -> float:
-        return float(httpx.get(f"{cluster.same.url}/evidence").json()["predict"]["requests"])
+        return float(local_http.get(f"{cluster.same.url}/evidence").json()["predict"]["requests"])
 
     agreed, disagreed, copies = shadow("agree"), shadow("disagree"), received()
     peer = client(cluster.open.url)

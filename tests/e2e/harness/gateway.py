@@ -46,6 +46,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
+import local_http
 from kubernetes import client as k8s_client
 from pitstop.devcluster import testing
 
@@ -221,8 +222,8 @@ class Gateway:
         if not pods:
             raise RuntimeError("no pod to send to")
         pod = pods[next(self._posts) % len(pods)]
-        return httpx.post(f"{pod.url}{path}", json=body, headers=self.headers,
-                          timeout=self.timeout)  # fmt: skip
+        return local_http.post(f"{pod.url}{path}", json=body, headers=self.headers,
+                               timeout=self.timeout)  # fmt: skip
 
     # --- following the API ----------------------------------------------------------
 

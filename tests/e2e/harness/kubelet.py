@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import local_http
 from kubernetes import client as k8s_client
 from pitstop.devcluster import testing
 from serving_harness import Server
@@ -458,7 +459,7 @@ class Kubelet:
         if served.ready_at is not None:
             return
         try:
-            answer = httpx.get(f"{served.url}/readyz", timeout=0.5)
+            answer = local_http.get(f"{served.url}/readyz", timeout=0.5)
         except httpx.HTTPError:
             return
         if answer.status_code == 200:

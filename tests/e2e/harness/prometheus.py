@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import local_http
 import yaml
 from kubernetes import client as k8s_client
 from pitstop.devcluster import testing
@@ -169,7 +170,7 @@ class Prometheus:
             if self._process.poll() is not None:
                 return False
             try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
+                if local_http.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
                     return True
             except httpx.HTTPError:
                 pass
@@ -229,7 +230,7 @@ class Prometheus:
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The instant vector `promql` returns now."""
-        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5.0)
+        answer = local_http.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5.0)
         answer.raise_for_status()
         body = answer.json()
         assert body["status"] == "success", body
@@ -238,12 +239,14 @@ class Prometheus:
 
     def get(self, path: str) -> Any:
         """The `data` of a GET of the HTTP API (`/api/v1/...`)."""
-        answer = httpx.get(f"{self.url}{path}", timeout=5.0)
+        answer = local_http.get(f"{self.url}{path}", timeout=5.0)
         answer.raise_for_status()
         return answer.json()["data"]
 
     def active_targets(self) -> list[dict[str, Any]]:
-        answer = httpx.get(f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=5.0)
+        answer = local_http.get(
+            f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=5.0
+        )
         answer.raise_for_status()
         found: list[dict[str, Any]] = answer.json()["data"]["activeTargets"]
         return found
