@@ -38,7 +38,7 @@ TESTS = HERE.parent
 # tests/serving on sys.path only once it reaches that folder's conftest.
 sys.path.insert(0, str(TESTS / "serving"))
 
-from harness import deployment, gateway, kubelet, models, prometheus, realnode  # noqa: E402
+from harness import deployment, gateway, kubelet, listing, models, prometheus, realnode  # noqa: E402
 
 _integration = testing.conftest_module(
     TESTS / "integration" / "conftest.py", "pitstop_integration_fixtures"
@@ -133,11 +133,20 @@ TEMPLATE_ENV = {
 
 
 @pytest.fixture
+def namespace_listing(cluster: testing.DevCluster, namespace: str) -> Iterator[listing.Listing]:
+    """The namespace's pods and Services, one read shared by the kubelet emulator, the
+    gateways and Prometheus (see harness.listing)."""
+    with listing.Listing(cluster, namespace) as shared:
+        yield shared
+
+
+@pytest.fixture
 def kubelet_emulator(
     cluster: testing.DevCluster,
     namespace: str,
     model_store: tuple[Path, dict[str, str]],
     model_images: dict[str, str],
+    namespace_listing: listing.Listing,
     tmp_path: Path,
 ) -> Iterator[kubelet.Kubelet | realnode.Pods]:
     """Real model servers for the namespace's pods; image `models.image(v)` serves v.
@@ -153,8 +162,9 @@ def kubelet_emulator(
         for version, bento in bentos.items()
     }
     with kubelet.Kubelet(
-        cluster, namespace, images, tmp_path / "pods", host_env=_server_env(home)
-    ) as emulator:
+        cluster, namespace, images, tmp_path / "pods", host_env=_server_env(home),
+        listing=namespace_listing,
+    ) as emulator:  # fmt: skip
         yield emulator
     assert not emulator.problems, emulator.problems
 
@@ -169,7 +179,10 @@ def md(
 
 @pytest.fixture
 def gateway_for(
-    cluster: testing.DevCluster, namespace: str, kubelet_emulator: kubelet.Kubelet | realnode.Pods
+    cluster: testing.DevCluster,
+    namespace: str,
+    kubelet_emulator: kubelet.Kubelet | realnode.Pods,
+    namespace_listing: listing.Listing,
 ) -> Iterator[Callable[..., gateway.Gateway]]:
     """Starts a Gateway on an entry: `gateway_for("fraud", rps=20, http_route=None)`;
     on a real node, through the entry Service's ClusterIP (see harness.gateway)."""
@@ -181,7 +194,8 @@ def gateway_for(
         if NODE == "real" and options.get("http_route") is None:
             options.setdefault("through_service", True)
         load = gateway.Gateway(
-            cluster, namespace, entry, rows or models.rows(seed=len(started)), **options,
+            cluster, namespace, entry, rows or models.rows(seed=len(started)),
+            listing=namespace_listing, **options,
         )  # fmt: skip
         load.start()
         started.append(load)
@@ -196,12 +210,14 @@ def gateway_for(
 
 @pytest.fixture
 def prometheus_server(
-    cluster: testing.DevCluster, namespace: str, tmp_path: Path
+    cluster: testing.DevCluster, namespace: str, namespace_listing: listing.Listing, tmp_path: Path
 ) -> Iterator[prometheus.Prometheus]:
     """A real Prometheus on 127.0.0.1 (a free port) scraping the namespace's Ready pods
     every second; `.url` is its address. Installed by `make system-deps`."""
     if prometheus.binary() is None:
         pytest.fail("no `prometheus` on PATH: run `make system-deps` (as root)")
-    with prometheus.Prometheus(cluster, namespace, tmp_path / "prometheus") as server:
+    with prometheus.Prometheus(
+        cluster, namespace, tmp_path / "prometheus", listing=namespace_listing
+    ) as server:
         yield server
     assert not server.problems, server.problems

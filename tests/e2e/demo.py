@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(REPO / "tests"), str(REPO / "tests" / "serving")]
 
-from harness import deployment, gateway, kubelet, models  # noqa: E402
+from harness import deployment, gateway, kubelet, listing, models  # noqa: E402
 from pitstop import view  # noqa: E402
 from pitstop.devcluster import cluster as devcluster  # noqa: E402
 from pitstop.devcluster import install, testing  # noqa: E402
@@ -134,8 +134,13 @@ def main() -> None:
         host_env = {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
         md = deployment.Deployment(cluster, NAMESPACE)
         with (
-            kubelet.Kubelet(cluster, NAMESPACE, images, STATE / "pods", host_env=host_env),
-            gateway.Gateway(cluster, NAMESPACE, "fraud", models.rows(), rps=50) as load,
+            listing.Listing(cluster, NAMESPACE) as shared,
+            kubelet.Kubelet(
+                cluster, NAMESPACE, images, STATE / "pods", host_env=host_env, listing=shared
+            ),
+            gateway.Gateway(
+                cluster, NAMESPACE, "fraud", models.rows(), rps=50, listing=shared
+            ) as load,
         ):
             md.apply(models.GOOD, CANARY, replicas=2, analysis=ANALYSIS)
             follow(md, load, "3. v1 deploys", lambda s: s.get("phase") == "Healthy")

@@ -14,7 +14,7 @@ from typing import Any
 
 import local_http
 import pytest
-from harness import deployment, gateway, models, prometheus
+from harness import deployment, gateway, listing, models, prometheus
 from pitstop.devcluster import testing
 from pitstop.devcluster.operator_process import OperatorProcess
 
@@ -46,13 +46,14 @@ def series(server: prometheus.Prometheus, query: str) -> int:
 
 def test_every_dashboard_query_returns_data_and_the_rollback_alert_fires(
     cluster: testing.DevCluster, md: deployment.Deployment, gateway_for: Start,
-    operator: OperatorProcess, tmp_path: Path,
+    operator: OperatorProcess, namespace_listing: listing.Listing, tmp_path: Path,
 ) -> None:  # fmt: skip
     queries = dashboard_queries(md.namespace, "fraud")
     answered: set[str] = set()
     server = prometheus.Prometheus(
         cluster, md.namespace, tmp_path / "prometheus",
         operator_metrics=operator.metrics_url, rule_files=[FILES / "alerts.yaml"],
+        listing=namespace_listing,
     )  # fmt: skip
     with server:
 

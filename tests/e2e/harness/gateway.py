@@ -51,6 +51,7 @@ from kubernetes import client as k8s_client
 from pitstop.devcluster import testing
 
 from harness import kubelet as kubelet_
+from harness.listing import Listing, read
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class Gateway:
         protocol: str = "native",
         model: str = "fraud",
         through_service: bool = False,
+        listing: Listing | None = None,
     ) -> None:
         if through_service and http_route is not None:
             raise ValueError("through_service is the service provider's entry, not a route's")
@@ -157,7 +159,9 @@ class Gateway:
             threading.Thread(target=self._watch, name="gateway-routes", daemon=True),
             threading.Thread(target=self._load, name="gateway-load", daemon=True),
         ]
-        self._api: k8s_client.ApiClient | None = None
+        # The namespace's pods and Services: the kubelet's, or this gateway's own.
+        self.listing = listing
+        self._own_listing = listing is None
         self._round = itertools.count()
         self._posts = itertools.count()
         self._current = [0] * 0
@@ -201,7 +205,8 @@ class Gateway:
         """Reads the routes once before the first request, as a gateway loads its
         configuration before it listens: load sent before that would meet an empty
         table and count as 503s no user of a real gateway ever sees."""
-        self._api = self.cluster.api_client()
+        if self.listing is None:
+            self.listing = Listing(self.cluster, self.namespace)
         self._refresh()
         for thread in self._threads:
             thread.start()
@@ -210,8 +215,8 @@ class Gateway:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
-        if self._api is not None:
-            self._api.close()  # type: ignore[no-untyped-call]
+        if self._own_listing and self.listing is not None:
+            self.listing.close()
 
     def post(self, path: str, body: Any) -> httpx.Response:
         """POST `body` to `path` on one of the entry's pods, as a user's client would
@@ -260,20 +265,18 @@ class Gateway:
         return Pod(f"service/{self.entry}", url, "", "")
 
     def _read_table(self) -> Table:
-        ns = self.namespace
-        assert self._api is not None
-        core = k8s_client.CoreV1Api(self._api)
-        pods = kubelet_.read(core.list_namespaced_pod, ns)["items"]
-        listed = kubelet_.read(core.list_namespaced_service, ns)["items"]
-        services = {s["metadata"]["name"]: s for s in listed}
+        assert self.listing is not None
+        seen = self.listing.read(max_age=ROUTE_POLL)
+        pods, services = seen.pods, seen.services
         if self.through_service:
             self.service = self._cluster_ip(services.get(self.entry))
         if self.http_route is None:
             return Table(backends=((1, self._pods_of(self.entry, services, pods)),))
         try:
-            route = kubelet_.read(
-                k8s_client.CustomObjectsApi(self._api).get_namespaced_custom_object,
-                "gateway.networking.k8s.io", "v1", ns, "httproutes", self.http_route,
+            route = read(
+                k8s_client.CustomObjectsApi(self.listing.api).get_namespaced_custom_object,
+                "gateway.networking.k8s.io", "v1", self.namespace, "httproutes",
+                self.http_route,
             )  # fmt: skip
         except k8s_client.ApiException as error:
             if error.status != 404:

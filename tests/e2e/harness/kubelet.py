@@ -38,7 +38,6 @@ import base64
 import dataclasses
 import datetime
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -53,6 +52,8 @@ import local_http
 from kubernetes import client as k8s_client
 from pitstop.devcluster import testing
 from serving_harness import Server
+
+from harness.listing import Listing, read
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,6 @@ class PodServer:
     @property
     def url(self) -> str:
         return str(self.server.url)
-
-
-def read(method: Callable[..., Any], *args: str) -> Object:
-    """The JSON an API read returns, as plain dicts (the client's models are not)."""
-    response = method(*args, _preload_content=False, _request_timeout=10)
-    body: Object = json.loads(response.data)
-    return body
 
 
 def is_ready(pod: Object) -> bool:
@@ -158,8 +152,12 @@ class Kubelet:
         *,
         host_env: Mapping[str, str] | None = None,
         max_servers: int = 12,
+        listing: Listing | None = None,
     ) -> None:
         self.cluster, self.namespace = cluster, namespace
+        # The namespace's pods and Services, shared with the gateways given the same.
+        self.listing = listing
+        self._own_listing = listing is None
         self.images = dict(images)
         self.folder = folder
         self.host_env = dict(host_env or {})
@@ -199,6 +197,8 @@ class Kubelet:
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._api = self.cluster.api_client()
+        if self.listing is None:
+            self.listing = Listing(self.cluster, self.namespace)
         self._thread.start()
 
     def stop(self) -> None:
@@ -211,6 +211,8 @@ class Kubelet:
         self._stopper.shutdown(wait=True)
         if self._api is not None:
             self._api.close()  # type: ignore[no-untyped-call]
+        if self._own_listing and self.listing is not None:
+            self.listing.close()
 
     # --- the loop -------------------------------------------------------------------
 
@@ -228,12 +230,9 @@ class Kubelet:
             self._stop.wait(POLL)
 
     def _sync(self) -> None:
-        ns = self.namespace
-        pods = read(self._core().list_namespaced_pod, ns)["items"]
-        self._services = {
-            s["metadata"]["name"]: s
-            for s in read(self._core().list_namespaced_service, ns)["items"]
-        }
+        assert self.listing is not None
+        seen = self.listing.read(max_age=POLL / 2)
+        pods, self._services = seen.pods, seen.services
         self._pods_seen = pods
         self._objects = {}
         # Model servers only: other pods (a retraining Job's) are not this emulator's.

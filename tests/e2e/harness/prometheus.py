@@ -27,10 +27,10 @@ from typing import Any
 import httpx
 import local_http
 import yaml
-from kubernetes import client as k8s_client
 from pitstop.devcluster import testing
 
 from harness import kubelet
+from harness.listing import Listing
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,12 @@ class Prometheus:
         *,
         operator_metrics: str = "",
         rule_files: Sequence[Path] = (),
+        listing: Listing | None = None,
     ) -> None:
         """`operator_metrics`: the operator's /metrics URL, scraped as job pitstop-operator;
-        `rule_files`: rule files evaluated every second."""
+        `rule_files`: rule files evaluated every second; `listing`: the namespace's pods
+        as the kubelet and the gateways read them (else its own)."""
+        self.listing = listing
         self.cluster, self.namespace, self.folder = cluster, namespace, folder
         self.operator_metrics, self.rule_files = operator_metrics, tuple(rule_files)
         self.targets_file = folder / "targets.json"
@@ -203,12 +206,11 @@ class Prometheus:
     # --- service discovery ----------------------------------------------------------
 
     def _run(self) -> None:
-        api = self.cluster.api_client()
-        core = k8s_client.CoreV1Api(api)
+        listing = self.listing or Listing(self.cluster, self.namespace)
         try:
             while not self._stop.is_set():
                 try:
-                    pods = kubelet.read(core.list_namespaced_pod, self.namespace)["items"]
+                    pods = listing.read(max_age=POLL / 2).pods
                     groups = target_groups(pods)
                     if groups != self.groups:
                         self._write(groups)
@@ -218,7 +220,8 @@ class Prometheus:
                         self.problems.append(repr(error))
                 self._stop.wait(POLL)
         finally:
-            api.close()  # type: ignore[no-untyped-call]
+            if listing is not self.listing:
+                listing.close()
 
     def _write(self, groups: list[dict[str, Any]]) -> None:
         temporary = self.targets_file.with_suffix(".tmp")
