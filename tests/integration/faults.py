@@ -152,10 +152,9 @@ class Faults(threading.Thread):
 
     def _renewed(self) -> str:
         """The Lease's renewTime; empty while the API server does not answer."""
-        done = self.cluster.kubectl("get", "lease", self.replicas.lease, "-n",
-                                    self.replicas.namespace, "-o",
-                                    "jsonpath={.spec.renewTime}", check=False)  # fmt: skip
-        return done.stdout.strip() if done.returncode == 0 else ""
+        lease = self.cluster.read("lease", self.replicas.lease,
+                                  namespace=self.replicas.namespace) or {}  # fmt: skip
+        return str((lease.get("spec") or {}).get("renewTime") or "")
 
     def _restart_apiserver(self, *, crash: bool) -> None:
         started = time.monotonic()

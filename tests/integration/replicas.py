@@ -46,9 +46,8 @@ class Replicas:
 
     def holder(self) -> str:
         """Who holds the Lease; empty when nobody does, or the API server does not answer."""
-        done = self.cluster.kubectl("get", "lease", self.lease, "-n", self.namespace, "-o",
-                                    "jsonpath={.spec.holderIdentity}", check=False)  # fmt: skip
-        return done.stdout.strip() if done.returncode == 0 else ""
+        lease = self.cluster.read("lease", self.lease, namespace=self.namespace) or {}
+        return str((lease.get("spec") or {}).get("holderIdentity") or "")
 
     def leader(self) -> OperatorProcess:
         return self.processes[self.holder()]

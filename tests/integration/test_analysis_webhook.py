@@ -35,8 +35,9 @@ def apply(cluster: testing.DevCluster, namespace: str, version: str, spec: dict[
 
 
 def status(cluster: testing.DevCluster, namespace: str) -> dict[str, Any]:
-    out = cluster.kubectl("get", "md", "fraud", "-n", namespace, "-o", "json").stdout
-    found: dict[str, Any] = json.loads(out).get("status", {})
+    md = cluster.get("md", "fraud", namespace=namespace)
+    assert md is not None
+    found: dict[str, Any] = md.get("status", {})
     return found
 
 
@@ -73,9 +74,8 @@ def test_failing_checks_roll_a_canary_back_by_themselves(
     assert any(e["type"] == "Warning" and e["reason"] == "RolledBack" for e in events["items"])
 
     def replicas() -> dict[str, int]:
-        deployments = json.loads(
-            cluster.kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout
-        )
+        deployments = cluster.get("deployments", namespace=namespace)
+        assert deployments is not None
         return {d["metadata"]["labels"]["pitstop.dev/model-version"]: d["spec"]["replicas"]
                 for d in deployments["items"]}  # fmt: skip
 
@@ -130,13 +130,19 @@ def condition(found: dict[str, Any], type_: str) -> str:
 
 def replicas(cluster: testing.DevCluster, namespace: str) -> dict[str, int]:
     """Spec replicas of each revision's Deployment, by version."""
-    out = cluster.kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout
     return {d["metadata"]["labels"]["pitstop.dev/model-version"]: d["spec"]["replicas"]
-            for d in json.loads(out)["items"]}  # fmt: skip
+            for d in deployments(cluster, namespace)}  # fmt: skip
 
 
 def ready(cluster: testing.DevCluster, namespace: str) -> dict[str, int]:
     """Ready replicas of each revision's Deployment, by version."""
-    out = cluster.kubectl("get", "deployments", "-n", namespace, "-o", "json").stdout
     return {d["metadata"]["labels"]["pitstop.dev/model-version"]:
-            d.get("status", {}).get("readyReplicas", 0) for d in json.loads(out)["items"]}  # fmt: skip
+            d.get("status", {}).get("readyReplicas", 0)
+            for d in deployments(cluster, namespace)}  # fmt: skip
+
+
+def deployments(cluster: testing.DevCluster, namespace: str) -> list[dict[str, Any]]:
+    found = cluster.get("deployments", namespace=namespace)
+    assert found is not None
+    items: list[dict[str, Any]] = found["items"]
+    return items

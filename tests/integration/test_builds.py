@@ -118,9 +118,7 @@ def prebuilt(name: str, model: str, version: str) -> str:
 
 
 def get(cluster: testing.DevCluster, namespace: str, *what: str) -> Any:
-    where = ["-n", namespace] if namespace else []
-    done = cluster.kubectl("get", *what, *where, "-o", "json", check=False)
-    return json.loads(done.stdout) if done.returncode == 0 else None
+    return cluster.read(*what, namespace=namespace or None)
 
 
 def jobs(cluster: testing.DevCluster, namespace: str, model: str) -> list[dict[str, Any]]:

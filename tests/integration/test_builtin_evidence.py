@@ -73,9 +73,7 @@ def pods(cluster: testing.DevCluster, namespace: str) -> Iterator[dict[str, Pod]
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod_manifest(name, revision)))  # fmt: skip
 
     def ips() -> dict[str, str] | None:
-        items = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)[
-            "items"
-        ]
+        items = (cluster.get("pods", namespace=namespace) or {}).get("items", [])
         found = {p["metadata"]["name"]: (p.get("status") or {}).get("podIP") for p in items}
         return found if len(found) == 3 and all(found.values()) else None  # type: ignore[return-value]
 

@@ -83,8 +83,7 @@ def _job(name: str) -> str:
 
 
 def _get(cluster: DevCluster, namespace: str, *what: str) -> Any:
-    result = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
+    return cluster.read(*what, namespace=namespace)
 
 
 def _job_pod(cluster: DevCluster, namespace: str, job: str) -> dict[str, Any] | None:

@@ -6,7 +6,6 @@ these tests writes a Deployment's or a pod's status.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -37,8 +36,7 @@ def manifest(version: str = "1", replicas: int = 2) -> str:
 
 
 def get(cluster: testing.DevCluster, namespace: str, *what: str) -> Any:
-    done = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
-    return json.loads(done.stdout) if done.returncode == 0 else None
+    return cluster.read(*what, namespace=namespace)
 
 
 def model_deployment(cluster: testing.DevCluster, namespace: str) -> dict[str, Any]:

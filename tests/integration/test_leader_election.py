@@ -152,9 +152,10 @@ class World:
         self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
 
     def read(self) -> tuple[Object, Object]:
-        done = self.cluster.kubectl("get", "md/fraud", "httproute/fraud", "-n", self.namespace,
-                                    "-o", "json")  # fmt: skip
-        md, route = json.loads(done.stdout)["items"]
+        md = self.cluster.get("md", "fraud", namespace=self.namespace)
+        route = self.cluster.get("httproute", "fraud", namespace=self.namespace)
+        assert md is not None
+        assert route is not None
         return md, route
 
     def when(self, what: str, ok: Callable[[Object, Object], Any], timeout: float = 90) -> tuple[Object, Object]:  # fmt: skip

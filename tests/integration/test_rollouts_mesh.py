@@ -164,8 +164,7 @@ def request(cluster: testing.DevCluster, namespace: str, action: str, request_id
 
 
 def get(cluster: testing.DevCluster, namespace: str, *what: str) -> Any:
-    done = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
-    return json.loads(done.stdout) if done.returncode == 0 else None
+    return cluster.read(*what, namespace=namespace)
 
 
 def read(cluster: testing.DevCluster, namespace: str, mesh: Mesh) -> tuple[Object, Object]:

@@ -47,8 +47,7 @@ class World:
         self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
 
     def get(self, *what: str) -> Any:
-        out = self.cluster.kubectl("get", *what, "-n", self.namespace, "-o", "json").stdout
-        return json.loads(out)
+        return self.cluster.read(*what, namespace=self.namespace)
 
     def md(self) -> dict[str, Any]:
         obj: dict[str, Any] = self.get("md", "fraud")

@@ -50,8 +50,7 @@ def manifest(version: str, strategy: Object, **spec: Any) -> str:
 
 
 def get(cluster: testing.DevCluster, namespace: str, *what: str) -> Any:
-    done = cluster.kubectl("get", *what, "-n", namespace, "-o", "json", check=False)
-    return json.loads(done.stdout) if done.returncode == 0 else None
+    return cluster.read(*what, namespace=namespace)
 
 
 def condition(md: Object, type_: str) -> Object:

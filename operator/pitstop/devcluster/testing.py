@@ -8,17 +8,22 @@ integration and e2e suites share one handle; the pytest fixtures that create it 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
+import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+from kubernetes import dynamic
+from kubernetes.dynamic import exceptions as dynamic_errors
 
 from pitstop.devcluster import cluster
 
@@ -77,8 +82,7 @@ class DevCluster:
         # `default` ServiceAccount.
         self.wait(
             f"ServiceAccount default in {name}",
-            lambda: self.kubectl("get", "serviceaccount", "default", "-n", name,
-                                 check=False).returncode == 0,
+            lambda: self.get("serviceaccount", "default", namespace=name) is not None,
         )  # fmt: skip
 
     def delete_namespace(self, name: str) -> None:
@@ -100,6 +104,77 @@ class DevCluster:
         )
         return api
 
+    def get(
+        self,
+        resource: str,
+        name: str | None = None,
+        *,
+        namespace: str | None = None,
+        selector: str | None = None,
+    ) -> dict[str, Any] | None:
+        """What `kubectl get RESOURCE [NAME] [-n NAMESPACE] [-l SELECTOR] -o json` prints
+        (with managedFields), or None where the object or its kind does not exist.
+
+        Tests poll with it several times a second for minutes. A kubectl process costs
+        about 80 ms of CPU (Go's start, the kubeconfig, the discovery cache, its own TLS
+        handshake with the API server); this keeps one client and one connection pool
+        for the cluster's lifetime: a read costs a few ms, on a machine whose two cores
+        the system under test needs. RESOURCE is any name kubectl takes for a kind:
+        plural, singular or short (`md`, `deployments`, `svc`, `httproute`)."""
+        found = self._resource(resource)
+        if found is None:
+            return None
+        try:
+            body: dict[str, Any] = found.get(
+                name=name, namespace=namespace, label_selector=selector,
+                serializer=lambda _client, parsed: parsed, _request_timeout=30,
+            )  # fmt: skip
+        except dynamic_errors.NotFoundError:
+            return None
+        if name is None:  # kubectl names each listed item's kind, as a single get does
+            for item in body.get("items", []):
+                item.setdefault("apiVersion", found.group_version)
+                item.setdefault("kind", found.kind)
+        return body
+
+    def read(self, *what: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """`kubectl get *WHAT [-n NAMESPACE] -o json`, parsed, or None where it fails.
+        `KIND [NAME]` and `KIND -l SELECTOR` go through `get`'s kept client; any other
+        form (several kinds, `kind/name`, field selectors) through kubectl itself."""
+        kind, rest = (what[0], what[1:]) if what else ("", ())
+        simple = kind and "," not in kind and "/" not in kind and not kind.startswith("-")
+        try:
+            if simple and (not rest or (len(rest) == 1 and not rest[0].startswith("-"))):
+                return self.get(kind, *rest, namespace=namespace)
+            if simple and len(rest) == 2 and rest[0] in ("-l", "--selector"):
+                return self.get(kind, namespace=namespace, selector=rest[1])
+        except (dynamic_errors.DynamicApiError, urllib3.exceptions.HTTPError):
+            return None  # as kubectl fails: refused, unreachable, restarting
+        where = ["-n", namespace] if namespace else []
+        done = self.kubectl("get", *what, *where, "-o", "json", check=False)
+        return json.loads(done.stdout) if done.returncode == 0 else None
+
+    @functools.cached_property
+    def _discovery(self) -> tuple[dynamic.DynamicClient, threading.Lock, dict[str, Any]]:
+        # One per handle (a session's), its discovery cached beside the cluster's state.
+        client = dynamic.DynamicClient(  # type: ignore[no-untyped-call]
+            self.api_client(), cache_file=str(self.state_dir / "discovery-cache.json")
+        )
+        return client, threading.Lock(), {}
+
+    def _resource(self, wanted: str) -> Any:
+        client, lock, known = self._discovery
+        with lock:
+            if wanted not in known:
+                found = _named(client.resources.search(), wanted)
+                if found is None:  # perhaps a CRD installed since: discover again, once
+                    client.resources.invalidate_cache()
+                    found = _named(client.resources.search(), wanted)
+                if found is None:
+                    return None  # not served (yet): look again next time
+                known[wanted] = found
+            return known[wanted]
+
     @staticmethod
     def wait(
         what: str, probe: Callable[[], T | None], *, timeout: float = 60.0, interval: float = 0.2
@@ -113,6 +188,19 @@ class DevCluster:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
             time.sleep(interval)
+
+
+def _named(resources: list[Any], wanted: str) -> Any:
+    """The kind kubectl would take `wanted` for: by plural, singular, short name or
+    kind, the core group's first (`events`), then each group's preferred version."""
+    lowered = wanted.lower()
+    matches = [
+        r for r in resources
+        if isinstance(r, dynamic.Resource) and r.name and "/" not in r.name
+        and not r.kind.endswith("List")
+        and lowered in (r.name, r.singular_name, r.kind.lower(), *(r.short_names or ()))
+    ]  # fmt: skip
+    return min(matches, key=lambda r: (r.group != "", not r.preferred), default=None)
 
 
 def conftest_module(path: Path, name: str) -> ModuleType:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -53,8 +52,7 @@ class Deployment:
         self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
 
     def get(self, *what: str) -> Any:
-        out = self.cluster.kubectl("get", *what, "-n", self.namespace, "-o", "json").stdout
-        return json.loads(out)
+        return self.cluster.read(*what, namespace=self.namespace)
 
     def status(self) -> Status:
         status: Status = self.get("md", self.name).get("status", {})
