@@ -47,7 +47,11 @@ class World:
         self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
 
     def get(self, *what: str) -> Any:
-        return self.cluster.read(*what, namespace=self.namespace)
+        """`kubectl get`'s answer; LookupError where the object is not there."""
+        found = self.cluster.read(*what, namespace=self.namespace)
+        if found is None:
+            raise LookupError(f"{' '.join(what)} not found in {self.namespace}")
+        return found
 
     def md(self) -> dict[str, Any]:
         obj: dict[str, Any] = self.get("md", "fraud")
@@ -108,7 +112,7 @@ class World:
         def settled() -> bool:
             try:
                 return bool(probe() == wanted)
-            except (subprocess.CalledProcessError, KeyError):  # not there yet
+            except LookupError:  # not there yet (the object, or a key of it)
                 return False
 
         self.cluster.wait(what, settled)

@@ -52,7 +52,10 @@ class Deployment:
         self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
 
     def get(self, *what: str) -> Any:
-        return self.cluster.read(*what, namespace=self.namespace)
+        found = self.cluster.read(*what, namespace=self.namespace)
+        if found is None:
+            raise LookupError(f"{' '.join(what)} not found in {self.namespace}")
+        return found
 
     def status(self) -> Status:
         status: Status = self.get("md", self.name).get("status", {})
