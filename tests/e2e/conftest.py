@@ -133,11 +133,10 @@ TEMPLATE_ENV = {
 
 
 @pytest.fixture
-def namespace_listing(cluster: testing.DevCluster, namespace: str) -> Iterator[listing.Listing]:
+def namespace_listing(cluster: testing.DevCluster, namespace: str) -> listing.Listing:
     """The namespace's pods and Services, one read shared by the kubelet emulator, the
     gateways and Prometheus (see harness.listing)."""
-    with listing.Listing(cluster, namespace) as shared:
-        yield shared
+    return listing.Listing(cluster, namespace)
 
 
 @pytest.fixture

@@ -133,8 +133,8 @@ def main() -> None:
                   for v, b in bentos.items()}  # fmt: skip
         host_env = {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
         md = deployment.Deployment(cluster, NAMESPACE)
+        shared = listing.Listing(cluster, NAMESPACE)
         with (
-            listing.Listing(cluster, NAMESPACE) as shared,
             kubelet.Kubelet(
                 cluster, NAMESPACE, images, STATE / "pods", host_env=host_env, listing=shared
             ),

@@ -47,11 +47,10 @@ from typing import Any
 
 import httpx
 import local_http
-from kubernetes import client as k8s_client
 from pitstop.devcluster import testing
 
 from harness import kubelet as kubelet_
-from harness.listing import Listing, read
+from harness.listing import Listing
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +159,7 @@ class Gateway:
             threading.Thread(target=self._load, name="gateway-load", daemon=True),
         ]
         # The namespace's pods and Services: the kubelet's, or this gateway's own.
-        self.listing = listing
-        self._own_listing = listing is None
+        self.listing = listing or Listing(cluster, namespace)
         self._round = itertools.count()
         self._posts = itertools.count()
         self._current = [0] * 0
@@ -205,8 +203,6 @@ class Gateway:
         """Reads the routes once before the first request, as a gateway loads its
         configuration before it listens: load sent before that would meet an empty
         table and count as 503s no user of a real gateway ever sees."""
-        if self.listing is None:
-            self.listing = Listing(self.cluster, self.namespace)
         self._refresh()
         for thread in self._threads:
             thread.start()
@@ -215,8 +211,6 @@ class Gateway:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
-        if self._own_listing and self.listing is not None:
-            self.listing.close()
 
     def post(self, path: str, body: Any) -> httpx.Response:
         """POST `body` to `path` on one of the entry's pods, as a user's client would
@@ -265,23 +259,13 @@ class Gateway:
         return Pod(f"service/{self.entry}", url, "", "")
 
     def _read_table(self) -> Table:
-        assert self.listing is not None
         seen = self.listing.read(max_age=ROUTE_POLL)
         pods, services = seen.pods, seen.services
         if self.through_service:
             self.service = self._cluster_ip(services.get(self.entry))
         if self.http_route is None:
             return Table(backends=((1, self._pods_of(self.entry, services, pods)),))
-        try:
-            route = read(
-                k8s_client.CustomObjectsApi(self.listing.api).get_namespaced_custom_object,
-                "gateway.networking.k8s.io", "v1", self.namespace, "httproutes",
-                self.http_route,
-            )  # fmt: skip
-        except k8s_client.ApiException as error:
-            if error.status != 404:
-                raise
-            route = None
+        route = self.cluster.get("httproute", self.http_route, namespace=self.namespace)
         rules = [
             r for r in ((route or {}).get("spec") or {}).get("rules") or [] if r.get("backendRefs")
         ]

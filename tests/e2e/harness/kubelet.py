@@ -38,6 +38,7 @@ import base64
 import dataclasses
 import datetime
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -53,7 +54,7 @@ from kubernetes import client as k8s_client
 from pitstop.devcluster import testing
 from serving_harness import Server
 
-from harness.listing import Listing, read
+from harness.listing import Listing
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,13 @@ class PodServer:
     @property
     def url(self) -> str:
         return str(self.server.url)
+
+
+def read(method: Callable[..., Any], *args: str) -> Object:
+    """The JSON an API read returns, as plain dicts (the client's models are not)."""
+    response = method(*args, _preload_content=False, _request_timeout=10)
+    body: Object = json.loads(response.data)
+    return body
 
 
 def is_ready(pod: Object) -> bool:
@@ -156,8 +164,7 @@ class Kubelet:
     ) -> None:
         self.cluster, self.namespace = cluster, namespace
         # The namespace's pods and Services, shared with the gateways given the same.
-        self.listing = listing
-        self._own_listing = listing is None
+        self.listing = listing or Listing(cluster, namespace)
         self.images = dict(images)
         self.folder = folder
         self.host_env = dict(host_env or {})
@@ -197,8 +204,6 @@ class Kubelet:
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._api = self.cluster.api_client()
-        if self.listing is None:
-            self.listing = Listing(self.cluster, self.namespace)
         self._thread.start()
 
     def stop(self) -> None:
@@ -211,8 +216,6 @@ class Kubelet:
         self._stopper.shutdown(wait=True)
         if self._api is not None:
             self._api.close()  # type: ignore[no-untyped-call]
-        if self._own_listing and self.listing is not None:
-            self.listing.close()
 
     # --- the loop -------------------------------------------------------------------
 
@@ -230,7 +233,6 @@ class Kubelet:
             self._stop.wait(POLL)
 
     def _sync(self) -> None:
-        assert self.listing is not None
         seen = self.listing.read(max_age=POLL / 2)
         pods, self._services = seen.pods, seen.services
         self._pods_seen = pods

@@ -13,23 +13,13 @@ its own period allowed before.
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-from kubernetes import client as k8s_client
 from pitstop.devcluster import testing
 
 Object = dict[str, Any]
-
-
-def read(method: Callable[..., Any], *args: str) -> Object:
-    """The JSON an API read returns, as plain dicts (the client's models are not)."""
-    response = method(*args, _preload_content=False, _request_timeout=10)
-    body: Object = json.loads(response.data)
-    return body
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,24 +29,14 @@ class Snapshot:
 
 
 class Listing:
-    """The namespace's pods and Services, read at most once per `max_age` a caller
-    asks for; thread-safe, and a context manager (it holds an API client)."""
+    """The namespace's pods and Services, read (through the cluster handle's kept
+    client) at most once per `max_age` a caller asks for; thread-safe."""
 
     def __init__(self, cluster: testing.DevCluster, namespace: str) -> None:
-        self.namespace = namespace
-        self.api = cluster.api_client()
+        self.cluster, self.namespace = cluster, namespace
         self._lock = threading.Lock()
         self._snapshot = Snapshot([], {})
         self._read_at: float | None = None  # monotonic time the last read began
-
-    def __enter__(self) -> Listing:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.api.close()  # type: ignore[no-untyped-call]
 
     def read(self, max_age: float) -> Snapshot:
         """Pods and Services as the API served them no more than `max_age` seconds
@@ -64,9 +44,14 @@ class Listing:
         with self._lock:
             now = time.monotonic()
             if self._read_at is None or now - self._read_at > max_age:
-                core = k8s_client.CoreV1Api(self.api)
-                pods = read(core.list_namespaced_pod, self.namespace)["items"]
-                listed = read(core.list_namespaced_service, self.namespace)["items"]
-                self._snapshot = Snapshot(pods, {s["metadata"]["name"]: s for s in listed})
+                pods = self._items("pods")
+                services = {s["metadata"]["name"]: s for s in self._items("services")}
+                self._snapshot = Snapshot(pods, services)
                 self._read_at = now
             return self._snapshot
+
+    def _items(self, kind: str) -> list[Object]:
+        listed = self.cluster.get(kind, namespace=self.namespace)
+        assert listed is not None, f"{kind} of {self.namespace} not served"
+        items: list[Object] = listed["items"]
+        return items

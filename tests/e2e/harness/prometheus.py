@@ -95,7 +95,7 @@ class Prometheus:
         """`operator_metrics`: the operator's /metrics URL, scraped as job pitstop-operator;
         `rule_files`: rule files evaluated every second; `listing`: the namespace's pods
         as the kubelet and the gateways read them (else its own)."""
-        self.listing = listing
+        self.listing = listing or Listing(cluster, namespace)
         self.cluster, self.namespace, self.folder = cluster, namespace, folder
         self.operator_metrics, self.rule_files = operator_metrics, tuple(rule_files)
         self.targets_file = folder / "targets.json"
@@ -206,22 +206,17 @@ class Prometheus:
     # --- service discovery ----------------------------------------------------------
 
     def _run(self) -> None:
-        listing = self.listing or Listing(self.cluster, self.namespace)
-        try:
-            while not self._stop.is_set():
-                try:
-                    pods = listing.read(max_age=POLL / 2).pods
-                    groups = target_groups(pods)
-                    if groups != self.groups:
-                        self._write(groups)
-                except Exception as error:  # keep running; a test reads `problems`
-                    log.exception("prometheus service discovery failed")
-                    if repr(error) not in self.problems:
-                        self.problems.append(repr(error))
-                self._stop.wait(POLL)
-        finally:
-            if listing is not self.listing:
-                listing.close()
+        while not self._stop.is_set():
+            try:
+                pods = self.listing.read(max_age=POLL / 2).pods
+                groups = target_groups(pods)
+                if groups != self.groups:
+                    self._write(groups)
+            except Exception as error:  # keep running; a test reads `problems`
+                log.exception("prometheus service discovery failed")
+                if repr(error) not in self.problems:
+                    self.problems.append(repr(error))
+            self._stop.wait(POLL)
 
     def _write(self, groups: list[dict[str, Any]]) -> None:
         temporary = self.targets_file.with_suffix(".tmp")
