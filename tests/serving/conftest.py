@@ -19,36 +19,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from serving_cluster import KEYS, Cluster
 from serving_harness import Server, free_port
 
 HERE = Path(__file__).parent
-KEYS = {
-    "alice": "alice-secret-key-1",
-    "bob": "bob-secret-key-2",
-    "scrape-prometheus": "prometheus-scrape-key-9",  # may read /metrics and /evidence only
-}
-
-
-@dataclass
-class Cluster:
-    home: Path
-    bentos: dict[str, str]
-    keys_dir: Path
-    mirror_file: Path
-    guarded: Server
-    open: Server
-    batched: Server
-    same: Server
-    other: Server
-    broken: Server
-    price: Server
-    small: Server
-    peer_a: Server
-    peer_b: Server
 
 
 @pytest.fixture(scope="session")

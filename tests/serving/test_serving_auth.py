@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import local_http
 import pytest
-from conftest import KEYS, Cluster
 from pitstop.packaging.bento import default_template
+from serving_cluster import KEYS, Cluster
 from serving_harness import fraud_row, wait_for
 
 sys.path.insert(0, str(default_template()))

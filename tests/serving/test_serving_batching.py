@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import local_http
 import pytest
-from conftest import Cluster
 from pitstop.packaging.bento import default_template
+from serving_cluster import Cluster
 from serving_harness import fraud_row, metric
 
 sys.path.insert(0, str(default_template()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import Cluster
+from serving_cluster import Cluster
 
 pytestmark = pytest.mark.serving
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import local_http
 import pytest
-from conftest import KEYS, Cluster
 from pitstop.packaging import latency
 from prometheus_client.parser import text_string_to_metric_families
+from serving_cluster import KEYS, Cluster
 from serving_harness import Server, fraud_row, metric, wait_for
 
 pytestmark = pytest.mark.serving

@@ -14,7 +14,7 @@ import httpx
 import local_http
 import psutil
 import pytest
-from conftest import KEYS, Cluster
+from serving_cluster import KEYS, Cluster
 from serving_harness import Server, fraud_row, metric, wait_for
 
 pytestmark = pytest.mark.serving

@@ -6,9 +6,9 @@ import json
 
 import local_http
 import pytest
-from conftest import Cluster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serving_cluster import Cluster
 from serving_harness import fraud_row
 
 pytestmark = pytest.mark.serving

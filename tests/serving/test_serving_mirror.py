@@ -11,8 +11,8 @@ from pathlib import Path
 
 import local_http
 import pytest
-from conftest import Cluster
 from pitstop.packaging.bento import default_template
+from serving_cluster import Cluster
 from serving_harness import fraud_row, metric, wait_for
 
 pytestmark = pytest.mark.serving

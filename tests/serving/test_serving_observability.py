@@ -7,7 +7,7 @@ import json
 import local_http
 import numpy as np
 import pytest
-from conftest import Cluster
+from serving_cluster import Cluster
 from serving_harness import fraud_row, metric, wait_for
 
 pytestmark = pytest.mark.serving

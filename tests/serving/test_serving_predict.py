@@ -7,7 +7,7 @@ import math
 import httpx
 import local_http
 import pytest
-from conftest import Cluster
+from serving_cluster import Cluster
 from serving_harness import fraud_row
 
 pytestmark = pytest.mark.serving

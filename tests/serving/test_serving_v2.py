@@ -15,7 +15,7 @@ import httpx
 import local_http
 import numpy as np
 import pytest
-from conftest import KEYS, Cluster
+from serving_cluster import KEYS, Cluster
 from serving_harness import fraud_row, metric, wait_for
 
 # geventhttpclient, under tritonclient, needs gevent; importing it warns of nothing
