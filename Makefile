@@ -11,15 +11,19 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # again: about 0.5 s of CPU apiece.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: demo demo-realnode test lint unit integration realnode e2e-realnode bench crd manifests venv binaries node-binaries system-deps node-deps clean
+.PHONY: demo demo-realnode test suites lint unit integration realnode e2e-realnode bench crd manifests venv binaries node-binaries system-deps node-deps clean
 
 ## make demo: the whole story on a local control plane with real model servers:
 ## v1 deploys, v2 goes through canary steps and is promoted, v3 is rolled back by itself.
 demo: venv binaries
 	$(BIN)/python tests/e2e/demo.py
 
-## make test: the whole suite: lint, types, layer contracts, unit and integration tests.
-test: lint unit integration
+## make test: the whole suite: lint, types, layer contracts, then the unit, integration,
+## serving and e2e tests, in two phases with some suites side by side (tests/suites.py).
+test: lint suites
+
+suites: venv binaries system-deps
+	$(BIN)/python tests/suites.py
 
 lint: venv
 	$(BIN)/ruff check operator tests model_images
