@@ -48,10 +48,7 @@ class World:
 
     def get(self, *what: str) -> Any:
         """`kubectl get`'s answer; LookupError where the object is not there."""
-        found = self.cluster.read(*what, namespace=self.namespace)
-        if found is None:
-            raise LookupError(f"{' '.join(what)} not found in {self.namespace}")
-        return found
+        return self.cluster.require(*what, namespace=self.namespace)
 
     def md(self) -> dict[str, Any]:
         obj: dict[str, Any] = self.get("md", "fraud")

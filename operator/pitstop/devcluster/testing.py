@@ -154,6 +154,14 @@ class DevCluster:
         done = self.kubectl("get", *what, *where, "-o", "json", check=False)
         return json.loads(done.stdout) if done.returncode == 0 else None
 
+    def require(self, *what: str, namespace: str | None = None) -> dict[str, Any]:
+        """`read` for what must be there: LookupError where it is not (a test waiting for
+        an object to go, or to come back, catches that)."""
+        found = self.read(*what, namespace=namespace)
+        if found is None:
+            raise LookupError(f"{' '.join(what)} not found in {namespace or 'the cluster'}")
+        return found
+
     @functools.cached_property
     def _discovery(self) -> tuple[dynamic.DynamicClient, threading.Lock, dict[str, Any]]:
         # One per handle (a session's), its discovery cached beside the cluster's state.

@@ -52,10 +52,7 @@ class Deployment:
         self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
 
     def get(self, *what: str) -> Any:
-        found = self.cluster.read(*what, namespace=self.namespace)
-        if found is None:
-            raise LookupError(f"{' '.join(what)} not found in {self.namespace}")
-        return found
+        return self.cluster.require(*what, namespace=self.namespace)
 
     def status(self) -> Status:
         status: Status = self.get("md", self.name).get("status", {})

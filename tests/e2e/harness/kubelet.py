@@ -38,7 +38,6 @@ import base64
 import dataclasses
 import datetime
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -102,13 +101,6 @@ class PodServer:
     @property
     def url(self) -> str:
         return str(self.server.url)
-
-
-def read(method: Callable[..., Any], *args: str) -> Object:
-    """The JSON an API read returns, as plain dicts (the client's models are not)."""
-    response = method(*args, _preload_content=False, _request_timeout=10)
-    body: Object = json.loads(response.data)
-    return body
 
 
 def is_ready(pod: Object) -> bool:
@@ -348,26 +340,18 @@ class Kubelet:
         return str(folder / "rootfs") + value
 
     def _volume_files(self, served: PodServer, volume: Object) -> dict[str, bytes] | None:
-        reader: Callable[..., Any]
         decode: Callable[[str], bytes]
         if "configMap" in volume:
-            source = volume["configMap"]
-            name, reader = source["name"], self._core().read_namespaced_config_map
-            decode = str.encode
+            source, kind = volume["configMap"], "configmap"
+            name, decode = source["name"], str.encode
         elif "secret" in volume:
-            source = volume["secret"]
-            name, reader = source["secretName"], self._core().read_namespaced_secret
-            decode = base64.b64decode
+            source, kind = volume["secret"], "secret"
+            name, decode = source["secretName"], base64.b64decode
         else:
             return None
-        path = f"{reader.__name__}/{name}"
+        path = f"{kind}/{name}"
         if path not in self._objects:
-            try:
-                self._objects[path] = read(reader, name, self.namespace)
-            except k8s_client.ApiException as error:
-                if error.status != 404:
-                    raise
-                self._objects[path] = None
+            self._objects[path] = self.cluster.get(kind, name, namespace=self.namespace)
         found = self._objects[path]
         if found is None:
             # A kubelet would keep a pod with a missing non-optional volume pending.
