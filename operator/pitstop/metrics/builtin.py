@@ -22,7 +22,7 @@ import httpx
 from pitstop.analysis import samples, window
 from pitstop.analysis.samples import PodCounters
 from pitstop.k8s.client import KubeClient
-from pitstop.metrics import pods
+from pitstop.metrics import answers, pods
 
 SCRAPE_TIMEOUT = 2.0
 # Revisions whose package the looks have seen (a revision is one image, so one package
@@ -58,7 +58,7 @@ class Scraper:
             answer.raise_for_status()
             return samples.parse_evidence(answer.json())
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
-            raise Unreadable(f"{url}: {type(error).__name__}: {error}") from error
+            raise Unreadable(answers.describe(error, url)) from error
 
     def look(
         self,

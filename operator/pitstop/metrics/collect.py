@@ -15,7 +15,7 @@ from pitstop.analysis.judge import Counts, Look
 from pitstop.analysis.threshold import Measurement
 from pitstop.api.resource import ModelDeployment
 from pitstop.api.spec import MetricSpec, PrometheusQuery
-from pitstop.metrics import keys, prometheus, webhook
+from pitstop.metrics import answers, keys, prometheus, webhook
 from pitstop.metrics.builtin import Scraper, Unreadable
 
 
@@ -60,12 +60,8 @@ def measure(
             try:
                 values.append(_value(md, metric, candidate, stable))
             except (httpx.HTTPError, ValueError, KeyError) as error:
-                values.append(Measurement(metric.name, None, error=_why(error)))
+                values.append(Measurement(metric.name, None, error=answers.describe(error)))
     return counts, values
-
-
-def _why(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}"
 
 
 def _render(md: ModelDeployment, promql: str, revision: str) -> str:
@@ -93,7 +89,7 @@ def _counts(
         bad, total = pair(candidate)
         stable_bad, stable_total = pair(stable) if relative and stable else (None, None)
     except (httpx.HTTPError, ValueError, KeyError) as error:
-        return Counts(error=_why(error))
+        return Counts(error=answers.describe(error))
     return Counts(bad, total, stable_bad, stable_total)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from pitstop.analysis import smoke
+from pitstop.metrics import answers
 
 log = logging.getLogger(__name__)
 GENERATED = {"X-Pitstop-Generated": "1"}  # the serving template keeps these out of drift
@@ -124,6 +125,6 @@ def describe(http: httpx.Client, url: str, headers: Mapping[str, str]) -> dict[s
             http.get(f"{url}/signature", headers=headers).raise_for_status().json()
         )
     except (httpx.HTTPError, ValueError) as error:
-        log.info("no profile to generate load from yet (%s): %s", url, error)
+        log.info("no profile to generate load from yet: %s", answers.describe(error, url))
         return None
     return found

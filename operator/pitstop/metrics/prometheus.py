@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import httpx
+
+from pitstop.metrics import answers
 
 
 def default_address() -> str:
@@ -21,6 +24,14 @@ def render(query: str, *, name: str, namespace: str, revision: str, interval: st
     return query
 
 
+def _body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        found = response.json()
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def query(address: str, promql: str, timeout: float = 5.0) -> float | None:
     """The single value `promql` returns; None when it returns nothing or NaN, an
     error when it returns several series."""
@@ -28,10 +39,19 @@ def query(address: str, promql: str, timeout: float = 5.0) -> float | None:
         raise ValueError(
             "no Prometheus address: set the metric's address or PITSTOP_PROMETHEUS_URL"
         )
-    response = httpx.get(f"{address.rstrip('/')}/api/v1/query", params={"query": promql},
-                         timeout=timeout)  # fmt: skip
-    response.raise_for_status()
-    body = response.json()
+    try:
+        response = httpx.get(f"{address.rstrip('/')}/api/v1/query", params={"query": promql},
+                             timeout=timeout)  # fmt: skip
+    except httpx.TransportError as error:  # it does not say where it went
+        raise ValueError(answers.describe(error, f"Prometheus at {address}")) from error
+    body = _body(response)
+    if response.is_error:
+        # Prometheus says why in its JSON (a parse error names the character); a proxy
+        # in front of it may not.
+        said = body.get("error")
+        raise ValueError(
+            f"{answers.refused(response)}: {said}" if said else answers.refused(response)
+        )
     if body.get("status") != "success":
         raise ValueError(f"Prometheus answered {body.get('error', body.get('status'))}")
     result = body["data"]["result"]

@@ -11,7 +11,7 @@ from pitstop.analysis import smoke
 from pitstop.api import durations
 from pitstop.api.resource import ModelDeployment
 from pitstop.k8s.client import KubeClient
-from pitstop.metrics import keys, pods
+from pitstop.metrics import answers, keys, pods
 
 
 def run(kube: KubeClient, md: ModelDeployment, revision: str) -> tuple[bool, str] | None:
@@ -41,5 +41,5 @@ def run(kube: KubeClient, md: ModelDeployment, revision: str) -> tuple[bool, str
                 if problem is not None:
                     return False, f"request {i + 1}/{len(rows)} {row}: {problem}"
     except httpx.HTTPError as error:
-        return False, f"{type(error).__name__}: {error}"
+        return False, answers.describe(error, url)
     return True, f"{len(rows)} requests answered validly"
