@@ -42,7 +42,7 @@ integration: venv binaries system-deps
 
 ## make realnode: the tests that need a real node (root; changes host networking until
 ## they end, and gives it back), then the e2e scenarios on a real node instead of KWOK
-## and the kubelet emulator. Not part of `make test`: ≈ 30 min warm for the first,
+## and the kubelet emulator. Not part of `make test`: ≈ 37 min warm for both,
 ## ≈ 20 min more to build the node's binaries cold, and the host's bridge,
 ## iptables and sysctls are shared. See the README's real-node section.
 ## make demo-realnode: the demo on a real node, its images built for real (root).
