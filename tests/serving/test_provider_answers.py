@@ -6,6 +6,7 @@ it refuses, on one line, where users read a metric's reason (the analysis status
 from __future__ import annotations
 
 import http.server
+import socket
 import subprocess
 import threading
 import time
@@ -54,6 +55,15 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
             pass
         time.sleep(0.1)  # polling with a deadline
     raise AssertionError(f"Prometheus not ready in {READY_TIMEOUT}s: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture
+def refusing() -> Iterator[str]:
+    """An address that refuses connections for the whole test: its port is bound, so no
+    other process of a busy suite can take it, and not listening."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
 
 
 def md(*metrics: dict[str, Any]) -> ModelDeployment:
@@ -124,8 +134,8 @@ def test_a_query_prometheus_answers_is_measured(prometheus: str) -> None:
     assert values[0].value == 1.0
 
 
-def test_a_prometheus_that_is_down_is_named_with_its_address() -> None:
-    address = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+def test_a_prometheus_that_is_down_is_named_with_its_address(refusing: str) -> None:
+    address = refusing
     said = reasons(
         md({"name": "latency", "max": 1, "prometheus": {"address": address, "query": "vector(1)"}})
     )
@@ -155,7 +165,7 @@ def test_a_webhook_that_fails_is_named_without_its_query_string() -> None:
     assert said == [f"judge: {url} answered 500 Internal Server Error"]
 
 
-def test_a_webhook_that_is_down_is_named_without_its_query_string() -> None:
-    url = f"http://127.0.0.1:{free_port()}/judge"
+def test_a_webhook_that_is_down_is_named_without_its_query_string(refusing: str) -> None:
+    url = f"{refusing}/judge"
     said = reasons(md({"name": "judge", "webhook": {"url": f"{url}?token=s3cr3t"}}))
     assert said == [f"judge: the webhook {url}: ConnectError: [Errno 111] Connection refused"]
