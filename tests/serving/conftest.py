@@ -61,11 +61,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             port=port,
         )
 
-    # Each peer must know the other's port before either starts.
-    port_a, port_b = free_port(), free_port()
-    peers_file = root / "peers"
-    peers_file.write_text(f"127.0.0.1:{port_a}\n127.0.0.1:{port_b}\n")
-
     servers = {
         "guarded": start(
             "guarded",
@@ -88,17 +83,43 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "broken": start("broken", "broken:1", PITSTOP_FEEDBACK_RETAIN="0"),
         "price": start("price", "price:1", PITSTOP_REVISION="price-1"),
         "small": start("small", "fraud:1", PITSTOP_FEEDBACK_RETAIN="5"),
-        # Listed both ways: each skips its own address.
-        "peer_a": start(
-            "peer_a",
-            "fraud:1",
-            port_a,
-            PITSTOP_FEEDBACK_PEERS=f"127.0.0.1:{port_a},127.0.0.1:{port_b}",
-        ),
-        # peer_b reads them from a file (re-read as it changes), one per line.
-        "peer_b": start("peer_b", "fraud:1", port_b, PITSTOP_FEEDBACK_PEERS=str(peers_file)),
     }
+
+    def start_peers() -> dict[str, Server]:
+        """peer_a and peer_b, each the other's feedback peer. Each must know the other's
+        port before either starts, so their ports are fixed, and `Server` cannot move one
+        that another process of a busy suite took first (seen once, beside the
+        integration suite): then both start again on new ports."""
+        for attempt in range(3):
+            port_a, port_b = free_port(), free_port()
+            peers_file = root / "peers"
+            peers_file.write_text(f"127.0.0.1:{port_a}\n127.0.0.1:{port_b}\n")
+            peers = {
+                # Listed both ways: each skips its own address.
+                "peer_a": start(
+                    "peer_a",
+                    "fraud:1",
+                    port_a,
+                    PITSTOP_FEEDBACK_PEERS=f"127.0.0.1:{port_a},127.0.0.1:{port_b}",
+                ),
+                # peer_b reads them from a file (re-read as it changes), one per line.
+                "peer_b": start(
+                    "peer_b", "fraud:1", port_b, PITSTOP_FEEDBACK_PEERS=str(peers_file)
+                ),
+            }
+            try:
+                for peer in peers.values():
+                    peer.wait_ready()
+                return peers
+            except AssertionError as error:
+                for peer in peers.values():
+                    peer.stop()
+                if "Address already in use" not in str(error) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
     try:
+        servers.update(start_peers())
         for server in servers.values():
             server.wait_ready()
         yield Cluster(home, bentos, keys_dir, mirror_file, **servers)
