@@ -9,7 +9,6 @@ import http.server
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 from pitstop.analysis import threshold
 from pitstop.api.resource import ModelDeployment
 from pitstop.metrics import collect
-from serving_harness import free_port
+from serving_harness import free_port, wait_for
 
 READY_TIMEOUT = 60.0
 
@@ -45,16 +44,11 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         assert process.poll() is None, log.read_text()[-2000:]
-        try:
-            if local_http.get(f"{url}/-/ready", timeout=1.0).status_code == 200:
-                return
-        except Exception:  # not listening yet
-            pass
-        time.sleep(0.1)  # polling with a deadline
-    raise AssertionError(f"Prometheus not ready in {READY_TIMEOUT}s: {log.read_text()[-2000:]}")
+        return local_http.get(f"{url}/-/ready", timeout=1.0).status_code == 200
+
+    wait_for(ready, READY_TIMEOUT, f"readiness of Prometheus at {url}")
 
 
 @pytest.fixture
