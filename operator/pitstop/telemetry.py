@@ -55,6 +55,11 @@ API_REQUESTS = Counter(
     "subresource: modeldeployments/status) and HTTP code (0: no answer).",
     ["verb", "resource", "code"], registry=REGISTRY,
 )  # fmt: skip
+API_SECONDS = Histogram(
+    "pitstop_api_request_duration_seconds", "Time a request to the Kubernetes API took, by "
+    "verb and resource (with its subresource), answered or not: what a reconcile that "
+    "writes waits for.", ["verb", "resource"], buckets=_SECONDS, registry=REGISTRY,
+)  # fmt: skip
 ROLLOUTS_STARTED = Counter(
     "pitstop_rollouts_started", "Rollouts started, by strategy.", ["strategy"],
     registry=REGISTRY,
@@ -209,8 +214,10 @@ FLEET = _Fleet()
 REGISTRY.register(FLEET)
 
 
-def api_request(verb: str, path: str, code: int) -> None:
-    API_REQUESTS.labels(verb=verb.upper(), resource=resource_of(path), code=str(code)).inc()
+def api_request(verb: str, path: str, code: int, seconds: float) -> None:
+    verb, resource = verb.upper(), resource_of(path)
+    API_REQUESTS.labels(verb=verb, resource=resource, code=str(code)).inc()
+    API_SECONDS.labels(verb=verb, resource=resource).observe(seconds)
 
 
 def resource_of(path: str) -> str:

@@ -71,4 +71,6 @@ def test_a_judged_rollback_shows_in_the_operators_metrics(
     assert total(after, "pitstop_workqueue_wait_seconds_count") > 0
     assert total(after, "pitstop_api_requests_total", verb="PATCH", code="200") > 0
     assert total(after, "pitstop_api_requests_total", code="403") == 0  # the chart's RBAC
+    assert total(after, "pitstop_api_request_duration_seconds_count", verb="PATCH",
+                 resource="modeldeployments/status") > 0  # fmt: skip
     assert ("pitstop_workqueue_depth", {}) in [(n, ls) for n, ls, _ in after]

@@ -10,6 +10,7 @@ late as possible, right before a write leaves the process; it raises
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,15 +40,17 @@ def bound(
             fence()
         if not kwargs.get("_request_timeout"):
             kwargs["_request_timeout"] = write_timeout if write else timeout
+        started = time.monotonic()
         try:
             answer = send(method, url, *args, **kwargs)
         except k8s.ApiException as refused:
-            telemetry.api_request(method, url, refused.status or 0)
+            telemetry.api_request(method, url, refused.status or 0, time.monotonic() - started)
             raise
         except Exception:
-            telemetry.api_request(method, url, 0)
+            telemetry.api_request(method, url, 0, time.monotonic() - started)
             raise
-        telemetry.api_request(method, url, getattr(answer, "status", 0) or 0)
+        telemetry.api_request(method, url, getattr(answer, "status", 0) or 0,
+                              time.monotonic() - started)  # fmt: skip
         return answer
 
     rest.request = request  # type: ignore[method-assign]

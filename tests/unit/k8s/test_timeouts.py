@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s
+from pitstop import telemetry
 from pitstop.k8s import client
 
 TIMEOUT = 0.2
@@ -104,3 +105,24 @@ def test_building_the_facade_gives_up_when_discovery_never_answers(silent_discov
     with pytest.raises(Exception, match=r"(?i)time"):
         facade(silent_discovery)
     assert time.monotonic() - started < BOUND
+
+
+def test_a_call_that_gave_up_counts_as_unanswered_with_the_time_it_waited(
+    silent_server: str,
+) -> None:
+    """The operator's /metrics say which requests a reconcile waited on, and for how long,
+    answered or not (`pitstop_api_request_duration_seconds`)."""
+    labels = {"verb": "PATCH", "resource": "modeldeployments/status"}
+
+    def sample(name: str, **extra: str) -> float:
+        return telemetry.REGISTRY.get_sample_value(name, {**labels, **extra}) or 0.0
+
+    count = sample("pitstop_api_request_duration_seconds_count")
+    waited = sample("pitstop_api_request_duration_seconds_sum")
+    unanswered = sample("pitstop_api_requests_total", code="0")
+    with pytest.raises(Exception, match=r"(?i)time"):
+        facade(silent_server).patch_status("ml", "fraud", {}, "1")
+    assert sample("pitstop_api_requests_total", code="0") > unanswered
+    assert sample("pitstop_api_request_duration_seconds_count") > count
+    # It gave up after its write timeout, at the earliest: that long is counted.
+    assert sample("pitstop_api_request_duration_seconds_sum") - waited >= WRITE_TIMEOUT
