@@ -16,6 +16,12 @@ grows with N, and the API server's own count of requests (all clients) while eac
 up and its p99 for writes (a reconcile that writes waits for them). Each phase's
 namespace is deleted, and gone, before the next phase starts. KWOK's pods run nothing:
 this measures the operator and the control plane, not model servers.
+
+The reconcile p99 is printed by window (all coming up, all kicked idle, all rolling
+out, then 20 rollouts arriving one a second with the rest idle), beside the API
+server's write p99 in the same window and the operator's own wait for each kind of
+write while all came up; `test_service_allocation` measures how fast this control plane
+creates Services, with and without a cluster IP, by clients at once.
 """
 
 from __future__ import annotations
@@ -61,6 +67,14 @@ class Figures:
     rollout: float = 0.0
     writes_to_healthy: dict[str, float] = field(default_factory=dict)
     writes_idle: float = 0.0
+    reconciles_to_healthy: float = 0.0  # per ModelDeployment
+    # The reconcile p99 and the API server's write p99 (every client's) in each window
+    # of the run, by window (see `WINDOWS`): (reconcile, API server writes), in seconds.
+    p99_by_window: dict[str, tuple[float, float]] = field(default_factory=dict)
+    baseline_p99: dict[str, float] = field(default_factory=dict)  # its API server writes'
+    # The operator's own writes while all came up, as it waited for them: (p50, p99) s.
+    writes_up: dict[str, tuple[float, float]] = field(default_factory=dict)
+    reconciles_rollout: float = 0.0  # per ModelDeployment, its rollout (pause included)
     rss_mb: float = 0.0
     cpu_seconds: float = 0.0
     p50: float = 0.0
@@ -245,6 +259,68 @@ def bound(buckets: Iterable[tuple[float, float]], q: float) -> float:
     return next((le for le, count in ordered if count >= q * total), math.inf)
 
 
+def interpolated(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The q-quantile of what a histogram counted between two readings, interpolated
+    linearly within its bucket as Prometheus's histogram_quantile does (a bucket's
+    upper bound alone says only "at most 2.5 s" of a p99 of 1.1 s)."""
+    counts = sorted((le, n - before.get(le, 0.0)) for le, n in after.items())
+    rank, lower, below = q * counts[-1][1], 0.0, 0.0
+    for le, n in counts:
+        if n >= rank:
+            if math.isinf(le):
+                return lower  # past the last finite bound: that bound, as Prometheus
+            return lower + (le - lower) * (rank - below) / max(n - below, 1e-9)
+        lower, below = le, n
+    return math.nan
+
+
+def reconcile_buckets(url: str) -> dict[float, float]:
+    return {float(labels["le"]): value for name, labels, value in operator_metrics.samples(url)
+            if name == "pitstop_reconcile_duration_seconds_bucket"}  # fmt: skip
+
+
+def request_buckets(url: str) -> dict[str, dict[float, float]]:
+    """The operator's API request latency histogram, by 'VERB resource'."""
+    found: dict[str, dict[float, float]] = {}
+    for name, labels, value in operator_metrics.samples(url):
+        if name == "pitstop_api_request_duration_seconds_bucket":
+            key = f"{labels['verb']} {labels['resource']}"
+            found.setdefault(key, {})[float(labels["le"])] = value
+    return found
+
+
+class Window:
+    """The reconcile and API-server-write histograms at the start of a window."""
+
+    def __init__(self, cluster: testing.DevCluster, url: str) -> None:
+        self.cluster, self.url = cluster, url
+        self.reconciles, self.api = reconcile_buckets(url), served(cluster).write_buckets
+        self.requests = request_buckets(url)
+
+    def p99(self) -> tuple[float, float]:
+        """(reconcile p99, the API server's write p99) since the window began."""
+        return (interpolated(self.reconciles, reconcile_buckets(self.url), 0.99),
+                interpolated(self.api, served(self.cluster).write_buckets, 0.99))  # fmt: skip
+
+    def writes(self) -> dict[str, tuple[float, float]]:
+        """The operator's writes since the window began: (p50, p99) by 'VERB resource'."""
+        found = {}
+        for key, after in request_buckets(self.url).items():
+            before = self.requests.get(key, {})
+            if key.split()[0] in WRITES and max(after.values()) > max(before.values(), default=0):
+                found[key] = (interpolated(before, after, 0.5), interpolated(before, after, 0.99))
+        return found
+
+
+WINDOWS = {
+    "up": "all created at once, to Healthy",
+    "idle": "all kicked, nothing to change",
+    "rollout": "all rolled out at once",
+    "paced": "one rollout a second, the rest idle",
+}
+PACED = 20  # rollouts in the paced window (at most N)
+
+
 def write_p99(before: Served, after: Served) -> float:
     """The bound under which 99 % of the API server's writes between the two finished."""
     return bound(((le, n - before.write_buckets.get(le, 0.0))
@@ -328,6 +404,7 @@ def baseline(cluster: testing.DevCluster, n: int, figures: Figures) -> None:
 
     seen = Tally(apps.list_namespaced_deployment, ns)
     asked = served(cluster)
+    window = asked.write_buckets
     started, cpu, programs = time.monotonic(), machine_cpu(), process_cpu()
     parallel(lambda m: (apps.create_namespaced_deployment(ns, deployment(m, "1")),
                         core.create_namespaced_service(ns, service(m, m)),
@@ -336,12 +413,16 @@ def baseline(cluster: testing.DevCluster, n: int, figures: Figures) -> None:
     figures.baseline_up = time.monotonic() - started
     figures.baseline_up_cpu = cpu_since(cpu)
     figures.baseline_up_top = top_cpu(programs, process_cpu())
-    figures.baseline_up_served = minus(served(cluster).requests, asked.requests)
-    started = time.monotonic()
+    now = served(cluster)
+    figures.baseline_up_served = minus(now.requests, asked.requests)
+    figures.baseline_p99["up"] = interpolated(window, now.write_buckets, 0.99)
+    started, window = time.monotonic(), now.write_buckets
     parallel(lambda m: apps.patch_namespaced_deployment(m, ns, deployment(m, "2")), names)
     wait("the baseline rolled out", lambda: seen.count(available("2")) == n, 900)
     seen.stop()
-    figures.baseline_write_p99 = write_p99(asked, served(cluster))
+    now = served(cluster)
+    figures.baseline_p99["rollout"] = interpolated(window, now.write_buckets, 0.99)
+    figures.baseline_write_p99 = write_p99(asked, now)
     figures.baseline_rollout = time.monotonic() - started
     api.close()  # type: ignore[no-untyped-call]
     remove(cluster, ns)
@@ -378,8 +459,9 @@ def test_scale(
     seen = Tally(custom.list_namespaced_custom_object, GROUP, VERSION, ns, PLURAL)
     try:
         before = writes(url)
+        passes = one(url, "pitstop_reconciles_total")
         started, cpu, programs = time.monotonic(), machine_cpu(), process_cpu()
-        asked = served(cluster)
+        asked, window = served(cluster), Window(cluster, url)
         parallel(lambda m: custom.create_namespaced_custom_object(
             GROUP, VERSION, ns, PLURAL, model_deployment(m, "1")), names)  # fmt: skip
         wait("every ModelDeployment Healthy", lambda: seen.count(healthy("1")) == n, 1800)
@@ -387,27 +469,34 @@ def test_scale(
         figures.healthy_cpu = cpu_since(cpu)
         figures.healthy_top = top_cpu(programs, process_cpu())
         figures.healthy_served = minus(served(cluster).requests, asked.requests)
+        figures.p99_by_window["up"], figures.writes_up = window.p99(), window.writes()
         posted(url)
         settled = writes(url)
         figures.writes_to_healthy = {k: v / n for k, v in minus(settled, before).items()}
+        figures.reconciles_to_healthy = (one(url, "pitstop_reconciles_total") - passes) / n
 
         # Kick every one with nothing to change (an annotation: no new generation).
         reconciles = one(url, "pitstop_reconciles_total")
-        quiet = writes(url)
+        quiet, window = writes(url), Window(cluster, url)
         parallel(lambda m: custom.patch_namespaced_custom_object(
             GROUP, VERSION, ns, PLURAL, m,
             {"metadata": {"annotations": {"bench.pitstop.dev/kick": "1"}}}), names)  # fmt: skip
         wait("a reconcile of each kicked one",
              lambda: one(url, "pitstop_reconciles_total") >= reconciles + n, 600)  # fmt: skip
+        figures.p99_by_window["idle"] = window.p99()
         posted(url)
         figures.writes_idle = sum(minus(writes(url), quiet).values())
 
-        started = time.monotonic()
+        started, passes = time.monotonic(), one(url, "pitstop_reconciles_total")
+        window = Window(cluster, url)
         parallel(lambda m: custom.patch_namespaced_custom_object(
             GROUP, VERSION, ns, PLURAL, m,
             {"spec": {"model": {"version": "2"}, "image": IMAGE.format(2)}}), names)  # fmt: skip
         wait("every rollout finished", lambda: seen.count(healthy("2")) == n, 1800)
         figures.rollout = time.monotonic() - started
+        figures.reconciles_rollout = (one(url, "pitstop_reconciles_total") - passes) / n
+        figures.p99_by_window["rollout"] = window.p99()
+
         figures.write_p99 = write_p99(asked, served(cluster))
 
         assert operator.pid is not None
@@ -416,11 +505,24 @@ def test_scale(
         fields = Path(f"/proc/{operator.pid}/stat").read_text().rsplit(")", 1)[1].split()
         figures.cpu_seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         figures.p50, figures.p99 = quantile(url, 0.5), quantile(url, 0.99)
-        figures.errors = one(url, "pitstop_reconciles_total", result="error")
-        figures.events_dropped = one(url, "pitstop_events_dropped_total")
         figures.requests = operator_metrics.requests(operator_metrics.samples(url))
         with operator.log_path.open("rb") as logged:
             figures.log_lines = sum(1 for _ in logged) / n
+
+        # After the figures above, the same operator, holding all N, with rollouts arriving
+        # one a second: what a reconcile takes when the benchmark itself does not
+        # saturate the control plane.
+        paced, window = names[: min(PACED, n)], Window(cluster, url)
+        begun = time.monotonic()
+        for i, m in enumerate(paced):
+            time.sleep(max(0.0, begun + i - time.monotonic()))  # the arrival rate, 1/s
+            custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, m,
+                {"spec": {"model": {"version": "3"}, "image": IMAGE.format(3)}})  # fmt: skip
+        wait("the paced rollouts finished",
+             lambda: seen.count(healthy("3")) == len(paced), 600)  # fmt: skip
+        figures.p99_by_window["paced"] = window.p99()
+        figures.errors = one(url, "pitstop_reconciles_total", result="error")
+        figures.events_dropped = one(url, "pitstop_events_dropped_total")
         RESULTS.append(figures)
         report()
     finally:
@@ -453,6 +555,21 @@ def report() -> None:
             f"baseline {base_cpu:.1f} CPU s ({base_busy:.0%} busy), Pitstop {cpu:.1f} CPU s "
             f"({busy:.0%} busy; {cpu / max(base_cpu, 1e-9):.2f}x the baseline's work)\n"
             f"    most CPU s: baseline {f.baseline_up_top}; Pitstop {f.healthy_top}"
+        )
+    print("  reconciles per ModelDeployment to Healthy · over its rollout: "
+          + ", ".join(f"{f.reconciles_to_healthy:.1f} · {f.reconciles_rollout:.1f} at N={f.n}"
+                      for f in RESULTS))  # fmt: skip
+    for f in RESULTS:
+        print(f"  p99 by window at N={f.n} (interpolated in the histograms' buckets): "
+              + "; ".join(f"{WINDOWS[w]}: reconcile {r:.2f} s, API server writes {a:.2f} s"
+                          for w, (r, a) in f.p99_by_window.items())
+              + "; the baseline's API server writes: "
+              + ", ".join(f"{WINDOWS[w].split(',')[0]} {a:.2f} s"
+                          for w, a in f.baseline_p99.items()))  # fmt: skip
+    for f in RESULTS:
+        print(
+            f"  the operator's writes while N={f.n} came up, as it waited for them (p50 · p99): "
+            + ", ".join(f"{k} {a:.2f} · {b:.2f} s" for k, (a, b) in sorted(f.writes_up.items()))
         )
     print("  Events dropped (queue full): "
           + ", ".join(f"{f.events_dropped:.0f} at N={f.n}" for f in RESULTS))  # fmt: skip
@@ -493,3 +610,41 @@ def report() -> None:
         "  targets: Healthy <= 1.2x baseline; rollouts <= pause + 1.5x baseline; <= 8 writes "
         "per MD to Healthy; 0 idle writes; RSS < 300 MB; reconcile p99 < 0.5 s; no errors"
     )
+
+
+def test_service_allocation(cluster: testing.DevCluster) -> None:
+    """What creating Services costs on this control plane: each ClusterIP Service takes
+    an address from the API server's allocator, which allocates one at a time (an
+    IPAddress object created under one lock), so ClusterIP Services are created no
+    faster with more clients, only each waits longer; headless Services (no address)
+    are not held. Both sides of the scale benchmark create two ClusterIP Services per
+    object, and a reconcile that creates them waits there (its p99 while a fleet comes up)."""
+    ns = f"svc-{uuid.uuid4().hex[:6]}"
+    cluster.create_namespace(ns, pod_security="restricted")
+    api = cluster.api_client()
+    core = k8s.CoreV1Api(api)
+    count = 200
+    rates: dict[tuple[int, bool], float] = {}
+    try:
+        for clients in (1, 8, 16):
+            for headless in (False, True):
+
+                def create(i: int, clients: int = clients, headless: bool = headless) -> None:
+                    body = service(f"c{clients}-{'h' if headless else 'ip'}-{i}", "none")
+                    if headless:
+                        body["spec"]["clusterIP"] = "None"
+                    core.create_namespaced_service(ns, body)
+
+                started = time.monotonic()
+                with ThreadPoolExecutor(clients) as pool:
+                    list(pool.map(create, range(count)))
+                rates[clients, headless] = count / (time.monotonic() - started)
+        print("\nServices created per second, by clients at once (200 each): "
+              + "; ".join(f"{c}: ClusterIP {rates[c, False]:.0f}/s, headless {rates[c, True]:.0f}/s"
+                          for c in (1, 8, 16)))  # fmt: skip
+        made = core.list_namespaced_service(ns).items
+        assert len(made) == 6 * count
+        assert sum(1 for s in made if s.spec.cluster_ip != "None") == 3 * count  # all allocated
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+        remove(cluster, ns)
