@@ -40,18 +40,16 @@ def bound(
             fence()
         if not kwargs.get("_request_timeout"):
             kwargs["_request_timeout"] = write_timeout if write else timeout
-        started = time.monotonic()
+        started, code = time.monotonic(), 0  # 0: no answer
         try:
             answer = send(method, url, *args, **kwargs)
+            code = getattr(answer, "status", 0) or 0
+            return answer
         except k8s.ApiException as refused:
-            telemetry.api_request(method, url, refused.status or 0, time.monotonic() - started)
+            code = refused.status or 0
             raise
-        except Exception:
-            telemetry.api_request(method, url, 0, time.monotonic() - started)
-            raise
-        telemetry.api_request(method, url, getattr(answer, "status", 0) or 0,
-                              time.monotonic() - started)  # fmt: skip
-        return answer
+        finally:
+            telemetry.api_request(method, url, code, time.monotonic() - started)
 
     rest.request = request  # type: ignore[method-assign]
 

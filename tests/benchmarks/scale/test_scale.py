@@ -333,9 +333,7 @@ def writes(url: str) -> dict[str, float]:
 
 
 def quantile(url: str, q: float) -> float:
-    return bound(((float(labels["le"]), value)
-                  for name, labels, value in operator_metrics.samples(url)
-                  if name == "pitstop_reconcile_duration_seconds_bucket"), q)  # fmt: skip
+    return bound(reconcile_buckets(url).items(), q)
 
 
 def posted(url: str) -> None:
